@@ -1,0 +1,220 @@
+"""The process API: what code running inside a process calls.
+
+Each function acts on behalf of the current process (found through a context
+variable) and raises `NotInProcess` when called from plain asyncio code. The names
+and semantics are Erlang's (``spawn_link``, ``monitor``, ``trap_exit``, ...); times
+are in seconds, as everywhere in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._context import current_process
+from ._mailbox import NO_DEFAULT, Match
+from ._pid import Pid, Ref
+from .errors import ExitProcess, NotInProcess
+from .messages import KILL, Offloaded, Reason
+
+if TYPE_CHECKING:
+    from ._node import Dest, Node
+    from ._process import Process
+
+T = TypeVar("T")
+
+
+def _me() -> Process:
+    proc = current_process.get(None)
+    if proc is None:
+        raise NotInProcess("this must be called from inside an alight process")
+    return proc
+
+
+class Actor:
+    """Base for a process written as a class: ``spawn(MyActor, *args)`` builds the
+    instance inside the new process with ``MyActor(*args)`` and awaits its `run`."""
+
+    async def run(self) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__} must define async run(self)")
+
+    @property
+    def pid(self) -> Pid:
+        return self_pid()
+
+
+async def _run_actor(cls: type[Actor], *args: Any) -> Any:
+    return await cls(*args).run()
+
+
+def _body(fn: Callable[..., Awaitable[Any]] | type[Actor], args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    if isinstance(fn, type):
+        if not issubclass(fn, Actor):
+            raise TypeError(f"spawn takes an async function or an Actor subclass, not {fn!r}")
+        return _run_actor, (fn, *args)
+    if not callable(fn):
+        raise TypeError(f"spawn takes an async function or an Actor subclass, not {fn!r}")
+    return fn, args
+
+
+def self_pid() -> Pid:
+    """The pid of the current process (Erlang's ``self()``)."""
+    return _me().pid
+
+
+def current_node() -> Node:
+    """The node the current process runs on."""
+    return _me().node
+
+
+def spawn(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> Pid:
+    """Start a process running ``await fn(*args)`` (or an `Actor` subclass); returns at once."""
+    body, body_args = _body(fn, args)
+    return _me().node.spawn_process(body, body_args).pid
+
+
+def spawn_link(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> Pid:
+    """Like `spawn`, and link the new process to the caller atomically."""
+    me = _me()
+    body, body_args = _body(fn, args)
+    return me.node.spawn_process(body, body_args, link=me).pid
+
+
+def spawn_monitor(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> tuple[Pid, Ref]:
+    """Like `spawn`, and monitor the new process atomically; returns ``(pid, ref)``."""
+    me = _me()
+    body, body_args = _body(fn, args)
+    pid = me.node.spawn_process(body, body_args).pid
+    return pid, me.node.monitor(me, pid)
+
+
+def send(dest: Dest, message: Any) -> None:
+    """Send ``message`` to a pid or registered name. Never blocks; a dead or unknown
+    pid drops the message (Erlang's ``!``); an unregistered name raises `UnknownName`."""
+    _me().node.send(dest, message)
+
+
+async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:
+    """Take the oldest message that matches ``match`` from the current mailbox.
+
+    ``match`` is a type or tuple of types (``isinstance``), a predicate, or None for
+    any message; unmatched messages stay queued in arrival order (selective receive).
+    With a ``timeout`` in seconds, raise `ReceiveTimeout` when it passes, or return
+    ``default`` if one is given; ``timeout=0`` only looks at what is queued.
+    """
+    return await _me().receive(match, timeout, default)
+
+
+def receive_nowait(match: Match = None, default: Any = NO_DEFAULT) -> Any:
+    """`receive` with ``timeout=0``, without awaiting."""
+    return _me().receive_nowait(match, default)
+
+
+def link(pid: Pid) -> None:
+    """Link the current process with ``pid``. A dead ``pid`` raises `NoProc`, or
+    delivers ``Exit(pid, "noproc")`` if the caller traps exits."""
+    me = _me()
+    me.node.link(me, pid)
+
+
+def unlink(pid: Pid) -> None:
+    """Remove the link with ``pid``, if any."""
+    me = _me()
+    me.node.unlink(me, pid)
+
+
+def monitor(pid: Pid) -> Ref:
+    """Monitor ``pid``: a `Down` with its exit reason arrives when it ends, or at
+    once with reason ``"noproc"`` if it is not alive."""
+    me = _me()
+    return me.node.monitor(me, pid)
+
+
+def demonitor(ref: Ref, flush: bool = False) -> bool:
+    """Stop monitoring; with ``flush``, also drop a `Down` for ``ref`` already queued."""
+    me = _me()
+    return me.node.demonitor(me, ref, flush)
+
+
+def exit(pid: Pid, reason: Reason) -> None:  # noqa: A001 - Erlang's name
+    """Send ``pid`` an exit signal (Erlang's ``exit(Pid, Reason)``).
+
+    ``"kill"`` cannot be trapped and kills with reason ``"killed"``; ``"normal"`` is
+    ignored by a process that does not trap exits (unless it is the caller); any
+    other reason kills a non-trapping process and reaches a trapping one as `Exit`.
+    """
+    me = _me()
+    if pid == me.pid and not me.trap_exit and reason != KILL:
+        raise ExitProcess(reason)
+    me.node.exit(me.pid, pid, reason)
+
+
+def trap_exit(flag: bool = True) -> bool:
+    """Turn exit signals into `Exit` messages (or back); returns the previous value."""
+    me = _me()
+    previous, me.trap_exit = me.trap_exit, flag
+    return previous
+
+
+def register(name: str, pid: Pid | None = None) -> None:
+    """Register ``pid`` (default: the caller) under ``name`` on this node."""
+    me = _me()
+    me.node.register(name, me.pid if pid is None else pid)
+
+
+def unregister(name: str) -> None:
+    _me().node.unregister(name)
+
+
+def whereis(name: str) -> Pid | None:
+    """The pid registered under ``name``, or None."""
+    return _me().node.whereis(name)
+
+
+def make_ref() -> Ref:
+    return _me().node.make_ref()
+
+
+def send_after(delay: float, dest: Dest, message: Any) -> Ref:
+    """Send ``message`` to ``dest`` after ``delay`` seconds (``erlang:send_after``)."""
+    return _me().node.send_after(delay, dest, message)
+
+
+def cancel_timer(ref: Ref) -> float | None:
+    """Cancel a `send_after` timer; the seconds it had left, or None if it fired."""
+    return _me().node.cancel_timer(ref)
+
+
+def run_blocking(fn: Callable[..., T], *args: Any) -> Ref:
+    """Run blocking ``fn(*args)`` in the node's thread pool; returns a ref at once.
+
+    When it finishes, the caller receives ``Offloaded(ref, value=...)`` or
+    ``Offloaded(ref, error=...)``. Use it for blocking I/O or for C code that
+    releases the GIL, so that the loop (and every other process) keeps running.
+    """
+    me = _me()
+    node = me.node
+    ref = node.make_ref()
+    future = node.loop.run_in_executor(node.executor(), fn, *args)
+    pid = me.pid
+
+    def deliver(done: Any) -> None:
+        if done.cancelled():
+            node.send(pid, Offloaded(ref, error=RuntimeError("cancelled")))
+        elif done.exception() is not None:
+            node.send(pid, Offloaded(ref, error=done.exception()))
+        else:
+            node.send(pid, Offloaded(ref, value=done.result()))
+
+    future.add_done_callback(deliver)
+    return ref
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """`run_blocking` and wait for its `Offloaded` message; return or raise its outcome."""
+    ref = run_blocking(fn, *args)
+    result: Offloaded = await receive(lambda m: type(m) is Offloaded and m.ref == ref)
+    if result.error is not None:
+        raise result.error
+    value: T = result.value
+    return value

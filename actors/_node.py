@@ -1,0 +1,482 @@
+"""The node: one event loop and everything that lives on it.
+
+A `Node` owns its process table, its name registry, its timers, its root supervisor
+and its watchdog. There is no module-level state: two nodes in one interpreter (as in
+tests) share nothing. Code inside a process finds its node through the current
+process; code outside any process uses the `Node` methods directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import _crash
+from ._pid import Pid, Ref
+from ._process import Process, run_process
+from .errors import ActorError, NameTaken, NoProc, UnknownName
+from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Reason
+from ._watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from .supervisor import ChildSpec
+
+T = TypeVar("T")
+Dest = Pid | str
+"""Where `send` can deliver: a pid, or a name registered on this node."""
+
+log = logging.getLogger("alight.actors")
+
+
+class Remote(Protocol):
+    """What the node needs from distribution (the cluster package implements it).
+
+    Without one, messages to other nodes' pids are dropped (as Erlang drops messages
+    to an unreachable node) and links and monitors to them fire ``noconnection``.
+    """
+
+    def send(self, dest: Pid, message: Any) -> None: ...
+
+
+def _default_creation() -> int:
+    # Microseconds since the epoch: a restarted node gets a new creation, so its pids
+    # and refs never equal those of its previous life (Phoenix.Tracker does the same).
+    return time.time_ns() // 1000
+
+
+class Node:
+    """A BEAM-like node on one asyncio event loop.
+
+    ``Node(name).run(main, *args)`` creates the loop (uvloop unless
+    ``use_uvloop=False``), starts the node, runs ``main`` as the first process and
+    returns its value once it ends, then stops the node: the root supervisor's
+    children stop in reverse start order within their shutdown timeouts, and every
+    remaining process is killed. If ``main`` crashes, `run` raises its exception.
+
+    ``await node.start()`` / ``await node.stop()`` attach the node to a loop that is
+    already running (under uvicorn, say).
+
+    ``watchdog_threshold`` (seconds, default 0.1; ``None`` disables it) is how long a
+    process may hold the loop before the watchdog reports it.
+    """
+
+    def __init__(
+        self,
+        name: str = "nonode@nohost",
+        *,
+        creation: int | None = None,
+        use_uvloop: bool = True,
+        watchdog_threshold: float | None = 0.1,
+        max_blocking_threads: int | None = None,
+    ) -> None:
+        self.name = name
+        self.creation = _default_creation() if creation is None else creation
+        self.use_uvloop = use_uvloop
+        self.remote: Remote | None = None
+        self._procs: dict[int, Process] = {}
+        self._names: dict[str, Process] = {}
+        self._timers: dict[Ref, asyncio.TimerHandle] = {}
+        self._serial = 0
+        self._ref_serial = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._root: Pid | None = None
+        self._executor: Executor | None = None
+        self._max_blocking_threads = max_blocking_threads
+        self._stopping: asyncio.Event | None = None
+        self.watchdog = Watchdog(self, watchdog_threshold)
+        self.crashes = 0
+        """How many processes have crashed on this node (crash reports logged)."""
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, processes={len(self._procs)})"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The node's event loop; raises `ActorError` before `start`."""
+        if self._loop is None:
+            raise ActorError(f"node {self.name} is not running")
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    @property
+    def root(self) -> Pid:
+        """The pid of the root supervisor (``one_for_one``), which `stop` shuts down."""
+        if self._root is None:
+            raise ActorError(f"node {self.name} is not running")
+        return self._root
+
+    def run(self, main: Callable[..., Awaitable[T]], *args: Any, debug: bool | None = None) -> T:
+        """Run a fresh event loop with this node until ``main(*args)`` returns."""
+        with asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
+            return runner.run(self._run_main(main, args))
+
+    def serve(self, children: Iterable[ChildSpec] = (), *, debug: bool | None = None) -> None:
+        """Start ``children`` under the root supervisor and run until SIGTERM or SIGINT.
+
+        On either signal the tree stops in reverse start order within each child's
+        shutdown timeout, then `serve` returns.
+        """
+        with asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
+            runner.run(self._serve(list(children)))
+
+    def _loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        if not self.use_uvloop:
+            return None
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio is the fallback
+            return None
+        return uvloop.new_event_loop
+
+    async def _run_main(self, main: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        await self.start()
+        try:
+            return await self.execute(main, *args)
+        finally:
+            await self.stop()
+
+    async def _serve(self, children: list[ChildSpec]) -> None:
+        from .supervisor import start_child
+
+        await self.start()
+        try:
+            for spec in children:
+                await self.execute(start_child, self.root, spec)
+            stopping = self._stopping
+            assert stopping is not None
+            loop = self.loop
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stopping.set)
+            try:
+                await stopping.wait()
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        finally:
+            await self.stop()
+
+    def request_stop(self) -> None:
+        """Ask a `serve` call to stop the node, as SIGTERM does."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def start(self) -> None:
+        """Attach the node to the running loop and start its root supervisor."""
+        from .supervisor import Supervisor
+
+        if self._loop is not None:
+            raise ActorError(f"node {self.name} is already running")
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.watchdog.start()
+        self._root = await self.execute(Supervisor.start, [], name="alight.root")
+
+    async def stop(self) -> None:
+        """Stop the root supervisor's tree in reverse order, then kill what is left."""
+        from .supervisor import Supervisor
+
+        if self._loop is None:
+            return
+        if self._root is not None and self._root.serial in self._procs:
+            with contextlib.suppress(ActorError):
+                await self.execute(Supervisor.stop, self._root, SHUTDOWN, None)
+        tasks = []
+        for proc in list(self._procs.values()):
+            self.kill(proc, KILLED)
+            if proc.task is not None:
+                tasks.append(proc.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.watchdog.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._root = None
+        self._loop = None
+
+    async def execute(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in a new temporary process and return its value or raise its error.
+
+        This is how code outside any process (a test, an ASGI handler) uses APIs that
+        need a current process, such as `GenServer.call`.
+        """
+        outcome: list[tuple[bool, Any]] = []
+
+        async def body() -> None:
+            # An error goes to the caller, who owns it: no crash report here.
+            try:
+                outcome.append((True, await fn(*args, **kwargs)))
+            except Exception as error:  # noqa: BLE001 - handed to the caller below
+                outcome.append((False, error))
+
+        proc = self.spawn_process(body, ())
+        assert proc.task is not None
+        await asyncio.wait([proc.task])
+        if not outcome:
+            raise ActorError(f"{fn!r} exited: {proc.final_reason!r}")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    # -- processes ----------------------------------------------------------------
+
+    def spawn_process(
+        self,
+        body: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        *,
+        link: Process | None = None,
+    ) -> Process:
+        """Create a process running ``body(*args)``, linked to ``link`` if given."""
+        loop = self.loop
+        self._serial += 1
+        serial = self._serial
+        proc = Process(Pid(self.name, self.creation, serial), self)
+        proc.label = body
+        if link is not None:
+            link.add_link(proc.pid)
+            proc.links = {link.pid}
+        self._procs[serial] = proc
+        proc.task = loop.create_task(run_process(proc, body, args))
+        return proc
+
+    def lookup(self, pid: Pid) -> Process | None:
+        """The live local process of ``pid``, or None."""
+        if pid.node != self.name or pid.creation != self.creation:
+            return None
+        return self._procs.get(pid.serial)
+
+    def make_ref(self) -> Ref:
+        self._ref_serial += 1
+        return Ref(self.name, self.creation, self._ref_serial)
+
+    def pids(self) -> list[Pid]:
+        """The pids of every live process on this node, oldest first."""
+        return [proc.pid for proc in self._procs.values()]
+
+    def processes(self) -> list[Process]:
+        """The live processes (runtime records; for introspection tools)."""
+        return list(self._procs.values())
+
+    # -- messages -----------------------------------------------------------------
+
+    def send(self, dest: Dest, message: Any) -> None:
+        """Deliver ``message``; never blocks. A dead or unknown pid drops it silently,
+        as Erlang's ``!`` does; an unregistered name raises `UnknownName`."""
+        if type(dest) is Pid:
+            if dest.node == self.name:
+                if dest.creation == self.creation:
+                    proc = self._procs.get(dest.serial)
+                    if proc is not None:
+                        proc.put(message)
+                return
+            if self.remote is not None:
+                self.remote.send(dest, message)
+            return
+        if isinstance(dest, str):
+            proc = self._names.get(dest)
+            if proc is None:
+                raise UnknownName(f"no process registered as {dest!r}")
+            proc.put(message)
+            return
+        raise TypeError(f"send destination must be a Pid or a registered name, not {dest!r}")
+
+    # -- names --------------------------------------------------------------------
+
+    def register(self, name: str, pid: Pid) -> None:
+        """Register ``pid`` under ``name``; raises `NameTaken` or `NoProc`."""
+        proc = self.lookup(pid)
+        if proc is None:
+            raise NoProc(pid, "register")
+        if name in self._names:
+            raise NameTaken(f"{name!r} is already registered to {self._names[name].pid!r}")
+        if proc.name is not None:
+            raise NameTaken(f"{pid!r} is already registered as {proc.name!r}")
+        proc.name = name
+        self._names[name] = proc
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name``; raises `UnknownName` if it is not registered."""
+        proc = self._names.pop(name, None)
+        if proc is None:
+            raise UnknownName(f"no process registered as {name!r}")
+        proc.name = None
+
+    def whereis(self, name: str) -> Pid | None:
+        proc = self._names.get(name)
+        return None if proc is None else proc.pid
+
+    def registered(self) -> list[str]:
+        return list(self._names)
+
+    # -- links, monitors, exit signals ---------------------------------------------
+
+    def link(self, proc: Process, pid: Pid) -> None:
+        """Link ``proc`` and ``pid`` (idempotent). A dead ``pid`` sends ``proc`` an
+        exit signal ``noproc`` (a message if it traps exits, else `NoProc` is raised)."""
+        if pid == proc.pid:
+            return
+        other = self.lookup(pid)
+        if other is None:
+            reason = NOPROC if pid.node == self.name else NOCONNECTION
+            if proc.trap_exit:
+                proc.put(Exit(pid, reason))
+                return
+            raise NoProc(pid, "link")
+        proc.add_link(pid)
+        other.add_link(proc.pid)
+
+    def unlink(self, proc: Process, pid: Pid) -> None:
+        proc.remove_link(pid)
+        other = self.lookup(pid)
+        if other is not None:
+            other.remove_link(proc.pid)
+
+    def monitor(self, watcher: Process, pid: Pid) -> Ref:
+        """Monitor ``pid``; a `Down` arrives when it ends, at once (``noproc``) if dead."""
+        ref = self.make_ref()
+        target = self.lookup(pid)
+        if target is None:
+            reason = NOPROC if pid.node == self.name else NOCONNECTION
+            watcher.put(Down(ref, pid, reason))
+            return ref
+        watcher.add_monitor(ref, pid)
+        target.add_monitored_by(ref, watcher.pid)
+        return ref
+
+    def demonitor(self, watcher: Process, ref: Ref, flush: bool = False) -> bool:
+        """Remove a monitor; True if it was active. ``flush`` drops a queued `Down`."""
+        target_pid = None if watcher.monitors is None else watcher.monitors.pop(ref, None)
+        if target_pid is not None:
+            target = self.lookup(target_pid)
+            if target is not None and target.monitored_by is not None:
+                target.monitored_by.pop(ref, None)
+        if flush:
+            watcher.receive_nowait(lambda m: type(m) is Down and m.ref == ref, None)
+        return target_pid is not None
+
+    def exit(self, sender: Pid | None, pid: Pid, reason: Reason) -> None:
+        """Send an exit signal, as Erlang's ``exit(Pid, Reason)``."""
+        target = self.lookup(pid)
+        if target is None:
+            return
+        if reason == KILL:
+            self.kill(target, KILLED)
+        elif target.trap_exit:
+            target.put(Exit(sender if sender is not None else pid, reason))
+        elif reason != NORMAL or sender == pid:
+            self.terminate(target, reason)
+
+    def _link_signal(self, target: Process, sender: Pid, reason: Reason) -> None:
+        # A linked process ended: trapped -> message; "normal" -> ignored; else death.
+        if target.trap_exit:
+            target.put(Exit(sender, reason))
+        elif reason != NORMAL:
+            self.terminate(target, KILLED if reason == KILL else reason)
+
+    def terminate(self, proc: Process, reason: Reason) -> None:
+        """End ``proc`` with ``reason`` by cancelling its task, so that its cleanup
+        (``finally`` blocks, `GenServer.terminate`) runs before links and monitors are
+        told. A task that has not started yet ends at once."""
+        if not proc.alive or proc.pending_exit is not None:
+            return
+        proc.pending_exit = reason
+        task = proc.task
+        if task is None or inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:
+            self.kill(proc, reason)
+        else:
+            task.cancel()
+
+    def kill(self, proc: Process, reason: Reason = KILLED) -> None:
+        """End ``proc`` now: links and monitors are told at once, then its task is
+        cancelled. This is ``kill``, which no process can trap or delay."""
+        if not proc.alive:
+            return
+        self.process_exited(proc, reason, crashed=False)
+        task = proc.task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def process_exited(self, proc: Process, reason: Reason, crashed: bool) -> None:
+        """Remove a process that ended and tell its links and monitors, once."""
+        proc.alive = False
+        proc.final_reason = reason
+        self._procs.pop(proc.pid.serial, None)
+        if proc.name is not None:
+            self._names.pop(proc.name, None)
+        if crashed:
+            self.crashes += 1
+            _crash.report(proc, reason)
+        pid = proc.pid
+        links = proc.links
+        if links:
+            proc.links = None
+            for other_pid in links:
+                other = self.lookup(other_pid)
+                if other is not None:
+                    other.remove_link(pid)
+                    self._link_signal(other, pid, reason)
+        watchers = proc.monitored_by
+        if watchers:
+            proc.monitored_by = None
+            for ref, watcher_pid in watchers.items():
+                watcher = self.lookup(watcher_pid)
+                if watcher is not None:
+                    if watcher.monitors is not None:
+                        watcher.monitors.pop(ref, None)
+                    watcher.put(Down(ref, pid, reason))
+        held = proc.monitors
+        if held:
+            proc.monitors = None
+            for ref, target_pid in held.items():
+                target = self.lookup(target_pid)
+                if target is not None and target.monitored_by is not None:
+                    target.monitored_by.pop(ref, None)
+
+    # -- timers -------------------------------------------------------------------
+
+    def send_after(self, delay: float, dest: Dest, message: Any) -> Ref:
+        """Send ``message`` to ``dest`` after ``delay`` seconds; returns a timer ref."""
+        ref = self.make_ref()
+        self._timers[ref] = self.loop.call_later(delay, self._fire, ref, dest, message)
+        return ref
+
+    def _fire(self, ref: Ref, dest: Dest, message: Any) -> None:
+        del self._timers[ref]
+        with contextlib.suppress(UnknownName):  # the name went away: dropped, as in Erlang
+            self.send(dest, message)
+
+    def cancel_timer(self, ref: Ref) -> float | None:
+        """Cancel a timer; returns the seconds it had left, or None if it already fired."""
+        handle = self._timers.pop(ref, None)
+        if handle is None:
+            return None
+        handle.cancel()
+        return max(0.0, handle.when() - self.loop.time())
+
+    # -- blocking work ------------------------------------------------------------
+
+    def executor(self) -> Executor:
+        """The node's thread pool for `run_blocking` (created on first use)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_blocking_threads, thread_name_prefix=f"alight-{self.name}"
+            )
+        return self._executor
