@@ -15,7 +15,7 @@ from ._context import current_process
 from ._mailbox import NO_DEFAULT, Match
 from ._pid import Pid, Ref
 from .errors import ExitProcess, NotInProcess
-from .messages import KILL, Offloaded, Reason
+from .messages import KILL, KILLED, Offloaded, Reason
 
 if TYPE_CHECKING:
     from ._node import Dest, Node
@@ -70,22 +70,27 @@ def current_node() -> Node:
 def spawn(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> Pid:
     """Start a process running ``await fn(*args)`` (or an `Actor` subclass); returns at once."""
     body, body_args = _body(fn, args)
-    return _me().node.spawn_process(body, body_args).pid
+    proc = _me().node.spawn_process(body, body_args)
+    proc.label = fn
+    return proc.pid
 
 
 def spawn_link(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> Pid:
     """Like `spawn`, and link the new process to the caller atomically."""
     me = _me()
     body, body_args = _body(fn, args)
-    return me.node.spawn_process(body, body_args, link=me).pid
+    proc = me.node.spawn_process(body, body_args, link=me)
+    proc.label = fn
+    return proc.pid
 
 
 def spawn_monitor(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -> tuple[Pid, Ref]:
     """Like `spawn`, and monitor the new process atomically; returns ``(pid, ref)``."""
     me = _me()
     body, body_args = _body(fn, args)
-    pid = me.node.spawn_process(body, body_args).pid
-    return pid, me.node.monitor(me, pid)
+    proc = me.node.spawn_process(body, body_args)
+    proc.label = fn
+    return proc.pid, me.node.monitor(me, proc.pid)
 
 
 def send(dest: Dest, message: Any) -> None:
@@ -94,7 +99,7 @@ def send(dest: Dest, message: Any) -> None:
     _me().node.send(dest, message)
 
 
-async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:
+async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:  # noqa: ASYNC109
     """Take the oldest message that matches ``match`` from the current mailbox.
 
     ``match`` is a type or tuple of types (``isinstance``), a predicate, or None for
@@ -144,8 +149,13 @@ def exit(pid: Pid, reason: Reason) -> None:  # noqa: A001 - Erlang's name
     other reason kills a non-trapping process and reaches a trapping one as `Exit`.
     """
     me = _me()
-    if pid == me.pid and not me.trap_exit and reason != KILL:
-        raise ExitProcess(reason)
+    if pid == me.pid:
+        # A signal to oneself takes effect now, not at the next await, as in Erlang.
+        if reason == KILL:
+            me.node.kill(me, KILLED)
+            raise ExitProcess(KILLED)
+        if not me.trap_exit:
+            raise ExitProcess(reason)
     me.node.exit(me.pid, pid, reason)
 
 
@@ -193,21 +203,7 @@ def run_blocking(fn: Callable[..., T], *args: Any) -> Ref:
     releases the GIL, so that the loop (and every other process) keeps running.
     """
     me = _me()
-    node = me.node
-    ref = node.make_ref()
-    future = node.loop.run_in_executor(node.executor(), fn, *args)
-    pid = me.pid
-
-    def deliver(done: Any) -> None:
-        if done.cancelled():
-            node.send(pid, Offloaded(ref, error=RuntimeError("cancelled")))
-        elif done.exception() is not None:
-            node.send(pid, Offloaded(ref, error=done.exception()))
-        else:
-            node.send(pid, Offloaded(ref, value=done.result()))
-
-    future.add_done_callback(deliver)
-    return ref
+    return me.node.offload(me.pid, fn, args)
 
 
 async def blocking(fn: Callable[..., T], *args: Any) -> T:

@@ -68,9 +68,7 @@ class ChildSpec:
         elif isinstance(shutdown, bool) or not (
             shutdown in ("brutal_kill", "infinity") or (isinstance(shutdown, int | float) and shutdown >= 0)
         ):
-            raise InvalidChildSpec(
-                "shutdown", f"must be seconds >= 0, 'brutal_kill' or 'infinity', got {shutdown!r}"
-            )
+            raise InvalidChildSpec("shutdown", f"must be seconds >= 0, 'brutal_kill' or 'infinity', got {shutdown!r}")
 
 
 def check_specs(specs: list[Any]) -> list[ChildSpec]:

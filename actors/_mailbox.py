@@ -33,7 +33,7 @@ _NOT_FOUND: Any = object()
 def _predicate(match: Match) -> Callable[[Any], bool] | None:
     if match is None:
         return None
-    if isinstance(match, type | tuple):
+    if isinstance(match, type) or (isinstance(match, tuple) and all(isinstance(t, type) for t in match)):
         types = match
         return lambda message: isinstance(message, types)
     if callable(match):
@@ -44,7 +44,7 @@ def _predicate(match: Match) -> Callable[[Any], bool] | None:
 class Mailbox:
     """A process's message queue; the base of `Process`, which adds identity."""
 
-    __slots__ = ("_queue", "_waiter", "received", "last_message")
+    __slots__ = ("_queue", "_waiter", "last_message", "received")
 
     def __init__(self) -> None:
         self._queue: deque[Any] | None = None
@@ -94,6 +94,13 @@ class Mailbox:
             index += 1
         return _NOT_FOUND, index
 
+    def drop(self, predicate: Callable[[Any], bool]) -> bool:
+        """Remove the oldest message matching ``predicate`` without receiving it (it is
+        not counted in `received`); True if one was removed. For runtime bookkeeping
+        such as ``demonitor(ref, flush=True)``."""
+        found, _ = self._take(predicate, 0)
+        return found is not _NOT_FOUND
+
     def _got(self, message: Any) -> Any:
         self.received += 1
         self.last_message = message
@@ -118,9 +125,7 @@ class Mailbox:
             raise ReceiveTimeout("no matching message")
         return default
 
-    async def receive(
-        self, match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT
-    ) -> Any:
+    async def receive(self, match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:  # noqa: ASYNC109
         """Wait for the oldest message that matches ``match``; see `actors.receive`."""
         queue = self._queue
         if match is None and queue:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from . import _crash
 from ._pid import Pid, Ref
 from ._process import Process, run_process
-from .errors import ActorError, NameTaken, NoProc, UnknownName
-from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Reason
 from ._watchdog import Watchdog
+from .errors import ActorError, NameTaken, NoProc, UnknownName
+from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Offloaded, Reason
 
 if TYPE_CHECKING:
     from .supervisor import ChildSpec
@@ -33,6 +33,8 @@ Dest = Pid | str
 """Where `send` can deliver: a pid, or a name registered on this node."""
 
 log = logging.getLogger("alight.actors")
+
+_STARTED = (inspect.CORO_RUNNING, inspect.CORO_SUSPENDED)
 
 
 class Remote(Protocol):
@@ -88,6 +90,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._root: Pid | None = None
         self._executor: Executor | None = None
+        self._offloaded: set[asyncio.Future[Any]] = set()
         self._max_blocking_threads = max_blocking_threads
         self._stopping: asyncio.Event | None = None
         self.watchdog = Watchdog(self, watchdog_threshold)
@@ -152,14 +155,18 @@ class Node:
 
         await self.start()
         try:
-            for spec in children:
-                await self.execute(start_child, self.root, spec)
             stopping = self._stopping
             assert stopping is not None
             loop = self.loop
+            # Handlers first: a SIGTERM while the children start (a child may already
+            # have said it is ready) still stops the tree in order.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stopping.set)
             try:
+                for spec in children:
+                    if stopping.is_set():
+                        break
+                    await self.execute(start_child, self.root, spec)
                 await stopping.wait()
             finally:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,6 +210,11 @@ class Node:
             handle.cancel()
         self._timers.clear()
         self.watchdog.stop()
+        for future in self._offloaded:
+            # Cancelled so that a thread finishing after the loop closed does not
+            # try to call back into it.
+            future.cancel()
+        self._offloaded.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -225,6 +237,7 @@ class Node:
                 outcome.append((False, error))
 
         proc = self.spawn_process(body, ())
+        proc.label = fn
         assert proc.task is not None
         await asyncio.wait([proc.task])
         if not outcome:
@@ -369,7 +382,8 @@ class Node:
             if target is not None and target.monitored_by is not None:
                 target.monitored_by.pop(ref, None)
         if flush:
-            watcher.receive_nowait(lambda m: type(m) is Down and m.ref == ref, None)
+            # `drop`, not `receive_nowait`: bookkeeping is not a message handled.
+            watcher.drop(lambda m: type(m) is Down and m.ref == ref)
         return target_pid is not None
 
     def exit(self, sender: Pid | None, pid: Pid, reason: Reason) -> None:
@@ -399,10 +413,14 @@ class Node:
             return
         proc.pending_exit = reason
         task = proc.task
-        if task is None or inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:
-            self.kill(proc, reason)
-        else:
-            task.cancel()
+        if task is not None:
+            coro = task.get_coro()
+            if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) in _STARTED:
+                task.cancel()
+                return
+        # A task that never ran cannot catch the cancellation, so `run_process` would
+        # never report its exit: end it here instead.
+        self.kill(proc, reason)
 
     def kill(self, proc: Process, reason: Reason = KILLED) -> None:
         """End ``proc`` now: links and monitors are told at once, then its task is
@@ -472,6 +490,22 @@ class Node:
         return max(0.0, handle.when() - self.loop.time())
 
     # -- blocking work ------------------------------------------------------------
+
+    def offload(self, pid: Pid, fn: Callable[..., Any], args: tuple[Any, ...]) -> Ref:
+        """Run ``fn(*args)`` in the thread pool; ``pid`` gets `Offloaded` when it ends."""
+        ref = self.make_ref()
+        future = self.loop.run_in_executor(self.executor(), fn, *args)
+        self._offloaded.add(future)
+
+        def deliver(done: asyncio.Future[Any]) -> None:
+            self._offloaded.discard(done)
+            if done.cancelled():
+                return  # only `stop` cancels, and then nobody is left to tell
+            error = done.exception()
+            self.send(pid, Offloaded(ref, done.result()) if error is None else Offloaded(ref, error=error))
+
+        future.add_done_callback(deliver)
+        return ref
 
     def executor(self) -> Executor:
         """The node's thread pool for `run_blocking` (created on first use)."""

@@ -45,7 +45,7 @@ class Pid:
     __str__ = __repr__
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, order=True)
 class Ref:
     """A unique reference, like Erlang's ``make_ref()``; printed ``#Ref<0.7>``.
 

@@ -26,19 +26,19 @@ class Process(Mailbox):
     """The runtime's record of one process. Users hold its `Pid`, never this object."""
 
     __slots__ = (
-        "pid",
-        "node",
-        "task",
-        "name",
-        "trap_exit",
-        "links",
-        "monitors",
-        "monitored_by",
-        "pending_exit",
-        "final_reason",
         "alive",
         "callback",
+        "final_reason",
         "label",
+        "links",
+        "monitored_by",
+        "monitors",
+        "name",
+        "node",
+        "pending_exit",
+        "pid",
+        "task",
+        "trap_exit",
     )
 
     def __init__(self, pid: Pid, node: Node) -> None:
@@ -60,8 +60,8 @@ class Process(Mailbox):
         self.alive = True
         self.callback: str | None = None
         """The callback being run, set by behaviours (``"handle_call"``, ...)."""
-        self.label: str | None = None
-        """What the process runs (function or class name), for introspection."""
+        self.label: Any = None
+        """What the process runs (its function or class), for introspection."""
 
     def __repr__(self) -> str:
         return f"Process({self.pid!r}, name={self.name!r})"

@@ -26,8 +26,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._pid import Pid
 from ._crash import describe_entry
+from ._pid import Pid
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -107,11 +107,19 @@ class Watchdog:
         if report is not None:
             self._open = None
             report.total = now - self._stamp
-            for pid in list(self._subscribers):
-                self.node.send(pid, report)
+            self._notify(report)
         self._stamp = now
-        assert self._loop is not None and self.threshold is not None
+        assert self._loop is not None
+        assert self.threshold is not None
         self._handle = self._loop.call_later(self.threshold / 2, self._beat)
+
+    def _notify(self, report: BlockReport) -> None:
+        node = self.node
+        for pid in list(self._subscribers):
+            if node.lookup(pid) is None:
+                self._subscribers.discard(pid)  # a dead subscriber unsubscribes itself
+            else:
+                node.send(pid, report)
 
     def _watch(self) -> None:
         assert self.threshold is not None
@@ -119,7 +127,12 @@ class Watchdog:
             stamp = self._stamp
             lag = time.monotonic() - stamp
             if lag > self.threshold and self._open is None:
-                self._open = self._inspect(lag)
+                report = self._inspect(lag)
+                # If the loop stamped meanwhile, the stall ended while we looked and the
+                # task and stack may belong to whatever ran next: not worth reporting.
+                if self._stamp == stamp:
+                    self._keep(report)
+                    self._open = report
 
     def _inspect(self, lag: float) -> BlockReport:
         assert self._loop is not None
@@ -132,15 +145,20 @@ class Watchdog:
                     break
         frame = sys._current_frames().get(self._loop_thread)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)"
-        report = BlockReport(
+        return BlockReport(
             pid=None if proc is None else proc.pid,
             name=None if proc is None else proc.name,
             entry=describe_entry(None if proc is None else proc.label),
             blocked_for=lag,
             stack=stack,
         )
+
+    def _keep(self, report: BlockReport) -> None:
         self.reports.append(report)
         self.reported += 1
-        who = "code outside any process" if proc is None else f"process {proc.pid!r} ({proc.name or report.entry})"
-        log.warning("%s has held the event loop for %.0f ms; stack:\n%s", who, lag * 1000, stack)
-        return report
+        who = (
+            "code outside any process"
+            if report.pid is None
+            else f"process {report.pid!r} ({report.name or report.entry})"
+        )
+        log.warning("%s has held the event loop for %.0f ms; stack:\n%s", who, report.blocked_for * 1000, report.stack)

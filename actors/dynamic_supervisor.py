@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ from ._intensity import RestartIntensity
 from ._pid import Pid, Ref
 from .errors import InvalidChildSpec, StartError, SupervisorError
 from .gen_server import From, GenServer, NoReply, Reply, Server, Stop, call, start_server
-from .messages import KILL, SHUTDOWN, Down, Exit, Reason, is_normal
+from .gen_server import stop as stop_server
+from .messages import KILL, NORMAL, SHUTDOWN, Down, Exit, Reason, is_normal
 from .supervisor import ChildCounts, ChildInfo
 
 log = logging.getLogger("alight.actors.supervisor")
@@ -40,9 +42,7 @@ class DynamicSupervisor(GenServer):
 
     default_shutdown = "infinity"
 
-    async def init(  # type: ignore[override]
-        self, max_children: int | None, max_restarts: int, max_seconds: float
-    ) -> None:
+    async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
         _me().trap_exit = True
         self.max_children = max_children
         self.intensity = RestartIntensity(max_restarts, max_seconds)
@@ -55,12 +55,27 @@ class DynamicSupervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
     ) -> Pid:
         """Start an empty dynamic supervisor linked to the caller."""
         _check(max_children, max_restarts, max_seconds)
         return await start_server(
             DynamicSupervisor, (max_children, max_restarts, max_seconds), name, timeout, link=True
+        )
+
+    @staticmethod
+    async def start(  # type: ignore[override]
+        *,
+        max_children: int | None = None,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        name: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
+    ) -> Pid:
+        """Like `start_link`, without the link."""
+        _check(max_children, max_restarts, max_seconds)
+        return await start_server(
+            DynamicSupervisor, (max_children, max_restarts, max_seconds), name, timeout, link=False
         )
 
     @staticmethod
@@ -81,6 +96,11 @@ class DynamicSupervisor(GenServer):
             )
 
         return ChildSpec(id=id, start=start, shutdown="infinity", type="supervisor")
+
+    @staticmethod
+    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
+        """Stop the supervisor: every child is shut down first, then it exits."""
+        await stop_server(server, reason, timeout)
 
     @staticmethod
     async def start_child(sup: Server, spec: ChildSpec) -> Pid | None:
@@ -109,6 +129,8 @@ class DynamicSupervisor(GenServer):
         return result
 
     async def handle_call(self, request: Any, from_: From) -> Reply | NoReply | Stop:
+        if not (isinstance(request, tuple) and len(request) == 2):
+            return Reply(SupervisorError("unknown_request", request))
         op, arg = request
         if op == "start_child":
             return Reply(await self._start(arg))
@@ -141,7 +163,7 @@ class DynamicSupervisor(GenServer):
     async def terminate(self, reason: Reason) -> None:
         await self._stop_all(list(self.children))
 
-    async def _start(self, spec: Any) -> Pid | None | Exception:
+    async def _start(self, spec: Any) -> Pid | Exception | None:
         if not isinstance(spec, ChildSpec):
             return InvalidChildSpec("spec", f"not a ChildSpec: {spec!r}")
         if self.max_children is not None and len(self.children) >= self.max_children:
@@ -178,7 +200,7 @@ class DynamicSupervisor(GenServer):
             spec = self.children.pop(pid)
             ref = node.monitor(me, pid)
             node.unlink(me, pid)
-            me.receive_nowait(lambda m, pid=pid: type(m) is Exit and m.pid == pid, None)
+            me.receive_nowait(_exit_from(pid), None)
             if spec.shutdown == "brutal_kill":
                 node.exit(me.pid, pid, KILL)
                 deadline = None
@@ -201,8 +223,14 @@ class DynamicSupervisor(GenServer):
                     pending[ref] = (pid, None)
 
 
+def _exit_from(pid: Pid) -> Callable[[Any], bool]:
+    return lambda m: type(m) is Exit and m.pid == pid
+
+
 def _check(max_children: int | None, max_restarts: int, max_seconds: float) -> None:
-    if max_children is not None and (not isinstance(max_children, int) or max_children < 0):
+    if max_children is not None and (
+        not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
+    ):
         raise ValueError(f"max_children must be an int >= 0 or None, not {max_children!r}")
     RestartIntensity(max_restarts, max_seconds)
 

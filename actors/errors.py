@@ -32,7 +32,7 @@ class ActorError(Exception):
     """Root of every exception raised by `alight.actors`."""
 
 
-class NotInProcess(ActorError):
+class NotInProcess(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """The function needs the current process but was called from plain asyncio code.
 
     Run the code inside a process (`Node.run`, `spawn`) or call the `Node` method of
@@ -40,7 +40,7 @@ class NotInProcess(ActorError):
     """
 
 
-class NoProc(ActorError):
+class NoProc(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """The target process is not alive (Erlang's ``noproc``)."""
 
     def __init__(self, target: Any, action: str = "") -> None:
@@ -50,11 +50,11 @@ class NoProc(ActorError):
         super().__init__(f"no process {target!r}{what}")
 
 
-class ReceiveTimeout(ActorError):
+class ReceiveTimeout(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """`receive` waited its whole timeout and no message matched."""
 
 
-class CallTimeout(ActorError):
+class CallTimeout(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """A `GenServer.call` got no reply within its timeout.
 
     The server may still handle the request later; its late reply is discarded.
@@ -67,7 +67,7 @@ class CallTimeout(ActorError):
         super().__init__(f"call to {target!r} timed out after {timeout} s (request {request!r})")
 
 
-class CallExit(ActorError):
+class CallExit(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """The server exited before replying to a call; ``reason`` is its exit reason."""
 
     def __init__(self, target: Any, reason: Any) -> None:
@@ -80,11 +80,11 @@ class RegistryError(ActorError):
     """A name registry operation was refused."""
 
 
-class NameTaken(RegistryError):
+class NameTaken(RegistryError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """The name is already registered, or the process already has a name."""
 
 
-class UnknownName(RegistryError):
+class UnknownName(RegistryError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """No process is registered under the name (Erlang raises ``badarg``)."""
 
 
@@ -96,14 +96,14 @@ class StartError(ActorError):
         super().__init__(f"start failed: {reason!r}")
 
 
-class Ignored(StartError):
+class Ignored(StartError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """The GenServer's ``init`` returned `Ignore()`: nothing was started."""
 
     def __init__(self) -> None:
         super().__init__("ignore")
 
 
-class InvalidChildSpec(ActorError):
+class InvalidChildSpec(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """A child spec is malformed; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -121,7 +121,7 @@ class SupervisorError(ActorError):
         super().__init__(f"{reason}{suffix}")
 
 
-class InvalidReturn(ActorError):
+class InvalidReturn(ActorError):  # noqa: N818 - leaves name what happened (STYLE 4)
     """A callback returned a value outside the shapes it may return; lists them."""
 
     def __init__(self, callback: str, value: Any, accepted: str) -> None:

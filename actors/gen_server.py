@@ -30,10 +30,18 @@ Any other return value is an error (`InvalidReturn`) that lists the accepted sha
 and crashes the server, as a bad return crashes an Erlang gen_server.
 
 ``terminate(reason)`` runs whenever the server stops, except on ``kill``: after a
-`Stop`, on `stop`, and on any exit signal (a supervisor's ``shutdown``, a linked
-crash). OTP only runs it for exit signals when the server traps exits; Python lets a
-cancelled coroutine clean up, so alight always does, and a supervisor's shutdown
-timeout still bounds how long it may take.
+`Stop` (a call's reply is sent after ``terminate``, as in OTP), on `stop`, when a
+callback raises (the exception is the reason), and on any exit signal (a
+supervisor's ``shutdown``, a linked crash). OTP only runs it for exit signals when
+the server traps exits; Python lets a cancelled coroutine clean up, so alight always
+does, and a supervisor's shutdown timeout still bounds how long it may take. A
+server that traps exits gets its parent's exit signal as a stop, not as
+``handle_info`` (the parent is the starter of `start_link`; a server started with
+`start` has none).
+
+A name given to `start`/`start_link` is registered before ``init`` runs; if it is
+taken, `StartError` carries ``("already_started", pid)`` and the new process exits
+``"normal"`` (OTP 26).
 """
 
 from __future__ import annotations
@@ -48,8 +56,8 @@ from .errors import CallExit, CallTimeout, ExitProcess, Ignored, InvalidReturn, 
 from .messages import KILLED, NOPROC, NORMAL, Down, Exit, Reason
 
 if TYPE_CHECKING:
+    from ._child import ChildSpec, Restart, Shutdown
     from ._process import Process
-    from .supervisor import ChildSpec, Restart, Shutdown
 
 Server = Pid | str
 """A server is addressed by pid or by registered name."""
@@ -136,8 +144,10 @@ class _Ack:
 class GenServer:
     """Base class of generic servers; see the module docstring."""
 
-    default_restart: ClassVar[str] = "permanent"
-    default_shutdown: ClassVar[float | str] = 5.0
+    default_restart: ClassVar[Restart] = "permanent"
+    """The ``restart`` of `child_spec` when none is given."""
+    default_shutdown: ClassVar[Shutdown] = 5.0
+    """The ``shutdown`` of `child_spec` when none is given (seconds, as OTP's 5 000 ms)."""
 
     async def init(self, *args: Any) -> Stop | Ignore | None:
         """Set up the state; runs in the new process before `start` returns."""
@@ -161,14 +171,12 @@ class GenServer:
         return _me().pid
 
     @classmethod
-    async def start(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:
+    async def start(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:  # noqa: ASYNC109 - OTP-style timeout argument
         """Start an unlinked server; returns its pid once ``init`` has succeeded."""
         return await start_server(cls, args, name, timeout, link=False)
 
     @classmethod
-    async def start_link(
-        cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT
-    ) -> Pid:
+    async def start_link(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:  # noqa: ASYNC109 - OTP-style timeout argument
         """Start a server linked to the caller; returns its pid once ``init`` succeeded.
 
         Raises `StartError` (``init`` raised or returned `Stop`, the name is taken,
@@ -194,7 +202,7 @@ class GenServer:
         return ChildSpec(
             id=cls.__qualname__ if id is None else id,
             start=start,
-            restart=restart if restart is not None else cls.default_restart,  # type: ignore[arg-type]
+            restart=restart if restart is not None else cls.default_restart,
             shutdown=shutdown if shutdown is not None else cls.default_shutdown,
             type="worker",
         )
@@ -212,22 +220,24 @@ def _resolve(me: Process, server: Server, action: str) -> Pid:
     return pid
 
 
-async def call(server: Server, request: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Any:
+async def call(server: Server, request: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Any:  # noqa: ASYNC109 - OTP-style timeout argument
     """Send ``request`` to ``server`` and wait for its reply.
 
     Fails at once with `NoProc` if the server is not alive, with `CallExit` if it
-    exits before replying, and with `CallTimeout` after ``timeout`` seconds (None
-    waits forever). A reply that arrives after a timeout is discarded.
+    exits before replying (or is the caller itself: reason ``"calling_self"``), and
+    with `CallTimeout` after ``timeout`` seconds (None waits forever). A reply that
+    arrives after a timeout is discarded.
     """
     me = _me()
     node = me.node
     pid = _resolve(me, server, "call")
+    if pid == me.pid:
+        # OTP exits with {calling_self, ...}: the call could only ever time out.
+        raise CallExit(server, "calling_self")
     # The monitor's ref is the call's tag, as in OTP: the reply and a Down both carry it.
     ref = node.monitor(me, pid)
     node.send(pid, _Call(me.pid, ref, request))
-    answer = await me.receive(
-        lambda m: (type(m) is _Reply or type(m) is Down) and m.ref == ref, timeout, default=None
-    )
+    answer = await me.receive(lambda m: (type(m) is _Reply or type(m) is Down) and m.ref == ref, timeout, default=None)
     if answer is None:
         node.demonitor(me, ref, flush=True)
         raise CallTimeout(server, request, timeout or 0.0)
@@ -264,11 +274,12 @@ def reply(from_: From, value: Any) -> None:
         node.send(from_.pid, _Reply(from_.ref, value))
 
 
-async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:
+async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
     """Stop ``server``: it runs ``terminate(reason)`` and exits with ``reason``.
 
-    Returns once it has exited; raises `NoProc` if it is not alive, and after
-    ``timeout`` seconds kills it and raises `CallTimeout`.
+    Returns once it has exited with ``reason``; raises `NoProc` if it is not alive,
+    `CallExit` if it exited with another reason (``terminate`` crashed, say), and after
+    ``timeout`` seconds kills it and raises `CallTimeout` (OTP's ``proc_lib:stop``).
     """
     me = _me()
     node = me.node
@@ -284,20 +295,26 @@ async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = 
         raise CallTimeout(server, "stop", timeout or 0.0)
     if down.reason == NOPROC:
         raise NoProc(server, "stop")
+    if down.reason != reason:
+        raise CallExit(server, down.reason)
 
 
 # -- the server process ---------------------------------------------------------------
 
 
 async def start_server(
-    cls: type[GenServer], args: tuple[Any, ...], name: str | None, timeout: float | None, link: bool
+    cls: type[GenServer],
+    args: tuple[Any, ...],
+    name: str | None,
+    timeout: float | None,  # noqa: ASYNC109 - OTP-style timeout argument
+    link: bool,
 ) -> Pid:
     """Spawn a ``cls`` server and return its pid once ``init`` has acknowledged
     (``proc_lib:start_link``); used by `GenServer.start_link` and by `Supervisor`."""
     me = _me()
     node = me.node
     ref = node.make_ref()
-    proc = node.spawn_process(_serve, (cls, args, name, me.pid, ref), link=me if link else None)
+    proc = node.spawn_process(_serve, (cls, args, name, me.pid, ref, link), link=me if link else None)
     proc.label = cls
     monitor = node.monitor(me, proc.pid)
     ack = await me.receive(
@@ -307,6 +324,8 @@ async def start_server(
     )
     node.demonitor(me, monitor, flush=True)
     if ack is None:
+        # OTP kills a server whose init outlives the start timeout; unlink first so
+        # that the starter gets the error, not the exit signal.
         node.unlink(me, proc.pid)
         node.kill(proc)
         raise StartError("timeout")
@@ -319,22 +338,29 @@ async def start_server(
     return proc.pid
 
 
-async def _serve(cls: type[GenServer], args: tuple[Any, ...], name: str | None, starter: Pid, ack: Ref) -> None:
+async def _serve(
+    cls: type[GenServer], args: tuple[Any, ...], name: str | None, starter: Pid, ack: Ref, linked: bool
+) -> None:
     me = _me()
     node = me.node
-    parent = starter
+    # OTP's parent: the starter of a linked server; an unlinked server is its own parent,
+    # so an Exit from its starter is an ordinary message for handle_info.
+    parent = starter if linked else me.pid
     if name is not None:
         try:
             node.register(name, me.pid)
         except NameTaken:
-            existing = node.whereis(name)
-            await _init_failed(me, starter, ack, ("already_started", existing))
+            # OTP 26 (gen:init_it): {error, {already_started, Pid}} for the starter,
+            # and the new process exits "normal" (no crash report).
+            await _init_failed(me, starter, ack, ("already_started", node.whereis(name)), exit_reason=NORMAL)
     me.callback = "init"
     server = cls()
     try:
         outcome = await server.init(*args)
     except asyncio.CancelledError:
         raise
+    except ExitProcess as exit_:
+        await _init_failed(me, starter, ack, exit_.reason)
     except Exception as error:  # noqa: BLE001 - handed to the starter, then the process exits with it
         await _init_failed(me, starter, ack, error)
     if isinstance(outcome, Ignore):
@@ -349,46 +375,30 @@ async def _serve(cls: type[GenServer], args: tuple[Any, ...], name: str | None, 
     await _loop(me, server, parent)
 
 
-async def _init_failed(me: Process, starter: Pid, ack: Ref, reason: Reason) -> NoReturn:
+async def _init_failed(me: Process, starter: Pid, ack: Ref, reason: Reason, exit_reason: Reason = None) -> NoReturn:
     # OTP 26 semantics: the starter gets the error from start_link, not an exit signal.
     me.node.unlink(me, starter)
     me.node.send(starter, _Ack(ack, error=reason))
-    raise ExitProcess(reason) from (reason if isinstance(reason, BaseException) else None)
+    final = reason if exit_reason is None else exit_reason
+    raise ExitProcess(final) from (reason if isinstance(reason, BaseException) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stopping:
+    """What `_dispatch` returns when a callback (or the parent, or `stop`) ends the
+    server: the reason, and the reply still owed to a caller (sent after terminate)."""
+
+    reason: Reason
+    reply_to: From | None = None
+    reply: Any = _NO_REPLY
 
 
 async def _loop(me: Process, server: GenServer, parent: Pid) -> None:
+    """Run the callbacks until the server stops, and run ``terminate`` as OTP does:
+    on a `Stop`, on `stop`, on the parent's exit signal, and when a callback raises
+    (then with the exception as the reason, which is also the exit reason)."""
     try:
-        while True:
-            message = await me.receive()
-            kind = type(message)
-            if kind is _Call:
-                me.callback = "handle_call"
-                result = await server.handle_call(message.request, From(message.sender, message.ref))
-                if type(result) is Reply:
-                    reply(From(message.sender, message.ref), result.value)
-                elif type(result) is Stop:
-                    if result.reply is not _NO_REPLY:
-                        reply(From(message.sender, message.ref), result.reply)
-                    await _stop(me, server, result.reason)
-                elif type(result) is not NoReply:
-                    raise InvalidReturn("handle_call", result, "Reply(value), NoReply(), Stop(reason, reply=...)")
-                continue
-            if kind is _Cast:
-                me.callback = "handle_cast"
-                result = await server.handle_cast(message.request)
-            elif kind is _SystemStop:
-                await _stop(me, server, message.reason)
-            elif kind is Exit and message.pid == parent and me.trap_exit:
-                # The parent (supervisor) ordered a stop: exit with its reason, as OTP does.
-                await _stop(me, server, message.reason)
-            else:
-                me.callback = "handle_info"
-                result = await server.handle_info(message)
-            if result is None or type(result) is NoReply:
-                continue
-            if type(result) is Stop:
-                await _stop(me, server, result.reason)
-            raise InvalidReturn(me.callback or "handle_info", result, "None, NoReply(), Stop(reason)")
+        stopping = await _dispatch(me, server, parent)
     except asyncio.CancelledError:
         # An exit signal (a supervisor's shutdown, a linked crash): clean up, then go.
         # A kill has already removed the process; nothing runs for it.
@@ -397,9 +407,59 @@ async def _loop(me: Process, server: GenServer, parent: Pid) -> None:
             me.callback = "terminate"
             await server.terminate(reason)
         raise
-
-
-async def _stop(me: Process, server: GenServer, reason: Reason) -> NoReturn:
+    except ExitProcess as exit_:
+        # exit(reason) from a callback: OTP catches it and terminates with reason.
+        await server.terminate(exit_.reason)
+        raise
+    except Exception as error:
+        # A crash in a callback (or a bad return): terminate(reason) runs, then the
+        # process exits with the same error, so the crash report keeps the callback
+        # and message that failed.
+        await server.terminate(error)
+        raise
     me.callback = "terminate"
-    await server.terminate(reason)
-    raise ExitProcess(reason)
+    try:
+        await server.terminate(stopping.reason)
+    finally:
+        # OTP replies to {stop, Reason, Reply, State} only after terminate has run.
+        if stopping.reply_to is not None:
+            reply(stopping.reply_to, stopping.reply)
+    raise ExitProcess(stopping.reason)
+
+
+async def _dispatch(me: Process, server: GenServer, parent: Pid) -> _Stopping:
+    """Handle messages until one of them stops the server; return how it stops."""
+    result: Any
+    while True:
+        message = await me.receive()
+        kind = type(message)
+        if kind is _Call:
+            me.callback = "handle_call"
+            from_ = From(message.sender, message.ref)
+            result = await server.handle_call(message.request, from_)
+            if type(result) is Reply:
+                reply(from_, result.value)
+            elif type(result) is Stop:
+                if result.reply is _NO_REPLY:
+                    return _Stopping(result.reason)
+                return _Stopping(result.reason, from_, result.reply)
+            elif type(result) is not NoReply:
+                raise InvalidReturn("handle_call", result, "Reply(value), NoReply(), Stop(reason, reply=...)")
+            continue
+        if kind is _Cast:
+            me.callback = "handle_cast"
+            result = await server.handle_cast(message.request)
+        elif kind is _SystemStop:
+            return _Stopping(message.reason)
+        elif kind is Exit and message.pid == parent and me.trap_exit:
+            # The parent (supervisor) ordered a stop: terminate and exit with its
+            # reason, without handle_info, as OTP's gen_server does.
+            return _Stopping(message.reason)
+        else:
+            me.callback = "handle_info"
+            result = await server.handle_info(message)
+        if result is None or type(result) is NoReply:
+            continue
+        if type(result) is Stop:
+            return _Stopping(result.reason)
+        raise InvalidReturn(me.callback or "handle_info", result, "None, NoReply(), Stop(reason)")

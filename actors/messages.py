@@ -36,7 +36,7 @@ def is_normal(reason: Reason) -> bool:
     These are the reasons that are not crash-reported and that a ``transient`` child
     may exit with without being restarted, as in OTP.
     """
-    if reason == NORMAL or reason == SHUTDOWN:
+    if reason in (NORMAL, SHUTDOWN):
         return True
     return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
 

@@ -16,6 +16,10 @@ start during a restart is retried, each try counting towards the intensity.
 
 `start_link` returns once every child has started; if one fails, the ones already
 started are stopped and `StartError` carries ``("failed_to_start_child", id, reason)``.
+A child whose start returns None (or raises `Ignored`) is kept as not running, except
+a temporary one, which is dropped (OTP). The supervisor's own ``terminate`` (on
+`stop`, its parent's ``shutdown``, or an intensity breach) stops every child in
+reverse start order, each within its ``shutdown``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,7 @@ from ._child import ChildSpec, ChildType, Restart, Shutdown, check_specs, should
 from ._intensity import RestartIntensity
 from ._pid import Pid
 from .errors import InvalidChildSpec, StartError, SupervisorError
-from .gen_server import From, GenServer, NoReply, Reply, Server, Stop, call
-from .gen_server import start_server
+from .gen_server import From, GenServer, NoReply, Reply, Server, Stop, call, start_server
 from .gen_server import stop as stop_server
 from .messages import NORMAL, SHUTDOWN, Exit, Reason, is_normal
 
@@ -97,7 +100,7 @@ class Supervisor(GenServer):
 
     default_shutdown = "infinity"
 
-    async def init(  # type: ignore[override]
+    async def init(
         self, children: list[ChildSpec], strategy: Strategy, max_restarts: int, max_seconds: float
     ) -> Stop | None:
         _me().trap_exit = True
@@ -110,7 +113,9 @@ class Supervisor(GenServer):
             except Exception as error:  # noqa: BLE001 - a child's start failure fails our start
                 await self._stop_children(self.children)
                 return Stop(("failed_to_start_child", spec.id, getattr(error, "reason", error)))
-            self.children.append(_Child(spec, pid))
+            if pid is not None or spec.restart != "temporary":
+                # OTP keeps an ignored child's spec, except a temporary one's.
+                self.children.append(_Child(spec, pid))
         return None
 
     # -- public API ----------------------------------------------------------------
@@ -123,7 +128,7 @@ class Supervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
     ) -> Pid:
         """Start a supervisor linked to the caller, and its children in order."""
         specs = _check(children, strategy, max_restarts, max_seconds)
@@ -137,7 +142,7 @@ class Supervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
     ) -> Pid:
         """Like `start_link`, without the link."""
         specs = _check(children, strategy, max_restarts, max_seconds)
@@ -166,13 +171,15 @@ class Supervisor(GenServer):
         return ChildSpec(id=id, start=start, restart=restart, shutdown=shutdown, type="supervisor")
 
     @staticmethod
-    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # type: ignore[override]
+    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
         """Stop the supervisor: its children stop in reverse order first."""
         await stop_server(server, reason, timeout)
 
     # -- callbacks ---------------------------------------------------------------
 
     async def handle_call(self, request: Any, from_: From) -> Reply | NoReply | Stop:
+        if not (isinstance(request, tuple) and len(request) == 2):
+            return Reply(SupervisorError("unknown_request", request))
         op, arg = request
         if op == "which_children":
             return Reply([_info(child) for child in self.children])
@@ -220,7 +227,9 @@ class Supervisor(GenServer):
         if not self.intensity.add(_now()):
             log.error(
                 "supervisor %r: reached max restart intensity (%d in %s s); shutting down",
-                _me().pid, self.intensity.max_restarts, self.intensity.period,
+                _me().pid,
+                self.intensity.max_restarts,
+                self.intensity.period,
             )
             return Stop(SHUTDOWN)
         index = self.children.index(child)
@@ -257,7 +266,7 @@ class Supervisor(GenServer):
     def _find(self, child_id: Hashable) -> _Child | None:
         return next((c for c in self.children if c.spec.id == child_id), None)
 
-    async def _start_new(self, spec: ChildSpec) -> Pid | None | Exception:
+    async def _start_new(self, spec: ChildSpec) -> Pid | Exception | None:
         if not isinstance(spec, ChildSpec):
             return InvalidChildSpec("spec", f"not a ChildSpec: {spec!r}")
         existing = self._find(spec.id)
@@ -280,7 +289,7 @@ class Supervisor(GenServer):
             self.children.remove(child)
         return None
 
-    async def _restart_stopped(self, child_id: Hashable) -> Pid | None | Exception:
+    async def _restart_stopped(self, child_id: Hashable) -> Pid | Exception | None:
         child = self._find(child_id)
         if child is None:
             return SupervisorError("not_found", child_id)

@@ -1,0 +1,47 @@
+"""alight's channel benchmark app: what ``benchmarks/channels.py`` measures.
+
+The same protocol surface as the raw baseline servers (``_raw_servers.py``): a
+``bench:*`` channel that tracks no presence, echoes ``ping`` and, on
+``bench_broadcast`` ``{"topic", "event", "payload", "count"}``, makes ``count``
+endpoint broadcasts (yielding to the loop between them, as the baselines do) and
+then replies ok ``{"sent_in": seconds}``. Served with
+``alight run benchmarks.channel_app:app --port P``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
+
+
+class BenchChannel(Channel):
+    async def join(self, topic: str, payload: Any) -> Ok | Error:
+        return Ok()
+
+    async def handle_in(self, event: str, payload: Any) -> Ok | Error | NoReply:
+        if event == "bench_broadcast":
+            started = time.perf_counter()
+            topic, bevent, body, count = payload["topic"], payload["event"], payload["payload"], payload["count"]
+            for _ in range(int(count)):
+                app.broadcast(topic, bevent, body)
+                await asyncio.sleep(0)
+            return Ok({"sent_in": time.perf_counter() - started})
+        return Ok(payload)
+
+
+class BenchSocket(Socket):
+    channels = {"bench:*": BenchChannel}
+
+
+async def health(request: Any) -> Any:
+    from alight.transports.http import HttpResponse
+
+    return HttpResponse.text("ok")
+
+
+app = Endpoint(check_origin=False, name="bench")
+app.socket("/socket", BenchSocket, websocket=True, longpoll=False)
+app.route("GET", "/health", health)

@@ -1,0 +1,321 @@
+"""The Endpoint: sockets, HTTP routes and PubSub of one application, on one node.
+
+An `Endpoint` is configuration until it is started on a node; then it owns a small
+supervision tree::
+
+    endpoint (one_for_one)
+    ├── pubsub                  forgets subscribers that exit
+    ├── channels                DynamicSupervisor of every channel process
+    ├── longpoll                DynamicSupervisor of long-poll sessions
+    └── http                    the native listener (when a port is given)
+
+Build one, mount sockets and routes, and run it::
+
+    app = Endpoint(secret_key_base=os.environ["SECRET"], check_origin=False)
+    app.socket("/socket", UserSocket, websocket=True, longpoll=True)
+    app.route("GET", "/health", health)
+
+    Node().serve([app.child_spec(port=4000)])      # what ``alight run`` does
+
+`broadcast`, `broadcast_from` and `local_broadcast` are Phoenix's ``Endpoint``
+functions. The same endpoint also serves as an ASGI application (`asgi`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..actors import ChildSpec, DynamicSupervisor, Node, Pid, Supervisor, spawn_link
+from ..actors._api import _me
+from ..actors._process import Process
+from ..transports._origin import check_origin
+from ..transports._params import parse_params
+from ..transports.base import LONGPOLL, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
+from ..transports.http import HttpRequest, HttpResponse
+from ._socket_server import run_socket
+from .errors import ChannelError, UnsupportedVsn
+from .message import Broadcast, Payload
+from .pubsub import PubSub
+from .serializer import negotiate
+
+if TYPE_CHECKING:
+    from .socket import Socket
+
+log = logging.getLogger("alight.channels.endpoint")
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+OriginPolicy = bool | str | list[str] | Callable[[str], bool]
+
+AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
+
+
+@dataclass(frozen=True, slots=True)
+class SocketMount:
+    """A socket mounted at ``path`` (``/socket`` serves ``/socket/websocket`` and
+    ``/socket/longpoll``)."""
+
+    path: str
+    socket: type[Socket]
+    websocket: bool = True
+    longpoll: bool = False
+    check_origin: OriginPolicy | None = None
+    """None: the endpoint's policy."""
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    """Counters of a running endpoint (for the dashboard, metrics and tests)."""
+
+    connections: int = 0
+    joins: int = 0
+    invalid_frames: int = 0
+    refused: int = 0
+    slow_consumer_disconnects: int = 0
+
+
+class Endpoint:
+    """Sockets, routes and PubSub of one application; see the module docstring.
+
+    ``check_origin`` is on by default (Phoenix's default): a browser connection whose
+    ``Origin`` host is not ``host`` is refused. Pass False, a list of allowed origins
+    (``"https://example.com"``, ``"//*.example.com"``), ``"conn"`` (the request's own
+    host) or a predicate. ``secret_key_base`` signs tokens (long-poll sessions, user
+    tokens); a random one is generated if none is given, which is fine for a single
+    node but not for a cluster.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        secret_key_base: str | None = None,
+        check_origin: OriginPolicy = True,
+        max_frame_size: int = 10_000_000,
+        idle_timeout: float = 60.0,
+        max_buffer: int = 4 * 1024 * 1024,
+        name: str = "endpoint",
+    ) -> None:
+        self.host = host
+        self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
+        self.check_origin = check_origin
+        self.max_frame_size = max_frame_size
+        self.idle_timeout = idle_timeout
+        self.max_buffer = max_buffer
+        """Bytes a connection may have queued before it is closed as a slow consumer."""
+        self.name = name
+        self.mounts: dict[str, SocketMount] = {}
+        self.routes: dict[tuple[str, str], Handler] = {}
+        self.stats = EndpointStats()
+        self._node: Node | None = None
+        self._pubsub: PubSub | None = None
+        self._channel_sup: Pid | None = None
+        self._longpoll_sup: Pid | None = None
+        self._listener: Pid | None = None
+
+    # -- configuration ------------------------------------------------------------------
+
+    def socket(
+        self,
+        path: str,
+        socket: type[Socket],
+        *,
+        websocket: bool = True,
+        longpoll: bool = False,
+        check_origin: OriginPolicy | None = None,
+    ) -> None:
+        """Mount ``socket`` at ``path`` (Phoenix's ``socket "/socket", UserSocket``)."""
+        path = "/" + path.strip("/")
+        self.mounts[path] = SocketMount(path, socket, websocket, longpoll, check_origin)
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``method path`` with ``handler(request) -> HttpResponse``."""
+        self.routes[(method.upper(), path)] = handler
+
+    # -- runtime ---------------------------------------------------------------------------
+
+    @property
+    def node(self) -> Node:
+        if self._node is None:
+            raise ChannelError("the endpoint is not running; start its child_spec on a node")
+        return self._node
+
+    @property
+    def pubsub(self) -> PubSub:
+        if self._pubsub is None:
+            raise ChannelError("the endpoint is not running; start its child_spec on a node")
+        return self._pubsub
+
+    @property
+    def channel_supervisor(self) -> Pid:
+        if self._channel_sup is None:
+            raise ChannelError("the endpoint is not running")
+        return self._channel_sup
+
+    @property
+    def longpoll_supervisor(self) -> Pid:
+        if self._longpoll_sup is None:
+            raise ChannelError("the endpoint is not running")
+        return self._longpoll_sup
+
+    def child_spec(self, *, port: int | None = None, host: str = "127.0.0.1", reuse_port: bool = False) -> ChildSpec:
+        """The endpoint's supervision tree; with ``port``, also its native HTTP listener
+        on ``host`` (127.0.0.1 by default)."""
+
+        async def start() -> Pid:
+            return await self._start_tree(port, host, reuse_port)
+
+        return ChildSpec(id=("endpoint", self.name), start=start, type="supervisor", shutdown="infinity")
+
+    async def _start_tree(self, port: int | None, host: str, reuse_port: bool) -> Pid:
+        me = _me()
+        self._node = me.node
+        self._pubsub = PubSub(me.node, f"{self.name}.pubsub")
+        pubsub = self._pubsub
+        endpoint = self
+
+        async def start_channels() -> Pid:
+            pid = await DynamicSupervisor.start_link(max_restarts=1_000_000, max_seconds=1.0)
+            endpoint._channel_sup = pid
+            return pid
+
+        async def start_longpoll() -> Pid:
+            pid = await DynamicSupervisor.start_link(max_restarts=1_000_000, max_seconds=1.0)
+            endpoint._longpoll_sup = pid
+            return pid
+
+        children = [
+            ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run)),
+            ChildSpec(id="channels", start=start_channels, type="supervisor"),
+            ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
+        ]
+        if port is not None:
+            from ..transports.server import HttpListener
+
+            async def start_listener() -> Pid:
+                pid = await HttpListener.start_link(endpoint, host=host, port=port, reuse_port=reuse_port)
+                endpoint._listener = pid
+                return pid
+
+            children.append(ChildSpec(id="http", start=start_listener, shutdown=10.0))
+        return await Supervisor.start_link(children, strategy="one_for_one", name=None)
+
+    # -- broadcasts ------------------------------------------------------------------------
+
+    def broadcast(self, topic: str, event: str, payload: Payload) -> None:
+        """Send ``event`` to every subscriber of ``topic`` on every node."""
+        self.pubsub.broadcast(topic, Broadcast(topic, event, payload))
+
+    def broadcast_from(self, from_pid: Pid, topic: str, event: str, payload: Payload) -> None:
+        """Like `broadcast`, except to ``from_pid``."""
+        self.pubsub.broadcast(topic, Broadcast(topic, event, payload), from_pid)
+
+    def local_broadcast(self, topic: str, event: str, payload: Payload) -> None:
+        """Like `broadcast`, on this node only."""
+        self.pubsub.local_broadcast(topic, Broadcast(topic, event, payload))
+
+    # -- what transports call (ServerHooks) ------------------------------------------------
+
+    def match_websocket(self, path: str) -> SocketMount | None:
+        if not path.endswith("/websocket"):
+            return None
+        mount = self.mounts.get(path[: -len("/websocket")] or "/")
+        return mount if mount is not None and mount.websocket else None
+
+    def match_longpoll(self, path: str) -> SocketMount | None:
+        if not path.endswith("/longpoll"):
+            return None
+        mount = self.mounts.get(path[: -len("/longpoll")] or "/")
+        return mount if mount is not None and mount.longpoll else None
+
+    async def handle_http(self, request: HttpRequest) -> HttpResponse:
+        """Every HTTP request that is not a WebSocket upgrade."""
+        mount = self.match_longpoll(request.path)
+        if mount is not None:
+            from ..transports.longpoll import handle_longpoll
+
+            return await handle_longpoll(self, mount, request)
+        handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            if any(path == request.path for _, path in self.routes):
+                return HttpResponse(405, body=b"method not allowed")
+            return HttpResponse(404, body=b"not found")
+        return await handler(request)
+
+    def origin_allowed(self, mount: SocketMount, connect_info: ConnectInfo, scheme: str = "http") -> bool:
+        policy = self.check_origin if mount.check_origin is None else mount.check_origin
+        return check_origin(
+            connect_info.header("origin"), policy, self.host, connect_info.header("host"), scheme
+        )
+
+    def start_socket(
+        self,
+        mount: SocketMount,
+        conn: Conn,
+        query_string: str,
+        connect_info: ConnectInfo,
+        subprotocols: list[str],
+        on_result: Callable[[Accepted | Refused], None],
+        owner: Process | None,
+    ) -> None:
+        """Start the socket process of a new connection; ``on_result`` is called once,
+        with `Accepted` after ``connect`` said yes, or `Refused` (answer 403)."""
+        try:
+            params = parse_params(query_string)
+        except ValueError as error:
+            self._refuse(on_result, f"bad query string: {error}")
+            return
+        vsn = params.get("vsn")
+        try:
+            serializer = negotiate(vsn if isinstance(vsn, str) else None)
+        except UnsupportedVsn as error:
+            self._refuse(on_result, str(error))
+            return
+        if not self.origin_allowed(mount, connect_info):
+            self._refuse(on_result, f"origin {connect_info.header('origin')!r} not allowed")
+            return
+        subprotocol = None
+        if subprotocols:
+            subprotocol = "phoenix" if "phoenix" in subprotocols else None
+            token = _auth_token(subprotocols)
+            if token is not None:
+                connect_info = dataclasses.replace(connect_info, auth_token=token)
+        self.node.spawn_process(
+            run_socket,
+            (self, mount.socket, conn, serializer, params, connect_info, on_result, subprotocol),
+            link=owner,
+        )
+
+    def _refuse(self, on_result: Callable[[Accepted | Refused], None], why: str) -> None:
+        self.stats.refused += 1
+        log.info("connection refused: %s", why)
+        on_result(Refused(why, 403))
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    def asgi(self, node: Node | None = None) -> Any:
+        """This endpoint as an ASGI application (for uvicorn, Starlette, FastAPI)."""
+        from ..transports.asgi import AsgiApp
+
+        return AsgiApp(self, node)
+
+
+def _auth_token(subprotocols: list[str]) -> str | None:
+    """The token the 1.8 client hides in ``base64url.bearer.phx.<base64>``."""
+    for offered in subprotocols:
+        if offered.startswith(AUTH_TOKEN_PREFIX):
+            encoded = offered[len(AUTH_TOKEN_PREFIX) :]
+            try:
+                return base64.b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+__all__ = ["LONGPOLL", "WEBSOCKET", "Endpoint", "EndpointStats", "SocketMount"]

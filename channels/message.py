@@ -1,0 +1,90 @@
+"""The typed messages of the Phoenix channel protocol, and encoded frames.
+
+Inside alight every message is one of these frozen classes; dicts and lists appear
+only at the JSON edge, in the serializers. Refs are opaque: whatever JSON value the
+client sent (usually a decimal string) is echoed back unchanged.
+
+A payload is a JSON value (usually a dict) or `bytes` for a binary payload (Phoenix's
+``{:binary, data}``), which only the V2 serializer on a WebSocket can carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Payload = Any
+"""A JSON value (dict, list, str, number, bool, None) or `bytes` for binary."""
+
+Ref = Any
+"""An opaque client ref or join ref: usually a str, any JSON scalar is echoed as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message on a topic: from a client (``ref`` set when it expects a reply), or a
+    push from the server (``ref`` None, ``join_ref`` the channel's)."""
+
+    topic: str
+    event: str
+    payload: Payload
+    ref: Ref = None
+    join_ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The server's answer to the client message with ``ref`` (event ``phx_reply``)."""
+
+    topic: str
+    status: str
+    payload: Payload
+    ref: Ref = None
+    join_ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A message for every subscriber of ``topic`` (no refs on the wire)."""
+
+    topic: str
+    event: str
+    payload: Payload
+
+
+class Frame:
+    """One encoded frame: the bytes to write and whether it is a binary frame.
+
+    Text frames carry UTF-8 JSON. A broadcast is encoded into one `Frame` per
+    serializer and that same object is written to every subscriber (fastlane).
+    ``wire`` is a cache for the transport: the WebSocket transport stores the
+    complete framed bytes (header + data) there the first time it writes the frame,
+    so a broadcast is framed once, not once per client.
+    """
+
+    __slots__ = ("binary", "data", "wire")
+
+    def __init__(self, data: bytes, binary: bool = False) -> None:
+        self.data = data
+        self.binary = binary
+        self.wire: bytes | None = None
+
+    def __repr__(self) -> str:
+        kind = "binary" if self.binary else "text"
+        return f"Frame({kind}, {self.data[:80]!r}{'...' if len(self.data) > 80 else ''})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Frame) and other.data == self.data and other.binary == self.binary
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.binary))
+
+
+# Control events of the protocol (PROTOCOL.md §3).
+PHX_JOIN = "phx_join"
+PHX_LEAVE = "phx_leave"
+PHX_REPLY = "phx_reply"
+PHX_ERROR = "phx_error"
+PHX_CLOSE = "phx_close"
+HEARTBEAT = "heartbeat"
+PHOENIX_TOPIC = "phoenix"

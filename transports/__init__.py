@@ -1,0 +1,1 @@
+"""alight.transports: the Transport API, WebSocket and long-poll, the HTTP endpoint."""

@@ -1,0 +1,695 @@
+"""The native HTTP/1.1 + WebSocket server that runs inside a node, on its loop.
+
+`HttpListener` is a supervised actor (a `GenServer`) that owns an asyncio server.
+Each TCP connection is an `HttpProtocol`, which parses requests with ``httptools``
+and talks to the endpoint through `ServerHooks`:
+
+- a plain request (long-poll, the app's routes, 404: the endpoint decides) runs
+  ``endpoint.handle_http(request)`` in a short-lived process linked to the listener,
+  so a crash becomes a 500 plus a crash report, never a lost task;
+- a WebSocket upgrade on a path the endpoint mounts a socket at
+  (``endpoint.match_websocket(path)``) is validated (else 400), then
+  ``endpoint.start_socket(...)`` spawns the socket process, which runs ``connect``
+  and answers `Accepted` (101, and the connection becomes a `WebSocketConn`) or
+  `Refused` (403 with an empty body, as Phoenix).
+
+Keep-alive and pipelining are supported; pipelined requests are handled one at a
+time, in order. Every limit is in `ServerConfig`; counters are in `ServerStats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import unquote
+
+import httptools
+
+from ..actors import (
+    SHUTDOWN,
+    ChildSpec,
+    Exit,
+    GenServer,
+    Pid,
+    Reply,
+    call,
+    current_node,
+    is_normal,
+    self_pid,
+    trap_exit,
+)
+from ..actors.gen_server import DEFAULT_CALL_TIMEOUT, start_server
+from .base import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
+from .http import HttpRequest, HttpResponse, reason_phrase
+from .websocket import WebSocketConn
+
+if TYPE_CHECKING:
+    from ..actors import Node
+    from ..actors._process import Process
+
+log = logging.getLogger("alight.transports.server")
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
+
+
+class ServerHooks(Protocol):
+    """What the server needs from an endpoint."""
+
+    @property
+    def node(self) -> Node:
+        """The node whose loop the server runs on."""
+
+    def match_websocket(self, path: str) -> object | None:
+        """The socket mount for a WebSocket ``path`` (``"/socket/websocket"``), or None."""
+
+    async def handle_http(self, request: HttpRequest) -> HttpResponse:
+        """Answer any request that is not a WebSocket upgrade on a mounted path.
+
+        Runs in its own process, linked to the listener; raising gives the client a
+        500 and logs a crash report."""
+
+    def start_socket(
+        self,
+        mount: Any,
+        conn: Conn,
+        params_query: str,
+        connect_info: ConnectInfo,
+        subprotocols: list[str],
+        on_result: Callable[[Accepted | Refused], None],
+        owner: Process,
+        /,
+    ) -> None:
+        """Spawn the socket process for ``conn`` and return at once.
+
+        The socket process runs negotiation, the origin check and ``connect``, then
+        calls ``on_result`` once (from any process on the node's loop): `Accepted`
+        (with the subprotocol to answer, which must be one of ``subprotocols`` when
+        the client offered any) or `Refused`. It should be spawned linked to ``owner``, the
+        listener's process (``node.spawn_process(..., link=owner)``); the server
+        links it on `Accepted` if not. ``subprotocols`` is the
+        client's offer in order; a 1.8 auth token in it is already decoded into
+        ``connect_info.auth_token``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Limits and timeouts of the server (seconds, bytes).
+
+    - ``max_header_size``: request line + headers; over it: 431 (414 for the URL alone).
+    - ``max_body_size``: request body (Plug's 8 MB default); over it: 413.
+    - ``max_pipelined``: parsed requests queued behind the one being handled;
+      reading pauses at this many.
+    - ``keep_alive_timeout``: an idle HTTP connection is closed after this.
+    - ``connect_timeout``: how long the socket process may take to answer
+      ``on_result``; then 503 and the connection closes.
+    - ``max_frame_size``, ``max_buffer``, ``idle_timeout``, ``close_timeout``,
+      ``max_inbound_queue``: the WebSocket limits (`alight.transports.websocket`).
+    - ``shutdown_timeout``: how long shutdown waits for connections to close;
+      ``shutdown_close_code``: the close code WebSockets get then (1012, as
+      Phoenix's drain).
+    """
+
+    max_header_size: int = 65_536
+    max_body_size: int = 8_000_000
+    max_pipelined: int = 16
+    keep_alive_timeout: float = 15.0
+    connect_timeout: float = 10.0
+    max_frame_size: int = 10_000_000
+    max_buffer: int = 1_048_576
+    idle_timeout: float = 60.0
+    close_timeout: float = 5.0
+    max_inbound_queue: int = 1_000
+    shutdown_timeout: float = 5.0
+    shutdown_close_code: int = CLOSE_RESTART
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters of one listener (or of several, if they are given the same object).
+
+    ``connections`` and ``websockets`` are the open ones now; the rest are totals.
+    """
+
+    connections: int = 0
+    connections_total: int = 0
+    websockets: int = 0
+    requests: int = 0
+    request_crashes: int = 0
+    bad_requests: int = 0
+    slow_consumer_disconnects: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def snapshot(self) -> ServerStats:
+        """A copy, for comparing before and after."""
+        return replace(self)
+
+
+class _Listening:
+    """What the listener and its connections share (no I/O of its own)."""
+
+    def __init__(self, endpoint: ServerHooks, config: ServerConfig, stats: ServerStats, owner: Process) -> None:
+        self.endpoint = endpoint
+        self.node = endpoint.node
+        self.config = config
+        self.stats = stats
+        self.owner = owner
+        self.connections: set[HttpProtocol | WebSocketConn] = set()
+        self.sockets: dict[Pid, WebSocketConn] = {}
+        self.closing = False
+        self.drained = asyncio.Event()
+
+    def lost(self, conn: HttpProtocol | WebSocketConn) -> None:
+        self.connections.discard(conn)
+        self.stats.connections -= 1
+        if self.closing and not self.connections:
+            self.drained.set()
+
+
+@dataclass(slots=True)
+class _Item:
+    """A parsed request waiting for its turn, or a parse error (``error`` status)."""
+
+    request: HttpRequest | None
+    target: str = ""
+    keep_alive: bool = False
+    error: int = 0
+
+
+def _encode_response(response: HttpResponse, keep_alive: bool, head: bool) -> bytes:
+    status = response.status
+    lines = [f"HTTP/1.1 {status} {reason_phrase(status)}"]
+    for name, value in response.headers:
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"header {name!r} contains a line break")
+        if name.lower() != "content-length":
+            lines.append(f"{name}: {value}")
+    lines.append(f"content-length: {len(response.body)}")
+    if not keep_alive:
+        lines.append("connection: close")
+    lines.append("\r\n")
+    head_bytes = "\r\n".join(lines).encode("latin-1")
+    return head_bytes if head else head_bytes + response.body
+
+
+def _tokens(request: HttpRequest, name: str) -> list[str]:
+    return [t.strip() for k, v in request.headers if k == name for t in v.split(",") if t.strip()]
+
+
+def _websocket_key(request: HttpRequest) -> str | None:
+    """The ``Sec-WebSocket-Key`` of a valid RFC 6455 handshake request, or None."""
+    if request.method != "GET":
+        return None
+    if "websocket" not in (t.lower() for t in _tokens(request, "upgrade")):
+        return None
+    if "upgrade" not in (t.lower() for t in _tokens(request, "connection")):
+        return None
+    if request.header("sec-websocket-version") != "13":
+        return None
+    key = request.header("sec-websocket-key")
+    if key is None:
+        return None
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    return key
+
+
+def _auth_token(subprotocols: list[str]) -> str | None:
+    # The 1.8 client sends btoa(token) without padding (PROTOCOL.md §1.7).
+    for offer in subprotocols:
+        if offer.startswith(_AUTH_TOKEN_PREFIX):
+            text = offer[len(_AUTH_TOKEN_PREFIX) :].replace("-", "+").replace("_", "/")
+            try:
+                return base64.b64decode(text + "=" * (-len(text) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _handshake_response(key: str, subprotocol: str | None) -> bytes:
+    accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "upgrade: websocket",
+        "connection: Upgrade",
+        f"sec-websocket-accept: {accept}",
+    ]
+    if subprotocol is not None:
+        lines.append(f"sec-websocket-protocol: {subprotocol}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+async def _serve_request(protocol: HttpProtocol, endpoint: ServerHooks, item: _Item) -> None:
+    # The body of a per-request process. The finally answers whatever happens
+    # (a crash or an exit signal gives a 500); the crash itself still propagates,
+    # so the process exits with it and a crash report is logged.
+    request = item.request
+    assert request is not None
+    response: Any = None
+    ok = False
+    try:
+        response = await endpoint.handle_http(request)
+        if not isinstance(response, HttpResponse):
+            raise TypeError(f"handle_http must return an HttpResponse, not {response!r}")
+        ok = True
+    finally:
+        protocol.respond(response if ok else HttpResponse.empty(500), item.keep_alive, request.method == "HEAD")
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection (until it becomes a WebSocket). See the module docstring."""
+
+    def __init__(self, server: _Listening) -> None:
+        self._server = server
+        self._loop = server.node.loop
+        self._tcp: asyncio.Transport | None = None
+        self._peer: tuple[str, int] | None = None
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._header_size = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._limit = 0
+        self._queue: deque[_Item] = deque()
+        self._busy = False
+        self._paused = False
+        self._leftover = b""
+        self._ws: WebSocketConn | None = None
+        self._last_seen = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self._server
+        # uvloop's TCPTransport implements asyncio.Transport without subclassing it.
+        self._tcp = transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        server.connections.add(self)
+        server.stats.connections += 1
+        server.stats.connections_total += 1
+        if server.closing:
+            transport.close()
+            return
+        self._timer = self._loop.call_later(server.config.keep_alive_timeout, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_seen = self._loop.time()
+        self._server.stats.bytes_in += len(data)
+        parser = self._parser
+        if parser is None:
+            # After an upgrade request: bytes the WebSocket will parse, bounded.
+            self._leftover += data
+            if len(self._leftover) > self._server.config.max_header_size:
+                self._pause()
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._leftover = data[upgrade.args[0] :]
+            self._parser = None
+            if self._queue:
+                self._queue[-1].keep_alive = False
+        except httptools.HttpParserCallbackError:
+            self._fail(self._limit or 400)
+        except httptools.HttpParserError:
+            self._fail(400)
+        self._pump()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tcp = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, self._ws = self._ws, None
+        if conn is not None:
+            conn.abandon(None)
+        self._server.lost(self)
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_size = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._header_size += len(url)
+        if self._header_size > self._server.config.max_header_size:
+            self._limit = 414
+            raise ValueError("URL too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value) + 4
+        if self._header_size > self._server.config.max_header_size:
+            self._limit = 431
+            raise ValueError("headers too large")
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        config = self._server.config
+        for name, value in self._headers:
+            if name == "content-length" and value.isdigit() and int(value) > config.max_body_size:
+                self._limit = 413
+                raise ValueError("body too large")
+        tcp = self._tcp
+        expect = [v for k, v in self._headers if k == "expect"]
+        if expect and expect[-1].lower() == "100-continue" and tcp is not None and not self._queue and not self._busy:
+            tcp.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._server.config.max_body_size:
+            self._limit = 413
+            raise ValueError("body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        target = self._url.decode("latin-1")
+        url = httptools.parse_url(self._url)
+        request = HttpRequest(
+            method=parser.get_method().decode("ascii"),
+            path=unquote(url.path.decode("latin-1")) if url.path else "/",
+            query_string=url.query.decode("latin-1") if url.query else "",
+            headers=tuple(self._headers),
+            body=b"".join(self._body),
+            peer=self._peer,
+        )
+        self._queue.append(_Item(request, target, parser.should_keep_alive()))
+        if len(self._queue) >= self._server.config.max_pipelined:
+            self._pause()
+
+    # -- handling ------------------------------------------------------------------------
+
+    def respond(self, response: HttpResponse, keep_alive: bool, head: bool = False) -> None:
+        """Write the answer to the request being handled; then handle the next one."""
+        tcp = self._tcp
+        if tcp is None:
+            return  # the client went away: the answer is dropped
+        server = self._server
+        keep_alive = keep_alive and not server.closing
+        try:
+            data = _encode_response(response, keep_alive, head)
+        except ValueError:
+            log.exception("bad response from the endpoint")
+            data, keep_alive = _encode_response(HttpResponse.empty(500), False, head), False
+        self._busy = False
+        server.stats.requests += 1
+        server.stats.bytes_out += len(data)
+        tcp.write(data)
+        if not keep_alive:
+            self._close()
+            return
+        self._pump()
+
+    def shutdown(self) -> None:
+        """The listener stops: close now if idle, else after the current answer."""
+        if self._tcp is not None and not self._busy:
+            self._close()
+        self._queue.clear()
+
+    def abort(self) -> None:
+        """Drop the connection now (the end of a bounded shutdown)."""
+        if self._tcp is not None:
+            self._tcp.abort()
+
+    def _fail(self, status: int) -> None:
+        self._server.stats.bad_requests += 1
+        self._queue.append(_Item(None, error=status))
+        self._parser = None
+
+    def _pause(self) -> None:
+        if not self._paused and self._tcp is not None:
+            self._paused = True
+            self._tcp.pause_reading()
+
+    def _close(self) -> None:
+        if self._tcp is not None:
+            self._tcp.close()
+
+    def _pump(self) -> None:
+        if self._busy or self._tcp is None:
+            return
+        server = self._server
+        if self._queue:
+            item = self._queue.popleft()
+            request = item.request
+            if request is None:
+                self._busy = True
+                self.respond(HttpResponse.empty(item.error), False)
+                return
+            mount = server.endpoint.match_websocket(request.path)
+            self._busy = True
+            if mount is not None:
+                self._upgrade(item, request, mount)
+                return
+            server.node.spawn_process(_serve_request, (self, server.endpoint, item), link=server.owner)
+            return
+        if self._paused and self._parser is not None:
+            self._paused = False
+            self._tcp.resume_reading()
+
+    def _upgrade(self, item: _Item, request: HttpRequest, mount: object) -> None:
+        key = _websocket_key(request)
+        if key is None:
+            # Phoenix answers any other request on the WebSocket path with an empty 400.
+            self._server.stats.bad_requests += 1
+            self.respond(HttpResponse.empty(400), False)
+            return
+        server = self._server
+        self._pause()  # frames sent before the 101 wait in the kernel until we know
+        offered = _tokens(request, "sec-websocket-protocol")
+        info = ConnectInfo(
+            peer=self._peer,
+            uri=f"http://{request.header('host') or ''}{item.target}",
+            headers=request.headers,
+            user_agent=request.header("user-agent"),
+            auth_token=_auth_token(offered),
+            transport=WEBSOCKET,
+        )
+        conn = WebSocketConn(server.node, server.config, server.stats)
+        self._ws = conn
+        timer = self._loop.call_later(server.config.connect_timeout, self._connect_timed_out, conn)
+
+        def on_result(result: Accepted | Refused) -> None:
+            timer.cancel()
+            self._connected(conn, key, bool(offered), result)
+
+        try:
+            server.endpoint.start_socket(mount, conn, request.query_string, info, offered, on_result, server.owner)
+        except Exception:
+            log.exception("start_socket failed for %s", request.path)
+            timer.cancel()
+            self._ws = None
+            self.respond(HttpResponse.empty(500), False)
+
+    def _connected(self, conn: WebSocketConn, key: str, offered: bool, result: Accepted | Refused) -> None:
+        if self._ws is not conn:
+            # Timed out, or the client left while connect ran: the socket learns it now.
+            if isinstance(result, Accepted):
+                conn.abandon(result.pid)
+            return
+        self._ws = None
+        tcp = self._tcp
+        assert tcp is not None
+        if isinstance(result, Refused):
+            self.respond(HttpResponse.empty(result.status), False)
+            return
+        if not isinstance(result, Accepted):
+            log.error("start_socket answered %r, expected Accepted or Refused", result)
+            self.respond(HttpResponse.empty(500), False)
+            return
+        server = self._server
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        handshake = _handshake_response(key, result.subprotocol if offered else None)
+        server.stats.bytes_out += len(handshake)
+        tcp.write(handshake)
+        # The connection is the WebSocket's from now on; this object goes away.
+        self._tcp = None
+        server.connections.discard(self)
+        server.connections.add(conn)
+        server.sockets[result.pid] = conn
+        # The listener must hear of the socket's exit (it closes a forgotten conn).
+        server.node.link(server.owner, result.pid)
+        leftover, self._leftover = self._leftover, b""
+        conn.accept(result.pid, tcp, leftover, server.lost)
+        if server.closing:
+            conn.close(server.config.shutdown_close_code, "restart")
+            server.node.exit(server.owner.pid, result.pid, SHUTDOWN)
+
+    def _connect_timed_out(self, conn: WebSocketConn) -> None:
+        if self._ws is conn:
+            log.warning("socket connect did not answer within %s s", self._server.config.connect_timeout)
+            self._ws = None
+            conn.abandon(None)
+            self.respond(HttpResponse.empty(503), False)
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        if self._tcp is None:
+            return
+        timeout = self._server.config.keep_alive_timeout
+        left = self._last_seen + timeout - self._loop.time()
+        if self._busy or self._queue:
+            left = timeout
+        if left > 0:
+            self._timer = self._loop.call_later(left, self._check_idle)
+        else:
+            self._close()
+
+
+class HttpListener(GenServer):
+    """The server as a supervised actor: listens, owns every connection, and is the
+    link parent of every request process and socket process.
+
+    It traps exits: normal exits of its children are ignored, a crashed request
+    process is counted (``request_crashes``; its crash report is already logged),
+    and a socket process that exits without closing its connection gets it closed
+    (1011 after a crash, 1000 otherwise). On stop it stops accepting, closes idle
+    HTTP connections (busy ones after their answer), closes WebSockets with
+    ``shutdown_close_code`` and sends their socket processes exit ``"shutdown"``,
+    waits up to ``shutdown_timeout`` for the connections to go, aborts the rest, and
+    closes the server.
+    """
+
+    default_shutdown = 30.0
+
+    @classmethod
+    async def start_link(  # type: ignore[override] # named settings instead of *args
+        cls,
+        endpoint: ServerHooks,
+        host: str = "127.0.0.1",
+        port: int = 4000,
+        *,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+        config: ServerConfig | None = None,
+        stats: ServerStats | None = None,
+        name: str | None = None,
+    ) -> Pid:
+        """Listen on ``host:port`` (0 picks a free port; see `listener_port`) for
+        ``endpoint``, linked to the caller; returns once the socket is bound.
+        Give ``stats`` to read the counters without a call."""
+        settings = (endpoint, host, port, reuse_port, backlog, config or ServerConfig(), stats or ServerStats())
+        return await start_server(cls, settings, name, DEFAULT_CALL_TIMEOUT, link=True)
+
+    @classmethod
+    def child_spec(  # type: ignore[override] # named settings instead of *args
+        cls,
+        endpoint: ServerHooks,
+        host: str = "127.0.0.1",
+        port: int = 4000,
+        *,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+        config: ServerConfig | None = None,
+        stats: ServerStats | None = None,
+        id: Any = None,  # noqa: A002 - OTP's field name
+        name: str | None = None,
+    ) -> ChildSpec:
+        """A child spec running `start_link` with these settings (a worker with
+        ``shutdown`` = `default_shutdown`, longer than ``config.shutdown_timeout``)."""
+
+        async def start() -> Pid:
+            return await cls.start_link(
+                endpoint, host, port, reuse_port=reuse_port, backlog=backlog, config=config, stats=stats, name=name
+            )
+
+        return ChildSpec(
+            id=cls.__qualname__ if id is None else id, start=start, restart="permanent", shutdown=cls.default_shutdown
+        )
+
+    async def init(
+        self,
+        endpoint: ServerHooks,
+        host: str,
+        port: int,
+        reuse_port: bool,
+        backlog: int,
+        config: ServerConfig,
+        stats: ServerStats,
+    ) -> None:
+        trap_exit()
+        owner = current_node().lookup(self_pid())
+        assert owner is not None
+        self.state = _Listening(endpoint, config, stats, owner)
+        loop = asyncio.get_running_loop()
+        state = self.state
+        self.server = await loop.create_server(
+            lambda: HttpProtocol(state), host, port, reuse_port=reuse_port or None, backlog=backlog
+        )
+        self.port: int = self.server.sockets[0].getsockname()[1]
+        log.info("listening on %s:%d", host, self.port)
+
+    async def handle_call(self, request: Any, from_: Any) -> Reply:
+        if request == "port":
+            return Reply(self.port)
+        if request == "stats":
+            return Reply(self.state.stats)
+        raise ValueError(f"HttpListener got an unknown call {request!r}")
+
+    async def handle_info(self, message: Any) -> None:
+        if type(message) is not Exit:
+            return
+        conn = self.state.sockets.pop(message.pid, None)
+        if conn is not None:
+            if not conn.closed:
+                conn.close(CLOSE_NORMAL if is_normal(message.reason) else CLOSE_INTERNAL)
+        elif not is_normal(message.reason):
+            self.state.stats.request_crashes += 1
+
+    async def terminate(self, reason: Any) -> None:
+        state = self.state
+        state.closing = True
+        self.server.close()
+        node = state.node
+        me = self_pid()
+        for conn in list(state.connections):
+            if isinstance(conn, HttpProtocol):
+                conn.shutdown()
+        for pid, ws in list(state.sockets.items()):
+            ws.close(state.config.shutdown_close_code, "restart")
+            node.exit(me, pid, SHUTDOWN)
+        if state.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.drained.wait(), state.config.shutdown_timeout)
+        for conn in list(state.connections):
+            conn.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.server.wait_closed(), state.config.shutdown_timeout)
+
+
+async def listener_port(listener: Pid | str) -> int:
+    """The port ``listener`` is bound to (useful after asking for port 0)."""
+    port: int = await call(listener, "port")
+    return port
+
+
+async def listener_stats(listener: Pid | str) -> ServerStats:
+    """The live `ServerStats` of ``listener`` (use `ServerStats.snapshot` to keep one)."""
+    stats: ServerStats = await call(listener, "stats")
+    return stats
