@@ -99,7 +99,7 @@ def send(dest: Dest, message: Any) -> None:
     _me().node.send(dest, message)
 
 
-async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:  # noqa: ASYNC109
+async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:
     """Take the oldest message that matches ``match`` from the current mailbox.
 
     ``match`` is a type or tuple of types (``isinstance``), a predicate, or None for
@@ -147,6 +147,12 @@ def exit(pid: Pid, reason: Reason) -> None:  # noqa: A001 - Erlang's name
     ``"kill"`` cannot be trapped and kills with reason ``"killed"``; ``"normal"`` is
     ignored by a process that does not trap exits (unless it is the caller); any
     other reason kills a non-trapping process and reaches a trapping one as `Exit`.
+    A dead or unknown ``pid`` is ignored.
+
+    Sent to the caller itself, the signal takes effect at once rather than at the next
+    ``await``: ``exit(self_pid(), reason)`` raises `ExitProcess` (don't catch it) when
+    the caller does not trap exits or the reason is ``"kill"``; a trapping caller gets
+    ``Exit(self_pid(), reason)`` in its mailbox instead.
     """
     me = _me()
     if pid == me.pid:

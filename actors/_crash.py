@@ -36,8 +36,11 @@ def _short(value: Any, limit: int = 500) -> str:
 
 def report(proc: Process, reason: Any) -> None:
     """Log the crash report of ``proc``, which ended with ``reason``."""
+    pid = proc.pid
     fields = {
-        "pid": repr(proc.pid),
+        # The node's name in full, not <0.N.0>: logs of several nodes end up together.
+        "pid": f"<{pid.node}.{pid.serial}.0>",
+        "node": pid.node,
         "name": proc.name,
         "entry": describe_entry(proc.label),
         "callback": proc.callback,

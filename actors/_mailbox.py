@@ -125,7 +125,7 @@ class Mailbox:
             raise ReceiveTimeout("no matching message")
         return default
 
-    async def receive(self, match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:  # noqa: ASYNC109
+    async def receive(self, match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:
         """Wait for the oldest message that matches ``match``; see `actors.receive`."""
         queue = self._queue
         if match is None and queue:

@@ -19,10 +19,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _crash
+from ._crash import describe_entry
 from ._pid import Pid, Ref
 from ._process import Process, run_process
 from ._watchdog import Watchdog
-from .errors import ActorError, NameTaken, NoProc, UnknownName
+from .errors import ActorError, ExitProcess, NameTaken, NoProc, UnknownName
 from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Offloaded, Reason
 
 if TYPE_CHECKING:
@@ -199,12 +200,16 @@ class Node:
         if self._root is not None and self._root.serial in self._procs:
             with contextlib.suppress(ActorError):
                 await self.execute(Supervisor.stop, self._root, SHUTDOWN, None)
-        tasks = []
-        for proc in list(self._procs.values()):
-            self.kill(proc, KILLED)
-            if proc.task is not None:
-                tasks.append(proc.task)
-        if tasks:
+        # A few rounds: a killed process's cleanup may still spawn (a bounded number
+        # of times, so that a process that respawns forever cannot hold `stop`).
+        for _ in range(3):
+            tasks = []
+            for proc in list(self._procs.values()):
+                self.kill(proc, KILLED)
+                if proc.task is not None and not proc.task.done():
+                    tasks.append(proc.task)
+            if not tasks:
+                break
             await asyncio.wait(tasks, timeout=5.0)
         for handle in self._timers.values():
             handle.cancel()
@@ -224,24 +229,35 @@ class Node:
     async def execute(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` in a new temporary process and return its value or raise its error.
 
+        If the process exits without returning (it was killed, or raised
+        `ExitProcess`), `ActorError` says with which reason.
+
         This is how code outside any process (a test, an ASGI handler) uses APIs that
         need a current process, such as `GenServer.call`.
         """
         outcome: list[tuple[bool, Any]] = []
 
         async def body() -> None:
-            # An error goes to the caller, who owns it: no crash report here.
+            # An error goes to the caller, who owns it: no crash report here. An
+            # `ExitProcess` is not an error but the process's exit, handled as such.
             try:
                 outcome.append((True, await fn(*args, **kwargs)))
+            except ExitProcess:
+                raise
             except Exception as error:  # noqa: BLE001 - handed to the caller below
                 outcome.append((False, error))
 
         proc = self.spawn_process(body, ())
         proc.label = fn
         assert proc.task is not None
-        await asyncio.wait([proc.task])
+        try:
+            await asyncio.wait([proc.task])
+        except asyncio.CancelledError:
+            # The caller went away: its process must not outlive it unowned.
+            self.terminate(proc, SHUTDOWN)
+            raise
         if not outcome:
-            raise ActorError(f"{fn!r} exited: {proc.final_reason!r}")
+            raise ActorError(f"{describe_entry(fn)} exited with reason {proc.final_reason!r}")
         ok, value = outcome[0]
         if not ok:
             raise value
@@ -315,6 +331,8 @@ class Node:
 
     def register(self, name: str, pid: Pid) -> None:
         """Register ``pid`` under ``name``; raises `NameTaken` or `NoProc`."""
+        if not isinstance(name, str):
+            raise TypeError(f"a registered name must be a str, not {name!r}")
         proc = self.lookup(pid)
         if proc is None:
             raise NoProc(pid, "register")
@@ -472,6 +490,9 @@ class Node:
 
     def send_after(self, delay: float, dest: Dest, message: Any) -> Ref:
         """Send ``message`` to ``dest`` after ``delay`` seconds; returns a timer ref."""
+        if type(dest) is not Pid and not isinstance(dest, str):
+            # Checked now: at expiry the error would have nobody to go to.
+            raise TypeError(f"send_after destination must be a Pid or a registered name, not {dest!r}")
         ref = self.make_ref()
         self._timers[ref] = self.loop.call_later(delay, self._fire, ref, dest, message)
         return ref

@@ -49,7 +49,7 @@ class Pid:
 class Ref:
     """A unique reference, like Erlang's ``make_ref()``; printed ``#Ref<0.7>``.
 
-    Immutable by contract, like `Pid`."""
+    Hashable, ordered and picklable; immutable by contract, like `Pid`."""
 
     node: str
     creation: int

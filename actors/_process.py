@@ -90,8 +90,9 @@ class Process(Mailbox):
     @property
     def status(self) -> str:
         """``"running"`` (holds the loop now), ``"waiting"`` (in receive),
-        ``"runnable"`` (scheduled), or ``"exiting"``."""
-        if not self.alive:
+        ``"runnable"`` (scheduled), or ``"exiting"`` (got an exit signal and is
+        running its cleanup, or has ended)."""
+        if not self.alive or self.pending_exit is not None:
             return "exiting"
         if self._waiter is not None:
             return "waiting"

@@ -6,7 +6,9 @@ the join reply itself (so nothing it pushes afterwards can overtake the reply),
 reports the outcome to its socket, subscribes to its topic with a fastlane, and
 then serves: messages from its socket (``handle_in``), intercepted broadcasts
 (``handle_out``), deferred replies, anything else (``handle_info``). It monitors its
-socket and stops with ``("shutdown", "closed")`` when the socket goes.
+socket and stops when the socket goes, as Phoenix's channel server does: with
+``("shutdown", "closed")`` if the socket ended normally, with the socket's own exit
+reason otherwise (``("shutdown", "disconnected")`` after a ``disconnect``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ..actors._api import _me
 from ..actors.messages import KILLED, NORMAL, Reason
 from .channel import Channel, ChannelContext, Error, NoReply, Ok, Reply, ReplyRequest, Stop
 from .errors import InvalidReturn
-from .message import PHX_LEAVE, Broadcast, Message, Reply as ReplyMessage
+from .message import PHX_LEAVE, Broadcast, Message
+from .message import Reply as ReplyMessage
 from .pubsub import Fastlane
 
 JOIN_RESULTS = "Ok(payload=None), Error(payload)"
@@ -51,9 +54,7 @@ def _write_reply(context: ChannelContext, ref: Any, join_ref: Any, result: Ok | 
     context.conn.write(frame)
 
 
-async def run_channel(
-    channel_cls: type[Channel], context: ChannelContext, join: Message, tag: Ref
-) -> None:
+async def run_channel(channel_cls: type[Channel], context: ChannelContext, join: Message, tag: Ref) -> None:
     """The body of a channel process."""
     me = _me()
     me.callback = "join"
@@ -133,8 +134,11 @@ async def _handle_in(channel: Channel, context: ChannelContext, message: Message
             _write_reply(context, message.ref, context.join_ref, result)  # type: ignore[arg-type]
         elif kind is Stop:
             assert isinstance(result, Stop)
-            if result.reply is not None:
-                _write_reply(context, message.ref, context.join_ref, result.reply)
+            stop_reply = result.reply
+            if stop_reply is not None:
+                if type(stop_reply) is not Ok and type(stop_reply) is not Error and type(stop_reply) is not Reply:
+                    raise InvalidReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
+                _write_reply(context, message.ref, context.join_ref, stop_reply)
             raise _StopChannel(result.reason)
         elif kind is not NoReply:
             raise InvalidReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
@@ -145,7 +149,7 @@ async def _handle_in(channel: Channel, context: ChannelContext, message: Message
 def _check_out(channel: Channel, callback: str, result: Any) -> None:
     if result is None or type(result) is NoReply:
         return
-    if type(result) is Stop:
+    if type(result) is Stop and result.reply is None:  # nothing to reply to here
         raise _StopChannel(result.reason)
     raise InvalidReturn(f"{type(channel).__qualname__}.{callback}", result, OUT_RESULTS)
 

@@ -134,10 +134,9 @@ class _SocketServer:
                 return
             elif kind is Sync:
                 me.node.send(message.reply_to, Synced(message.ref))
-            elif kind is Broadcast:
-                if message.topic == self.socket_id and message.event == DISCONNECT:
-                    self.conn.close(CLOSE_GOING_AWAY, "disconnected")
-                    raise ExitProcess(("shutdown", "disconnected"))
+            elif kind is Broadcast and message.topic == self.socket_id and message.event == DISCONNECT:
+                self.conn.close(CLOSE_GOING_AWAY, "disconnected")
+                raise ExitProcess(("shutdown", "disconnected"))
             # Anything else (late join outcomes, stray messages) is dropped.
 
     # -- inbound ----------------------------------------------------------------------
@@ -253,4 +252,3 @@ class _SocketServer:
         # phx_close / phx_error carry the join_ref as both join_ref and ref.
         message = Message(joined.topic, event, payload, joined.join_ref, joined.join_ref)
         self.conn.write(self.serializer.encode_push(message))
-

@@ -32,8 +32,11 @@ Anything else raises `InvalidReturn` listing these shapes; in ``join`` the clien
 gets ``{"reason": "join crashed"}``, elsewhere the channel crashes and the client gets
 ``phx_error`` and rejoins. A `Stop` with ``"normal"``, ``"shutdown"`` or
 ``("shutdown", term)`` closes the channel (``phx_close``, no rejoin); any other
-reason is a crash (``phx_error``). ``terminate(reason)`` runs on every orderly stop
-(leave, `Stop`, socket closed, shutdown), not on crashes, as in Phoenix.
+reason is a crash (``phx_error``). ``terminate(reason)`` runs on every orderly stop,
+not on crashes, as in Phoenix: ``("shutdown", "left")`` (client leave), the `Stop`
+reason, ``("shutdown", "closed")`` (connection closed), the socket's exit reason
+otherwise (``("shutdown", "disconnected")``), and exit signals such as a supervisor
+shutdown or ``("shutdown", "duplicate_join")``.
 
 While a message is handled, ``self.ref`` is its ref and `socket_ref` captures it, so
 that any process may `reply` later.
@@ -208,7 +211,9 @@ class Channel:
         """Send ``event`` to this channel's client only."""
         self._check_joined("push")
         context = self._context
-        context.conn.write(context.serializer.encode_push(Message(context.topic, event, payload, None, context.join_ref)))
+        context.conn.write(
+            context.serializer.encode_push(Message(context.topic, event, payload, None, context.join_ref))
+        )
 
     def broadcast(self, event: str, payload: Payload) -> None:
         """Send ``event`` to every subscriber of the topic, on every node, this one included."""

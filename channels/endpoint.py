@@ -99,7 +99,7 @@ class Endpoint:
         check_origin: OriginPolicy = True,
         max_frame_size: int = 10_000_000,
         idle_timeout: float = 60.0,
-        max_buffer: int = 4 * 1024 * 1024,
+        max_buffer: int = 1024 * 1024,
         name: str = "endpoint",
     ) -> None:
         self.host = host
@@ -113,6 +113,11 @@ class Endpoint:
         self.mounts: dict[str, SocketMount] = {}
         self.routes: dict[tuple[str, str], Handler] = {}
         self.stats = EndpointStats()
+        # Imported here: transports.server imports channels.message (a cycle at import time).
+        from ..transports.server import ServerStats
+
+        self.server_stats = ServerStats()
+        """The native listener's counters (connections, frames, slow consumers, ...)."""
         self._node: Node | None = None
         self._pubsub: PubSub | None = None
         self._channel_sup: Pid | None = None
@@ -196,10 +201,17 @@ class Endpoint:
             ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
         ]
         if port is not None:
-            from ..transports.server import HttpListener
+            from ..transports.server import HttpListener, ServerConfig
+
+            # The endpoint's WebSocket limits are the listener's (as the ASGI app uses them).
+            config = ServerConfig(
+                max_frame_size=self.max_frame_size, idle_timeout=self.idle_timeout, max_buffer=self.max_buffer
+            )
 
             async def start_listener() -> Pid:
-                pid = await HttpListener.start_link(endpoint, host=host, port=port, reuse_port=reuse_port)
+                pid = await HttpListener.start_link(
+                    endpoint, host=host, port=port, reuse_port=reuse_port, config=config
+                )
                 endpoint._listener = pid
                 return pid
 
@@ -250,9 +262,7 @@ class Endpoint:
 
     def origin_allowed(self, mount: SocketMount, connect_info: ConnectInfo, scheme: str = "http") -> bool:
         policy = self.check_origin if mount.check_origin is None else mount.check_origin
-        return check_origin(
-            connect_info.header("origin"), policy, self.host, connect_info.header("host"), scheme
-        )
+        return check_origin(connect_info.header("origin"), policy, self.host, connect_info.header("host"), scheme)
 
     def start_socket(
         self,

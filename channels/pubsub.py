@@ -118,7 +118,7 @@ class PubSub:
         watcher = self._watcher
         return None if watcher is None else watcher.pid
 
-    async def sync(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - receive's own timeout
+    async def sync(self, timeout: float | None = None) -> None:
         """Wait until the PubSub process has handled every message sent to it before
         this call, e.g. the `Down` of a subscriber that exited (so `subscribers` no
         longer lists it). Call it from a process; returns at once if the PubSub
@@ -245,4 +245,3 @@ class _Sync:
 
     reply_to: Pid
     ref: Any
-

@@ -59,6 +59,8 @@ class TestSerializer(Serializer):
     """Hands typed messages through untouched (Phoenix's NoopSerializer): the test
     client parks each message here and sends its key as the frame."""
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     vsn = "test"
     supports_binary = True
 
@@ -86,6 +88,8 @@ class TestSerializer(Serializer):
 
 class TestConn(Conn):
     """A connection whose frames go to a test process as typed messages."""
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     transport = "test"
 
@@ -156,6 +160,8 @@ async def connect(
 class TestClient:
     """The client side of a test connection; see the module docstring."""
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     def __init__(self, endpoint: Endpoint, socket_pid: Pid, conn: TestConn, serializer: TestSerializer) -> None:
         self.endpoint = endpoint
         self.socket_pid = socket_pid
@@ -207,9 +213,7 @@ class TestClient:
         self, ref: str, status: str | None = None, payload: Any = ..., timeout: float = DEFAULT_TIMEOUT
     ) -> Reply:
         """Wait for the reply to ``ref``; check its status and payload when given."""
-        reply: Reply = await _expect(
-            lambda m: type(m) is Reply and m.ref == ref, f"a reply to ref {ref!r}", timeout
-        )
+        reply: Reply = await _expect(lambda m: type(m) is Reply and m.ref == ref, f"a reply to ref {ref!r}", timeout)
         if status is not None and reply.status != status:
             raise AssertionError(f"reply to {ref!r} has status {reply.status!r}, expected {status!r}: {reply!r}")
         if payload is not ... and reply.payload != payload:
@@ -221,8 +225,12 @@ class TestClient:
     ) -> Message:
         """Wait for ``event`` pushed (or broadcast) to this client on ``topic``."""
         message: Message = await _expect(
-            lambda m: type(m) is Message and m.topic == topic and m.event == event
-            and (payload is ... or m.payload == payload),
+            lambda m: (
+                type(m) is Message
+                and m.topic == topic
+                and m.event == event
+                and (payload is ... or m.payload == payload)
+            ),
             f"push {event!r} on {topic!r}" + ("" if payload is ... else f" with {payload!r}"),
             timeout,
         )
@@ -233,8 +241,12 @@ class TestClient:
     ) -> Broadcast:
         """Wait for a broadcast of ``event`` on ``topic`` (the test process subscribed at join)."""
         broadcast: Broadcast = await _expect(
-            lambda m: type(m) is Broadcast and m.topic == topic and m.event == event
-            and (payload is ... or m.payload == payload),
+            lambda m: (
+                type(m) is Broadcast
+                and m.topic == topic
+                and m.event == event
+                and (payload is ... or m.payload == payload)
+            ),
             f"broadcast {event!r} on {topic!r}",
             timeout,
         )
@@ -250,7 +262,9 @@ class TestClient:
 
     async def assert_closed(self, timeout: float = DEFAULT_TIMEOUT) -> TransportClosed:
         """Wait until the server closes this connection."""
-        closed: TransportClosed = await _expect(lambda m: type(m) is TransportClosed, "the connection to close", timeout)
+        closed: TransportClosed = await _expect(
+            lambda m: type(m) is TransportClosed, "the connection to close", timeout
+        )
         return closed
 
 

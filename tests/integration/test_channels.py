@@ -7,17 +7,16 @@ socket id ``disconnect``, intercepts and replies from other processes.
 The test process plays the client: every frame the server writes arrives in its
 mailbox as a `Message` or `Reply`, in the order it was written, so `next_frame`
 checks wire order. A second client whose frames must not mix with the first runs
-in its own process (`in_process`).
+in its own process (`InProcess`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-
 from alight.actors import Down, Pid, make_ref, monitor, receive, self_pid, send, spawn
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket, SocketRef, Stop, reply
 from alight.channels.message import Message, Reply
@@ -41,12 +40,22 @@ async def next_frame(timeout: float = WAIT) -> Message | Reply:
     return frame
 
 
+async def drain() -> list[Message | Reply]:
+    """Every frame queued now, oldest first."""
+    frames = []
+    while (frame := await receive(lambda m: type(m) is Message or type(m) is Reply, 0, None)) is not None:
+        frames.append(frame)
+    return frames
+
+
 async def no_frame(timeout: float = SHORT) -> None:
     frame = await receive(lambda m: type(m) is Message or type(m) is Reply, timeout, None)
     assert frame is None, f"unexpected frame {frame!r}"
 
 
-async def started(socket: type[Socket] = UserSocket, params: dict[str, Any] | None = None) -> tuple[Endpoint, TestClient]:
+async def started(
+    socket: type[Socket] = UserSocket, params: dict[str, Any] | None = None
+) -> tuple[Endpoint, TestClient]:
     app = Endpoint(check_origin=False)
     await start_endpoint(app)
     return app, await connect(app, socket, params)
@@ -113,6 +122,8 @@ class ProbeChannel(Channel):
         if event == "defer":
             self.notify(("deferred", self.socket_ref()))
             return NoReply()
+        if event == "stop_bad_reply":
+            return Stop("normal", {"status": "ok"})  # type: ignore[arg-type]
         if event == "stop_crash":
             return Stop("boom")
         if event == "stop_shutdown":
@@ -126,6 +137,8 @@ class ProbeChannel(Channel):
         return None
 
     async def handle_info(self, message: Any) -> NoReply | Stop | None:
+        if message == "stop_with_reply":
+            return Stop("normal", Ok({}))  # handle_info has nothing to reply to
         self.notify(("info", self.topic, message))
         return None
 
@@ -134,9 +147,11 @@ class ProbeChannel(Channel):
 
 
 class ProbeSocket(Socket):
-    channels = {"probe:*": ProbeChannel, "room:*": RoomChannel}
+    channels: ClassVar[dict[str, type[Channel]]] = {"probe:*": ProbeChannel, "room:*": RoomChannel}
 
     async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
+        if params.get("raise"):
+            raise RuntimeError("connect blew up")
         if params.get("answer") is not None:
             return params["answer"]  # type: ignore[no-any-return]
         self.assigns["notify"] = params["notify"]
@@ -145,7 +160,8 @@ class ProbeSocket(Socket):
         return True
 
     def id(self) -> str | None:
-        return f"user_socket:{self.assigns['user_id']}"
+        user_id = self.assigns["user_id"]
+        return user_id if user_id == 42 else f"user_socket:{user_id}"
 
 
 async def probe(params: dict[str, Any] | None = None) -> tuple[Endpoint, TestClient]:
@@ -248,7 +264,8 @@ def test_async_reply_comes_later_and_the_channel_stays_responsive(run: Runner) -
         later = client.push("room:1", "async", {"a": 1})
         ping = client.push("room:1", "ping", {"p": 1})
         first = await next_frame()
-        assert type(first) is Reply and first.ref == ping
+        assert type(first) is Reply
+        assert first.ref == ping
         second = await next_frame(2 * WAIT)
         assert type(second) is Reply
         assert (second.ref, second.status, second.payload) == (later, "ok", {"a": 1})
@@ -279,7 +296,8 @@ def test_stop_replies_then_closes(run: Runner) -> None:
         join_ref = client.join_refs["room:1"]
         ref = client.push("room:1", "stop")
         first = await next_frame()
-        assert type(first) is Reply and (first.ref, first.status, first.payload) == (ref, "ok", {})
+        assert type(first) is Reply
+        assert (first.ref, first.status, first.payload) == (ref, "ok", {})
         close = await next_frame()
         assert type(close) is Message
         assert (close.event, close.payload, close.ref, close.join_ref) == ("phx_close", {}, join_ref, join_ref)
@@ -387,7 +405,9 @@ def test_stale_join_ref_is_dropped_and_null_is_forwarded(run: Runner) -> None:
         client.send(Message("room:1", "ping", {}, "stale", "not-" + current))
         client.send(Message("room:1", "ping", {"n": 1}, "null", None))
         got = await next_frame()
-        assert type(got) is Reply and got.ref == "null" and got.payload == {"n": 1}
+        assert type(got) is Reply
+        assert got.ref == "null"
+        assert got.payload == {"n": 1}
         assert got.join_ref == current  # stamped with the channel's join_ref
         # A stale leave is ignored too: the channel is still there.
         client.send(Message("room:1", "phx_leave", {}, "stale-leave", "old"))
@@ -407,7 +427,8 @@ def test_channel_joined_without_a_join_ref(run: Runner) -> None:
         client.send(Message("room:1", "ping", {}, "with", "j"))
         client.send(Message("room:1", "ping", {"ok": 1}, "without", None))
         first = await next_frame()
-        assert type(first) is Reply and first.ref == "without"
+        assert type(first) is Reply
+        assert first.ref == "without"
 
     run(main)
 
@@ -464,7 +485,8 @@ def test_duplicate_join_replies_then_closes_the_old_incarnation(run: Runner) -> 
         client.send(Message("probe:1", "ping", {}, "old", old_ref))
         client.send(Message("probe:1", "ping", {"n": 1}, "cur", "new"))
         got = await next_frame()
-        assert type(got) is Reply and (got.ref, got.join_ref, got.payload) == ("cur", "new", {"n": 1})
+        assert type(got) is Reply
+        assert (got.ref, got.join_ref, got.payload) == ("cur", "new", {"n": 1})
 
     run(main)
 
@@ -476,9 +498,11 @@ def test_duplicate_join_that_fails_still_closes_the_old_incarnation(run: Runner)
         old_ref = client.join_refs["probe:1"]
         client.send(Message("probe:1", "phx_join", {"mode": "raise"}, "new", "new"))
         first = await next_frame()
-        assert type(first) is Reply and (first.ref, first.payload) == ("new", {"reason": "join crashed"})
+        assert type(first) is Reply
+        assert (first.ref, first.payload) == ("new", {"reason": "join crashed"})
         second = await next_frame()
-        assert type(second) is Message and (second.event, second.join_ref) == ("phx_close", old_ref)
+        assert type(second) is Message
+        assert (second.event, second.join_ref) == ("phx_close", old_ref)
         await no_frame()
         await client.assert_reply(client.push("probe:1", "ping"), "error", {"reason": "unmatched topic"})
 
@@ -532,8 +556,246 @@ def test_disconnect_broadcast_closes_every_socket_of_that_user(run: Runner) -> N
         closed = await client.assert_closed()
         assert closed.code == CLOSE_GOING_AWAY
         assert await terminated("probe:1") == (join_ref, ("shutdown", "disconnected"))
-        assert app.pubsub.subscribers("user_socket:u1") == [] or await _synced(app)
+        await app.pubsub.sync(WAIT)
+        assert app.pubsub.subscribers("user_socket:u1") == []
+        assert app.stats.connections == 1  # the bystander
         send(other.pid, "check")
         await other.result()
 
     run(main)
+
+
+def test_closing_the_client_stops_its_channels(run: Runner) -> None:
+    async def main() -> None:
+        app, client = await probe()
+        await joined_probe(client, "probe:1")
+        await joined_probe(client, "probe:2")
+        refs = {t: client.join_refs[t] for t in ("probe:1", "probe:2")}
+        client.close()
+        got = {await terminated("probe:1"), await terminated("probe:2")}
+        assert got == {(refs["probe:1"], ("shutdown", "closed")), (refs["probe:2"], ("shutdown", "closed"))}
+        await app.pubsub.sync(WAIT)
+        assert app.pubsub.subscribers("probe:1") == [self_pid()]  # only the test's own subscription
+        assert app.stats.connections == 0
+        await no_frame()
+
+    run(main)
+
+
+def test_join_that_raises_is_join_crashed_and_the_socket_lives_on(run: Runner) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        assert await client.join("probe:bad", {"mode": "raise"}) == ("error", {"reason": "join crashed"})
+        reply_ = await client.assert_reply(client.push("probe:bad", "ping"), "error")
+        assert reply_.payload == {"reason": "unmatched topic"}
+        await joined_probe(client, "probe:good")
+        await client.assert_reply(client.push("probe:good", "ping", {"n": 1}), "ok", {"n": 1})
+
+    run(main)
+
+
+@pytest.mark.parametrize("mode", ["push", "broadcast", "reply_ref"])
+def test_sending_inside_join_raises_not_joined(run: Runner, caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        assert await client.join("probe:1", {"mode": mode}) == ("error", {"reason": "join crashed"})
+        await no_frame()  # nothing was pushed or broadcast
+        await joined_probe(client, "probe:2")
+
+    with caplog.at_level(logging.ERROR, "alight.actors.crash"):
+        run(main)
+    assert "NotJoined" in caplog.text
+
+
+def test_join_with_a_bad_return_is_join_crashed(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        assert await client.join("probe:1", {"mode": "bad"}) == ("error", {"reason": "join crashed"})
+
+    with caplog.at_level(logging.ERROR, "alight.actors.crash"):
+        run(main)
+    assert "InvalidReturn" in caplog.text
+    assert "expected one of: Ok(payload=None), Error(payload)" in caplog.text
+
+
+def test_bad_return_from_handle_in_crashes_the_channel(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        await joined_probe(client, "probe:1")
+        join_ref = client.join_refs["probe:1"]
+        client.push("probe:1", "bad_return")
+        error = await client.assert_push("probe:1", "phx_error", {"reason": "channel_crash"})
+        assert (error.ref, error.join_ref) == (join_ref, join_ref)
+        # A crash does not run terminate.
+        assert await receive(lambda m: type(m) is tuple and m[0] == "terminate", SHORT, None) is None
+
+    with caplog.at_level(logging.ERROR, "alight.actors.crash"):
+        run(main)
+    assert "InvalidReturn" in caplog.text
+    assert "ProbeChannel.handle_in returned {'status': 'ok'}" in caplog.text
+    assert "Ok(payload), Error(payload), Reply(status, payload), NoReply(), Stop(reason, reply=None)" in caplog.text
+    assert "callback: handle_in" in caplog.text
+
+
+def test_stop_with_a_crash_reason_is_phx_error_after_terminate(run: Runner) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        await joined_probe(client, "probe:1")
+        join_ref = client.join_refs["probe:1"]
+        client.push("probe:1", "stop_crash")
+        await client.assert_push("probe:1", "phx_error", {"reason": "channel_crash"})
+        assert await terminated("probe:1") == (join_ref, "boom")
+
+    run(main)
+
+
+def test_stop_with_a_shutdown_reason_replies_then_closes(run: Runner) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        await joined_probe(client, "probe:1")
+        ref = client.push("probe:1", "stop_shutdown")
+        first = await next_frame()
+        assert type(first) is Reply
+        assert (first.ref, first.status, first.payload) == (ref, "error", {"bye": True})
+        second = await next_frame()
+        assert type(second) is Message
+        assert second.event == "phx_close"
+        assert (await terminated("probe:1"))[1] == ("shutdown", "bye")
+
+    run(main)
+
+
+def test_handle_out_filters_and_rewrites_per_socket(run: Runner) -> None:
+    async def main() -> None:
+        app = Endpoint(check_origin=False)
+        await start_endpoint(app)
+        parent = self_pid()
+
+        async def client(user_id: str, filtered: bool) -> list[tuple[str, Any]]:
+            me = await connect(app, ProbeSocket, {"notify": self_pid(), "user_id": user_id, "filter": filtered})
+            assert await me.join("probe:room") == ("ok", {})
+            send(parent, ("ready", user_id))
+            # "plain" is not intercepted: the fastlane writes it at once, so it may
+            # overtake "filtered", which goes through the channel's handle_out.
+            await me.assert_push("probe:room", "plain", {"n": 2})
+            # A ping is handled after the queued broadcast: once it is answered,
+            # handle_out has run.
+            await me.assert_reply(me.push("probe:room", "ping"), "ok")
+            return [(m.event, m.payload) for m in await drain() if isinstance(m, Message)]
+
+        alice = InProcess(client, "alice", False)
+        bob = InProcess(client, "bob", True)
+        await receive(lambda m: m == ("ready", "alice"), WAIT)
+        await receive(lambda m: m == ("ready", "bob"), WAIT)
+        app.broadcast("probe:room", "filtered", {"n": 1})
+        app.broadcast("probe:room", "plain", {"n": 2})
+        assert await alice.result() == [("filtered", {"n": 1, "for": "alice"})]
+        assert await bob.result() == []
+
+    run(main)
+
+
+def test_reply_from_another_process_via_socket_ref(run: Runner) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        await joined_probe(client, "probe:1")
+        join_ref = client.join_refs["probe:1"]
+        ref = client.push("probe:1", "defer", {})
+        _, socket_ref = await receive(lambda m: type(m) is tuple and m[0] == "deferred", WAIT)
+        assert isinstance(socket_ref, SocketRef)
+        assert (socket_ref.topic, socket_ref.ref, socket_ref.join_ref) == ("probe:1", ref, join_ref)
+        await no_frame()  # NoReply: nothing yet
+        reply(socket_ref, Ok({"late": 1}))  # from the test process
+        reply(socket_ref, Error({"again": 2}))  # any number of times
+        first = await next_frame()
+        second = await next_frame()
+        assert type(first) is Reply
+        assert (first.ref, first.join_ref, first.status, first.payload) == (
+            ref,
+            join_ref,
+            "ok",
+            {"late": 1},
+        )
+        assert type(second) is Reply
+        assert (second.status, second.payload) == ("error", {"again": 2})
+        with pytest.raises(TypeError, match="reply takes"):
+            reply(socket_ref, {"status": "ok"})  # type: ignore[arg-type]
+        # After the channel has gone, a reply is dropped.
+        await client.leave("probe:1")
+        await client.assert_push("probe:1", "phx_close")
+        await terminated("probe:1")
+        reply(socket_ref, Ok({"too": "late"}))
+        await no_frame()
+
+    run(main)
+
+
+def test_handle_info_gets_other_messages(run: Runner) -> None:
+    async def main() -> None:
+        app, client = await probe()
+        pid = await joined_probe(client, "probe:1")
+        send(pid, ("hello", 1))
+        assert await receive(lambda m: type(m) is tuple and m[0] == "info", WAIT) == ("info", "probe:1", ("hello", 1))
+        # A broadcast on another topic the channel subscribed to is not intercepted.
+        app.pubsub.subscribe(pid, "elsewhere")
+        app.broadcast("elsewhere", "filtered", {"x": 1})
+        _, _, message = await receive(lambda m: type(m) is tuple and m[0] == "info", WAIT)
+        assert (message.topic, message.event) == ("elsewhere", "filtered")
+        await no_frame()
+
+    run(main)
+
+
+def test_one_clients_crash_does_not_affect_another_on_the_same_topic(run: Runner) -> None:
+    async def main() -> None:
+        app, client = await started(UserSocket, {"user_id": "steady"})
+        await client.join("room:shared")
+
+        async def crasher() -> Message:
+            other = await connect(app, UserSocket, {"user_id": "crasher"})
+            await other.join("room:shared")
+            other.push("room:shared", "crash")
+            return await other.assert_push("room:shared", "phx_error")
+
+        error = await InProcess(crasher).result()
+        assert error.payload == {"reason": "channel_crash"}
+        await client.assert_reply(client.push("room:shared", "ping", {"still": "here"}), "ok", {"still": "here"})
+        assert await receive(lambda m: type(m) is Message and m.event == "phx_error", SHORT, None) is None
+        # Broadcasts still reach the surviving client.
+        client.push("room:shared", "shout", {"s": 1})
+        await client.assert_push("room:shared", "shout", {"s": 1})
+
+    run(main)
+
+
+def test_connect_that_raises_or_a_bad_id_is_refused(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        app = Endpoint(check_origin=False)
+        await start_endpoint(app)
+        with pytest.raises(AssertionError, match="connect crashed"):
+            await connect(app, ProbeSocket, {"raise": True})
+        with pytest.raises(AssertionError, match="invalid socket id"):
+            await connect(app, ProbeSocket, {"notify": self_pid(), "user_id": 42})
+        assert app.stats.connections == 0
+
+    with caplog.at_level(logging.ERROR):
+        run(main)
+    assert "connect blew up" in caplog.text
+    assert "expected a str or None" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["stop_bad_reply", "info_stop_with_reply"])
+def test_a_stop_with_a_bad_reply_is_an_invalid_return(run: Runner, caplog: pytest.LogCaptureFixture, how: str) -> None:
+    async def main() -> None:
+        _, client = await probe()
+        pid = await joined_probe(client, "probe:1")
+        if how == "stop_bad_reply":
+            client.push("probe:1", "stop_bad_reply")
+        else:
+            send(pid, "stop_with_reply")
+        await client.assert_push("probe:1", "phx_error", {"reason": "channel_crash"})
+        await no_frame()
+
+    with caplog.at_level(logging.ERROR, "alight.actors.crash"):
+        run(main)
+    assert "InvalidReturn" in caplog.text

@@ -3,7 +3,7 @@
 - a link is bidirectional; an abnormal exit kills linked processes that do not trap
   exits, and reaches those that do as an `Exit` message (so cascades stop there);
 - ``"normal"`` never kills a linked process;
-- ``exit(pid, "kill")`` cannot be trapped, and linked processes see ``"killed"``.
+- ``actors.exit(pid, "kill")`` cannot be trapped, and linked processes see ``"killed"``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
+from alight import actors
 from alight.actors import (
     KILLED,
     NOPROC,
@@ -20,7 +20,6 @@ from alight.actors import (
     ExitProcess,
     NoProc,
     Pid,
-    exit,
     link,
     monitor,
     process_info,
@@ -36,6 +35,7 @@ from alight.actors import (
 )
 
 from ..conftest import UNIT, Runner
+from ._support import equals
 
 WAIT = 5 * UNIT
 
@@ -74,7 +74,7 @@ def test_abnormal_exit_propagates_both_ways(run: Runner) -> None:
         # child -> linked parent
         a = spawn(idle)
         b = spawn(linked_to, a, self_pid())
-        await receive(("linked", b).__eq__, timeout=WAIT)
+        await receive(equals(("linked", b)), timeout=WAIT)
         monitor(a)
         monitor(b)
         send(a, ("exit", "boom"))
@@ -83,10 +83,10 @@ def test_abnormal_exit_propagates_both_ways(run: Runner) -> None:
         # the other direction: the process that called link dies first
         c = spawn(idle)
         d = spawn(linked_to, c, self_pid())
-        await receive(("linked", d).__eq__, timeout=WAIT)
+        await receive(equals(("linked", d)), timeout=WAIT)
         monitor(c)
         monitor(d)
-        exit(d, "bang")
+        actors.exit(d, "bang")
         assert (await down_of(d)).reason == "bang"
         assert (await down_of(c)).reason == "bang"
 
@@ -118,20 +118,20 @@ def test_link_cascade_stops_at_a_process_that_traps_exits(run: Runner) -> None:
     async def main() -> None:
         me = self_pid()
         b = spawn(trapper, me)
-        await receive(("trapping", b).__eq__, timeout=WAIT)
+        await receive(equals(("trapping", b)), timeout=WAIT)
         c = spawn(linked_to, b, me)  # C - B
-        await receive(("linked", c).__eq__, timeout=WAIT)
+        await receive(equals(("linked", c)), timeout=WAIT)
         a = spawn(linked_to, b, me)  # A - B: a second neighbour, which must survive
-        await receive(("linked", a).__eq__, timeout=WAIT)
+        await receive(equals(("linked", a)), timeout=WAIT)
         for pid in (a, b, c):
             monitor(pid)
-        exit(c, "crash")
+        actors.exit(c, "crash")
         assert (await down_of(c)).reason == "crash"
         got = await receive(lambda m: isinstance(m, tuple) and m[0] == "got", timeout=WAIT)
         assert got == ("got", b, Exit(c, "crash"))
         # B traps: it lives on, and so does everything else linked to it.
         send(b, "noop")
-        await receive(("got", b, "noop").__eq__, timeout=WAIT)
+        await receive(equals(("got", b, "noop")), timeout=WAIT)
         assert receive_nowait(Down, default=None) is None
         info = process_info(b)
         assert info is not None
@@ -181,12 +181,12 @@ def test_kill_cannot_be_trapped_and_links_see_killed(run: Runner) -> None:
     async def main() -> None:
         me = self_pid()
         victim = spawn(trapper, me)
-        await receive(("trapping", victim).__eq__, timeout=WAIT)
+        await receive(equals(("trapping", victim)), timeout=WAIT)
         bystander = spawn(linked_to, victim, me)  # does not trap
-        await receive(("linked", bystander).__eq__, timeout=WAIT)
+        await receive(equals(("linked", bystander)), timeout=WAIT)
         monitor(victim)
         monitor(bystander)
-        exit(victim, "kill")
+        actors.exit(victim, "kill")
         assert (await down_of(victim)).reason == KILLED
         # "killed" is abnormal: a non-trapping linked process dies with it
         assert (await down_of(bystander)).reason == KILLED
@@ -199,8 +199,8 @@ def test_kill_reaches_a_trapping_linked_process_as_killed(run: Runner) -> None:
     async def main() -> None:
         trap_exit()
         victim = spawn_link(trapper, self_pid())
-        await receive(("trapping", victim).__eq__, timeout=WAIT)
-        exit(victim, "kill")
+        await receive(equals(("trapping", victim)), timeout=WAIT)
+        actors.exit(victim, "kill")
         assert await receive(Exit, timeout=WAIT) == Exit(victim, KILLED)
 
     run(main)
@@ -211,7 +211,7 @@ def test_normal_exit_does_not_kill_a_linked_process(run: Runner) -> None:
         me = self_pid()
         quitter = spawn(idle)
         stayer = spawn(linked_to, quitter, me)
-        await receive(("linked", stayer).__eq__, timeout=WAIT)
+        await receive(equals(("linked", stayer)), timeout=WAIT)
         monitor(quitter)
         monitor(stayer)
         send(quitter, "stop")
@@ -234,10 +234,10 @@ def test_exit_normal_is_ignored_unless_trapping(run: Runner) -> None:
         me = self_pid()
         plain = spawn(idle)
         monitor(plain)
-        exit(plain, "normal")
+        actors.exit(plain, "normal")
         trapping = spawn(trapper, me)
-        await receive(("trapping", trapping).__eq__, timeout=WAIT)
-        exit(trapping, "normal")
+        await receive(equals(("trapping", trapping)), timeout=WAIT)
+        actors.exit(trapping, "normal")
         assert await receive(lambda m: isinstance(m, tuple) and m[0] == "got", timeout=WAIT) == (
             "got",
             trapping,
@@ -255,14 +255,14 @@ def test_exit_with_a_reason_kills_or_is_delivered(run: Runner) -> None:
         me = self_pid()
         plain = spawn(idle)
         monitor(plain)
-        exit(plain, "shutdown")
+        actors.exit(plain, "shutdown")
         assert (await down_of(plain)).reason == "shutdown"
         trapping = spawn(trapper, me)
-        await receive(("trapping", trapping).__eq__, timeout=WAIT)
-        exit(trapping, {"why": 1})
+        await receive(equals(("trapping", trapping)), timeout=WAIT)
+        actors.exit(trapping, {"why": 1})
         got = await receive(lambda m: isinstance(m, tuple) and m[0] == "got", timeout=WAIT)
         assert got == ("got", trapping, Exit(me, {"why": 1}))
-        exit(Pid(me.node, me.creation, 10**9), "kill")  # a dead pid: nothing happens
+        actors.exit(Pid(me.node, me.creation, 10**9), "kill")  # a dead pid: nothing happens
 
     run(main)
 
@@ -270,7 +270,7 @@ def test_exit_with_a_reason_kills_or_is_delivered(run: Runner) -> None:
 @pytest.mark.parametrize("reason", ["normal", "shutdown", "custom"])
 def test_exit_self_without_trapping_ends_the_caller_now(run: Runner, reason: str) -> None:
     async def quit_with(reason: str, log: list[str]) -> None:
-        exit(self_pid(), reason)
+        actors.exit(self_pid(), reason)
         log.append("still running")  # pragma: no cover - must not happen
 
     async def main() -> tuple[Any, list[str]]:
@@ -284,7 +284,7 @@ def test_exit_self_without_trapping_ends_the_caller_now(run: Runner, reason: str
 def test_exit_self_while_trapping_is_a_message(run: Runner) -> None:
     async def main() -> Any:
         trap_exit()
-        exit(self_pid(), "reason")
+        actors.exit(self_pid(), "reason")
         return await receive(Exit, timeout=WAIT)
 
     result = run(main)
@@ -294,7 +294,7 @@ def test_exit_self_while_trapping_is_a_message(run: Runner) -> None:
 def test_exit_self_kill_ends_even_a_trapping_caller(run: Runner) -> None:
     async def suicide(log: list[str]) -> None:
         trap_exit()
-        exit(self_pid(), "kill")
+        actors.exit(self_pid(), "kill")
         log.append("still running")  # pragma: no cover - must not happen
 
     async def main() -> tuple[Any, list[str]]:
@@ -346,7 +346,7 @@ def test_unlink(run: Runner) -> None:
             assert info is not None
             assert info.links == ()
         monitor(other)
-        exit(other, "boom")
+        actors.exit(other, "boom")
         assert (await down_of(other)).reason == "boom"
         # we are still alive: the link is gone
         unlink(other)  # a dead pid: nothing happens
@@ -365,8 +365,8 @@ def test_cleanup_runs_before_links_are_told(run: Runner) -> None:
     async def main() -> list[str]:
         log: list[str] = []
         pid, _ = spawn_monitor(careful, self_pid(), log)
-        await receive("ready".__eq__, timeout=WAIT)
-        exit(pid, "shutdown")
+        await receive(equals("ready"), timeout=WAIT)
+        actors.exit(pid, "shutdown")
         assert (await down_of(pid)).reason == "shutdown"
         return log
 

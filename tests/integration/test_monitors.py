@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from alight import actors
 from alight.actors import (
     NOCONNECTION,
     NOPROC,
     Down,
     Pid,
     demonitor,
-    exit,
     monitor,
     process_info,
     receive,
@@ -22,6 +22,7 @@ from alight.actors import (
 )
 
 from ..conftest import UNIT, Runner
+from ._support import equals
 
 WAIT = 5 * UNIT
 
@@ -33,7 +34,7 @@ async def idle() -> None:
 async def wait_then_exit(report_to: Pid) -> None:
     send(report_to, ("ready", self_pid()))
     reason = await receive()
-    exit(self_pid(), reason)
+    actors.exit(self_pid(), reason)
 
 
 def test_down_carries_the_reason(run: Runner) -> None:
@@ -41,7 +42,7 @@ def test_down_carries_the_reason(run: Runner) -> None:
         results = []
         for reason in ("normal", "shutdown", ("shutdown", 1), "boom"):
             pid = spawn(wait_then_exit, self_pid())
-            await receive(("ready", pid).__eq__, timeout=WAIT)
+            await receive(equals(("ready", pid)), timeout=WAIT)
             ref = monitor(pid)
             send(pid, reason)
             down = await receive(Down, timeout=WAIT)
@@ -61,9 +62,9 @@ def test_monitor_is_one_way(run: Runner) -> None:
     async def main() -> None:
         target = spawn(idle)
         w, _ = spawn_monitor(watcher, target, self_pid())
-        await receive("watching".__eq__, timeout=WAIT)
+        await receive(equals("watching"), timeout=WAIT)
         # the watcher dying does not affect the target
-        exit(w, "bye")
+        actors.exit(w, "bye")
         await receive(lambda m: type(m) is Down and m.pid == w, timeout=WAIT)
         info = process_info(target)
         assert info is not None
@@ -162,8 +163,8 @@ def test_many_watchers_all_get_down(run: Runner) -> None:
         for _ in range(5):
             spawn(watcher, target, self_pid())
         for _ in range(5):
-            await receive("watching".__eq__, timeout=WAIT)
-        exit(target, "gone")
+            await receive(equals("watching"), timeout=WAIT)
+        actors.exit(target, "gone")
         return [await receive(tuple, timeout=WAIT) for _ in range(5)]
 
     assert run(main) == [(True, "gone")] * 5

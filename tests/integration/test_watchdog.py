@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from alight.actors import (
     BlockReport,
     Node,
@@ -25,6 +24,7 @@ from alight.actors import (
 )
 
 from ..conftest import UNIT
+from ._support import equals
 
 WAIT = 5 * UNIT
 
@@ -36,7 +36,7 @@ def _blocking_function_of_the_test(seconds: float) -> None:
 async def hog(report_to: Pid) -> None:
     register("hog")
     send(report_to, "registered")
-    await receive("go".__eq__)
+    await receive(equals("go"))
     _blocking_function_of_the_test(0.3 * UNIT)
     await receive()
 
@@ -46,7 +46,7 @@ def test_watchdog_reports_a_blocking_process(caplog: pytest.LogCaptureFixture) -
         node = current_node()
         node.watchdog.subscribe(self_pid())
         pid = spawn(hog, self_pid())
-        await receive("registered".__eq__, timeout=WAIT)
+        await receive(equals("registered"), timeout=WAIT)
         send(pid, "go")
         report: BlockReport = await receive(BlockReport, timeout=WAIT)
         return pid, report, list(node.watchdog.reports)
@@ -148,7 +148,7 @@ def test_blocking_work_does_not_stall_other_processes(run: Any) -> None:
         ref = run_blocking(wait_for_release)
         # while the thread blocks, processes still run
         spawn(pinger, self_pid())
-        assert await receive("pong".__eq__, timeout=WAIT) == "pong"
+        assert await receive(equals("pong"), timeout=WAIT) == "pong"
         release.set()
         result: Offloaded = await receive(Offloaded, timeout=WAIT)
         assert result.ref == ref

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-
 from alight.channels import Channel, Socket
 from alight.channels._multiplexer import (
     Drop,
@@ -220,7 +219,11 @@ def test_removing_a_replaced_incarnation_keeps_the_new_one() -> None:
 
 
 class UserSocket(Socket):
-    channels = {"room:lobby": LobbyChannel, "room:*": RoomChannel, "exact": LobbyChannel}
+    channels: ClassVar[dict[str, type[Channel]]] = {
+        "room:lobby": LobbyChannel,
+        "room:*": RoomChannel,
+        "exact": LobbyChannel,
+    }
 
 
 @pytest.mark.parametrize(
@@ -244,7 +247,7 @@ def test_route_matching(topic: str, expected: type[Channel] | None) -> None:
 
 def test_catch_all_route() -> None:
     class AnySocket(Socket):
-        channels = {"*": RoomChannel}
+        channels: ClassVar[dict[str, type[Channel]]] = {"*": RoomChannel}
 
     assert AnySocket.route("anything:at:all") is RoomChannel
     assert AnySocket.route("") is RoomChannel
