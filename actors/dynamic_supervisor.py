@@ -55,7 +55,7 @@ class DynamicSupervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
+        timeout: float | None = None,
     ) -> Pid:
         """Start an empty dynamic supervisor linked to the caller."""
         _check(max_children, max_restarts, max_seconds)
@@ -70,7 +70,7 @@ class DynamicSupervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
+        timeout: float | None = None,
     ) -> Pid:
         """Like `start_link`, without the link."""
         _check(max_children, max_restarts, max_seconds)
@@ -98,7 +98,7 @@ class DynamicSupervisor(GenServer):
         return ChildSpec(id=id, start=start, shutdown="infinity", type="supervisor")
 
     @staticmethod
-    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
+    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:
         """Stop the supervisor: every child is shut down first, then it exits."""
         await stop_server(server, reason, timeout)
 

@@ -171,12 +171,12 @@ class GenServer:
         return _me().pid
 
     @classmethod
-    async def start(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:  # noqa: ASYNC109 - OTP-style timeout argument
+    async def start(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:
         """Start an unlinked server; returns its pid once ``init`` has succeeded."""
         return await start_server(cls, args, name, timeout, link=False)
 
     @classmethod
-    async def start_link(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:  # noqa: ASYNC109 - OTP-style timeout argument
+    async def start_link(cls, *args: Any, name: str | None = None, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Pid:
         """Start a server linked to the caller; returns its pid once ``init`` succeeded.
 
         Raises `StartError` (``init`` raised or returned `Stop`, the name is taken,
@@ -220,7 +220,7 @@ def _resolve(me: Process, server: Server, action: str) -> Pid:
     return pid
 
 
-async def call(server: Server, request: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Any:  # noqa: ASYNC109 - OTP-style timeout argument
+async def call(server: Server, request: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Any:
     """Send ``request`` to ``server`` and wait for its reply.
 
     Fails at once with `NoProc` if the server is not alive, with `CallExit` if it
@@ -274,7 +274,7 @@ def reply(from_: From, value: Any) -> None:
         node.send(from_.pid, _Reply(from_.ref, value))
 
 
-async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
+async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:
     """Stop ``server``: it runs ``terminate(reason)`` and exits with ``reason``.
 
     Returns once it has exited with ``reason``; raises `NoProc` if it is not alive,
@@ -306,7 +306,7 @@ async def start_server(
     cls: type[GenServer],
     args: tuple[Any, ...],
     name: str | None,
-    timeout: float | None,  # noqa: ASYNC109 - OTP-style timeout argument
+    timeout: float | None,
     link: bool,
 ) -> Pid:
     """Spawn a ``cls`` server and return its pid once ``init`` has acknowledged

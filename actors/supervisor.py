@@ -128,7 +128,7 @@ class Supervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
+        timeout: float | None = None,
     ) -> Pid:
         """Start a supervisor linked to the caller, and its children in order."""
         specs = _check(children, strategy, max_restarts, max_seconds)
@@ -142,7 +142,7 @@ class Supervisor(GenServer):
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - OTP-style timeout argument
+        timeout: float | None = None,
     ) -> Pid:
         """Like `start_link`, without the link."""
         specs = _check(children, strategy, max_restarts, max_seconds)
@@ -171,7 +171,7 @@ class Supervisor(GenServer):
         return ChildSpec(id=id, start=start, restart=restart, shutdown=shutdown, type="supervisor")
 
     @staticmethod
-    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:  # noqa: ASYNC109 - OTP-style timeout argument
+    async def stop(server: Server, reason: Reason = NORMAL, timeout: float | None = None) -> None:
         """Stop the supervisor: its children stop in reverse order first."""
         await stop_server(server, reason, timeout)
 

@@ -158,10 +158,12 @@ class _SocketServer:
         elif kind is ReplyHeartbeat:
             self.reply(message, None, "ok", {})
         elif kind is ReplyUnmatched:
+            log.warning("socket %r: ignoring unmatched topic %r (event %r)", self.me.pid, message.topic, message.event)
             self.reply(message, None, "error", {"reason": "unmatched topic"})
         elif kind is ReplyLeaveNotJoined:
             self.reply(message, message.join_ref, "ok", {})
         elif kind is ReplyTooMany:
+            log.warning("socket %r: refusing join of %r: too many channels joined", self.me.pid, message.topic)
             self.reply(message, message.join_ref, "error", {"reason": "too many channels joined"})
         elif kind is Join:
             assert isinstance(decision, Join)

@@ -210,7 +210,7 @@ class Endpoint:
 
             async def start_listener() -> Pid:
                 pid = await HttpListener.start_link(
-                    endpoint, host=host, port=port, reuse_port=reuse_port, config=config
+                    endpoint, host=host, port=port, reuse_port=reuse_port, config=config, stats=endpoint.server_stats
                 )
                 endpoint._listener = pid
                 return pid

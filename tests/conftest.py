@@ -8,11 +8,10 @@ them all with ``ALIGHT_TEST_UNIT``.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-
 from alight.actors import Node
 
 T = TypeVar("T")
@@ -24,9 +23,9 @@ Runner = Callable[..., Any]
 
 
 @pytest.fixture
-def node() -> Iterator[Node]:
+def node() -> Node:
     """A fresh, not yet started node (``node.run(main)`` starts it)."""
-    yield Node("test@127.0.0.1", watchdog_threshold=None)
+    return Node("test@127.0.0.1", watchdog_threshold=None)
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ class AsgiApp:
         )
         try:
             response = await self.endpoint.node.execute(self.endpoint.handle_http, request)
-        except Exception:  # noqa: BLE001 - the HTTP boundary: a failed handler is a 500
+        except Exception:
             log.exception("error handling %s %s", request.method, request.path)
             response = HttpResponse(500, body=b"internal server error")
         await _respond(send, response)

@@ -176,14 +176,6 @@ def test_join_flood_is_refused_after_100_channels_and_others_are_unaffected(refe
         assert recv(other) == ["1", "2", "room:calm", "phx_reply", {"status": "ok", "response": {"calm": True}}]
 
 
-MISSING_LOG = pytest.mark.xfail(
-    strict=True,
-    reason="channels/_socket_server.py (inbound: ReplyUnmatched / ReplyTooMany) answers without a log line; "
-    "Phoenix logs 'Ignoring unmatched topic' (warning) and refuses over-limit joins with a log line",
-)
-
-
-@MISSING_LOG
 def test_unmatched_topic_is_logged(reference_app: RunningApp) -> None:
     offset = len(reference_app.log())
     with client(reference_app) as ws:
@@ -192,7 +184,6 @@ def test_unmatched_topic_is_logged(reference_app: RunningApp) -> None:
     assert "nowhere:1" in reference_app.wait_for_log("unmatched topic", timeout=UNIT, after=offset)
 
 
-@MISSING_LOG
 def test_channel_limit_is_logged(reference_app: RunningApp) -> None:
     offset = len(reference_app.log())
     with client(reference_app) as ws:
