@@ -8,7 +8,7 @@ are in seconds, as everywhere in Python.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._context import current_process
@@ -96,18 +96,38 @@ def spawn_monitor(fn: Callable[..., Awaitable[Any]] | type[Actor], *args: Any) -
 def send(dest: Dest, message: Any) -> None:
     """Send ``message`` to a pid or registered name. Never blocks; a dead or unknown
     pid drops the message (Erlang's ``!``); an unregistered name raises `UnknownName`."""
-    _me().node.send(dest, message)
+    # The hottest call of the runtime: `_me()` inlined, and a pid spawned by this
+    # node carries its process record, so the message goes straight to the mailbox.
+    proc = current_process.get(None)
+    if proc is None:
+        raise NotInProcess("this must be called from inside an alight process")
+    if type(dest) is Pid:
+        target = dest.local
+        if target is not None and target.node is proc.node:
+            if target.alive:
+                target.put(message)
+            return
+    proc.node.send(dest, message)
 
 
-async def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Any:
+def receive(
+    match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT
+) -> Coroutine[Any, Any, Any]:
     """Take the oldest message that matches ``match`` from the current mailbox.
 
     ``match`` is a type or tuple of types (``isinstance``), a predicate, or None for
     any message; unmatched messages stay queued in arrival order (selective receive).
     With a ``timeout`` in seconds, raise `ReceiveTimeout` when it passes, or return
     ``default`` if one is given; ``timeout=0`` only looks at what is queued.
+
+    Await it: ``message = await receive()``. It returns the mailbox's coroutine
+    rather than being a coroutine of its own: one coroutine object and one frame
+    fewer on every receive and in every waiting process.
     """
-    return await _me().receive(match, timeout, default)
+    proc = current_process.get(None)
+    if proc is None:
+        raise NotInProcess("this must be called from inside an alight process")
+    return proc.receive(match, timeout, default)
 
 
 def receive_nowait(match: Match = None, default: Any = NO_DEFAULT) -> Any:

@@ -129,7 +129,27 @@ class Mailbox:
         """Wait for the oldest message that matches ``match``; see `actors.receive`."""
         queue = self._queue
         if match is None and queue:
-            return self._got(queue.popleft())
+            # The hot path, `_got` inlined: the oldest message of a non-empty mailbox.
+            message = queue.popleft()
+            self.received += 1
+            self.last_message = message
+            return message
+        if match is None and timeout is None:
+            # The other hot path: wait for the next message, any message, forever.
+            loop = asyncio.get_running_loop()
+            while True:
+                waiter = self._waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
+                queue = self._queue
+                if queue:
+                    message = queue.popleft()
+                    self.received += 1
+                    self.last_message = message
+                    return message
         predicate = _predicate(match)
         scanned = 0
         if predicate is not None and queue:
@@ -162,7 +182,10 @@ class Mailbox:
                 queue = self._queue
                 if predicate is None:
                     if queue:
-                        return self._got(queue.popleft())
+                        message = queue.popleft()
+                        self.received += 1
+                        self.last_message = message
+                        return message
                 else:
                     found, scanned = self._take(predicate, scanned)
                     if found is not _NOT_FOUND:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -34,6 +35,10 @@ Dest = Pid | str
 """Where `send` can deliver: a pid, or a name registered on this node."""
 
 log = logging.getLogger("alight.actors")
+
+GC_THRESHOLD = (50_000, 50, 100)
+"""The garbage collector's thresholds while `Node.run` or `Node.serve` runs (see
+``Node(gc_threshold=...)``; None leaves the interpreter's own)."""
 
 _STARTED = (inspect.CORO_RUNNING, inspect.CORO_SUSPENDED)
 
@@ -67,7 +72,8 @@ class Node:
     already running (under uvicorn, say).
 
     ``watchdog_threshold`` (seconds, default 0.1; ``None`` disables it) is how long a
-    process may hold the loop before the watchdog reports it.
+    process may hold the loop before the watchdog reports it. ``gc_threshold`` is
+    applied to the garbage collector while `run` or `serve` runs (`GC_THRESHOLD`).
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class Node:
         use_uvloop: bool = True,
         watchdog_threshold: float | None = 0.1,
         max_blocking_threads: int | None = None,
+        gc_threshold: tuple[int, int, int] | None = GC_THRESHOLD,
     ) -> None:
         self.name = name
         self.creation = _default_creation() if creation is None else creation
@@ -93,6 +100,7 @@ class Node:
         self._executor: Executor | None = None
         self._offloaded: set[asyncio.Future[Any]] = set()
         self._max_blocking_threads = max_blocking_threads
+        self.gc_threshold = gc_threshold
         self._stopping: asyncio.Event | None = None
         self.watchdog = Watchdog(self, watchdog_threshold)
         self.crashes = 0
@@ -123,7 +131,7 @@ class Node:
 
     def run(self, main: Callable[..., Awaitable[T]], *args: Any, debug: bool | None = None) -> T:
         """Run a fresh event loop with this node until ``main(*args)`` returns."""
-        with asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
+        with self._gc_tuned(), asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
             return runner.run(self._run_main(main, args))
 
     def serve(self, children: Iterable[ChildSpec] = (), *, debug: bool | None = None) -> None:
@@ -132,8 +140,24 @@ class Node:
         On either signal the tree stops in reverse start order within each child's
         shutdown timeout, then `serve` returns.
         """
-        with asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
+        with self._gc_tuned(), asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
             runner.run(self._serve(list(children)))
+
+    @contextlib.contextmanager
+    def _gc_tuned(self) -> Iterator[None]:
+        # While `run`/`serve` own the interpreter, collect young objects less often:
+        # with CPython's default (700, 10, 10) a burst of spawns triggers a full
+        # collection every 70 000 allocations, each traversing every live process,
+        # which makes spawning quadratic (measured: 60k spawns/s instead of ~150k).
+        if self.gc_threshold is None:
+            yield
+            return
+        previous = gc.get_threshold()
+        gc.set_threshold(*self.gc_threshold)
+        try:
+            yield
+        finally:
+            gc.set_threshold(*previous)
 
     def _loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
         if not self.use_uvloop:
@@ -277,7 +301,9 @@ class Node:
         loop = self.loop
         self._serial += 1
         serial = self._serial
-        proc = Process(Pid(self.name, self.creation, serial), self)
+        pid = Pid(self.name, self.creation, serial)
+        proc = Process(pid, self)
+        pid.local = proc
         proc.label = body
         if link is not None:
             link.add_link(proc.pid)
@@ -310,6 +336,12 @@ class Node:
         """Deliver ``message``; never blocks. A dead or unknown pid drops it silently,
         as Erlang's ``!`` does; an unregistered name raises `UnknownName`."""
         if type(dest) is Pid:
+            proc = dest.local
+            if proc is not None and proc.node is self:
+                # The pid was made by this node: its process record is at hand.
+                if proc.alive:
+                    proc.put(message)
+                return
             if dest.node == self.name:
                 if dest.creation == self.creation:
                     proc = self._procs.get(dest.serial)
@@ -454,6 +486,7 @@ class Node:
         """Remove a process that ended and tell its links and monitors, once."""
         proc.alive = False
         proc.final_reason = reason
+        proc._queue = None  # undelivered messages die with the process (pids may outlive it)
         self._procs.pop(proc.pid.serial, None)
         if proc.name is not None:
             self._names.pop(proc.name, None)

@@ -12,7 +12,8 @@ call replies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ._context import current_process
 
@@ -37,12 +38,18 @@ class Pid:
     node: str
     creation: int
     serial: int
+    local: Any = field(default=None, compare=False, hash=False, repr=False)
+    """The runtime's record of the process, on the node that spawned it (a shortcut
+    for `send`, never compared, hashed or pickled)."""
 
     def __repr__(self) -> str:
         where = "0" if self.node == _local_node_name() else self.node
         return f"<{where}.{self.serial}.0>"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Pid, (self.node, self.creation, self.serial))
 
 
 @dataclass(slots=True, unsafe_hash=True, order=True)
