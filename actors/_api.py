@@ -110,9 +110,7 @@ def send(dest: Dest, message: Any) -> None:
     proc.node.send(dest, message)
 
 
-def receive(
-    match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT
-) -> Coroutine[Any, Any, Any]:
+def receive(match: Match = None, timeout: float | None = None, default: Any = NO_DEFAULT) -> Coroutine[Any, Any, Any]:
     """Take the oldest message that matches ``match`` from the current mailbox.
 
     ``match`` is a type or tuple of types (``isinstance``), a predicate, or None for

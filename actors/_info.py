@@ -41,9 +41,9 @@ def info_of(proc: Process) -> ProcessInfo:
         status=proc.status,
         mailbox_length=len(proc),
         messages_handled=proc.received,
-        links=tuple(sorted(proc.links or ())),
-        monitors=tuple((proc.monitors or {}).keys()),
-        monitored_by=tuple((proc.monitored_by or {}).values()),
+        links=tuple(sorted(proc.links)),
+        monitors=tuple(proc.monitors),
+        monitored_by=tuple(proc.monitored_by.values()),
         trap_exit=proc.trap_exit,
         callback=proc.callback,
     )

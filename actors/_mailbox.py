@@ -136,6 +136,12 @@ class Mailbox:
             return message
         if match is None and timeout is None:
             # The other hot path: wait for the next message, any message, forever.
+            # The mailbox is empty: give its deque back (760 bytes) and forget the
+            # last message (it is only shown by a crash report while being handled)
+            # while the process idles; thousands of idle sockets and channels are
+            # the common case.
+            self._queue = None
+            self.last_message = None
             loop = asyncio.get_running_loop()
             while True:
                 waiter = self._waiter = loop.create_future()

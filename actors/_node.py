@@ -307,7 +307,7 @@ class Node:
         proc.label = body
         if link is not None:
             link.add_link(proc.pid)
-            proc.links = {link.pid}
+            proc.add_link(link.pid)
         self._procs[serial] = proc
         proc.task = loop.create_task(run_process(proc, body, args))
         return proc
@@ -426,11 +426,11 @@ class Node:
 
     def demonitor(self, watcher: Process, ref: Ref, flush: bool = False) -> bool:
         """Remove a monitor; True if it was active. ``flush`` drops a queued `Down`."""
-        target_pid = None if watcher.monitors is None else watcher.monitors.pop(ref, None)
+        target_pid = watcher.pop_monitor(ref)
         if target_pid is not None:
             target = self.lookup(target_pid)
-            if target is not None and target.monitored_by is not None:
-                target.monitored_by.pop(ref, None)
+            if target is not None:
+                target.pop_monitored_by(ref)
         if flush:
             # `drop`, not `receive_nowait`: bookkeeping is not a message handled.
             watcher.drop(lambda m: type(m) is Down and m.ref == ref)
@@ -494,30 +494,22 @@ class Node:
             self.crashes += 1
             _crash.report(proc, reason)
         pid = proc.pid
-        links = proc.links
+        links = proc.take_links()
         if links:
-            proc.links = None
             for other_pid in links:
                 other = self.lookup(other_pid)
                 if other is not None:
                     other.remove_link(pid)
                     self._link_signal(other, pid, reason)
-        watchers = proc.monitored_by
-        if watchers:
-            proc.monitored_by = None
-            for ref, watcher_pid in watchers.items():
-                watcher = self.lookup(watcher_pid)
-                if watcher is not None:
-                    if watcher.monitors is not None:
-                        watcher.monitors.pop(ref, None)
-                    watcher.put(Down(ref, pid, reason))
-        held = proc.monitors
-        if held:
-            proc.monitors = None
-            for ref, target_pid in held.items():
-                target = self.lookup(target_pid)
-                if target is not None and target.monitored_by is not None:
-                    target.monitored_by.pop(ref, None)
+        for ref, watcher_pid in proc.take_monitored_by():
+            watcher = self.lookup(watcher_pid)
+            if watcher is not None:
+                watcher.pop_monitor(ref)
+                watcher.put(Down(ref, pid, reason))
+        for ref, target_pid in proc.take_monitors():
+            target = self.lookup(target_pid)
+            if target is not None:
+                target.pop_monitored_by(ref)
 
     # -- timers -------------------------------------------------------------------
 

@@ -22,17 +22,55 @@ if TYPE_CHECKING:
     from ._node import Node
 
 
+_Small = tuple[Ref, Pid] | dict[Ref, Pid] | None
+"""A small map of monitors: most processes hold or carry one monitor or none, and a
+dict costs 224 bytes where a pair costs 56 (per connection, thousands of times)."""
+
+
+def _put(small: _Small, ref: Ref, pid: Pid) -> _Small:
+    if small is None:
+        return (ref, pid)
+    if type(small) is tuple:
+        return {small[0]: small[1], ref: pid}
+    small[ref] = pid  # type: ignore[index]
+    return small
+
+
+def _pop(small: _Small, ref: Ref) -> tuple[_Small, Pid | None]:
+    if small is None:
+        return None, None
+    if type(small) is tuple:
+        return (None, small[1]) if small[0] == ref else (small, None)
+    return small, small.pop(ref, None)  # type: ignore[union-attr]
+
+
+def _has(small: _Small, ref: Ref) -> bool:
+    if small is None:
+        return False
+    if type(small) is tuple:
+        return bool(small[0] == ref)
+    return ref in small
+
+
+def _items(small: _Small) -> list[tuple[Ref, Pid]]:
+    if small is None:
+        return []
+    if type(small) is tuple:
+        return [small]
+    return list(small.items())  # type: ignore[union-attr]
+
+
 class Process(Mailbox):
     """The runtime's record of one process. Users hold its `Pid`, never this object."""
 
     __slots__ = (
+        "_links",
+        "_monitored_by",
+        "_monitors",
         "alive",
         "callback",
         "final_reason",
         "label",
-        "links",
-        "monitored_by",
-        "monitors",
         "name",
         "node",
         "pending_exit",
@@ -48,11 +86,13 @@ class Process(Mailbox):
         self.task: asyncio.Task[Any] | None = None
         self.name: str | None = None
         self.trap_exit = False
-        self.links: set[Pid] | None = None
-        self.monitors: dict[Ref, Pid] | None = None
-        """Monitors this process holds: ref -> monitored pid."""
-        self.monitored_by: dict[Ref, Pid] | None = None
-        """Monitors held on this process: ref -> watching pid."""
+        # One link is the common case (a supervisor, a listener): a lone Pid, and a
+        # set (216 bytes even when small) only for two or more.
+        self._links: Pid | set[Pid] | None = None
+        # Monitors this process holds (ref -> monitored pid) and monitors held on it
+        # (ref -> watcher): None, one (ref, pid) pair, or a dict for two or more.
+        self._monitors: _Small = None
+        self._monitored_by: _Small = None
         self.pending_exit: Reason = None
         """The reason of an exit signal delivered by cancelling the task."""
         self.final_reason: Reason = None
@@ -66,26 +106,76 @@ class Process(Mailbox):
     def __repr__(self) -> str:
         return f"Process({self.pid!r}, name={self.name!r})"
 
-    def add_link(self, pid: Pid) -> None:
-        links = self.links
+    @property
+    def links(self) -> set[Pid]:
+        """The linked pids (a copy)."""
+        links = self._links
         if links is None:
-            self.links = {pid}
+            return set()
+        return {links} if type(links) is Pid else set(links)  # type: ignore[arg-type]
+
+    def add_link(self, pid: Pid) -> None:
+        links = self._links
+        if links is None:
+            self._links = pid
+        elif type(links) is Pid:
+            if links != pid:
+                self._links = {links, pid}
         else:
-            links.add(pid)
+            links.add(pid)  # type: ignore[union-attr]
 
     def remove_link(self, pid: Pid) -> None:
-        if self.links is not None:
-            self.links.discard(pid)
+        links = self._links
+        if links is None:
+            return
+        if type(links) is Pid:
+            if links == pid:
+                self._links = None
+        else:
+            links.discard(pid)  # type: ignore[union-attr]
+
+    def take_links(self) -> tuple[Pid, ...] | set[Pid]:
+        """Remove and return every link (when the process ends)."""
+        links, self._links = self._links, None
+        if links is None:
+            return ()
+        return (links,) if type(links) is Pid else links  # type: ignore[return-value]
 
     def add_monitor(self, ref: Ref, target: Pid) -> None:
-        if self.monitors is None:
-            self.monitors = {}
-        self.monitors[ref] = target
+        self._monitors = _put(self._monitors, ref, target)
+
+    def pop_monitor(self, ref: Ref) -> Pid | None:
+        """Forget the monitor ``ref`` this process holds; its target, or None."""
+        self._monitors, target = _pop(self._monitors, ref)
+        return target
+
+    def has_monitor(self, ref: Ref) -> bool:
+        return _has(self._monitors, ref)
+
+    def take_monitors(self) -> list[tuple[Ref, Pid]]:
+        monitors, self._monitors = self._monitors, None
+        return _items(monitors)
 
     def add_monitored_by(self, ref: Ref, watcher: Pid) -> None:
-        if self.monitored_by is None:
-            self.monitored_by = {}
-        self.monitored_by[ref] = watcher
+        self._monitored_by = _put(self._monitored_by, ref, watcher)
+
+    def pop_monitored_by(self, ref: Ref) -> Pid | None:
+        self._monitored_by, watcher = _pop(self._monitored_by, ref)
+        return watcher
+
+    def take_monitored_by(self) -> list[tuple[Ref, Pid]]:
+        watchers, self._monitored_by = self._monitored_by, None
+        return _items(watchers)
+
+    @property
+    def monitors(self) -> dict[Ref, Pid]:
+        """Monitors this process holds: ref -> monitored pid (a copy)."""
+        return dict(_items(self._monitors))
+
+    @property
+    def monitored_by(self) -> dict[Ref, Pid]:
+        """Monitors held on this process: ref -> watching pid (a copy)."""
+        return dict(_items(self._monitored_by))
 
     @property
     def status(self) -> str:

@@ -268,7 +268,7 @@ def reply(from_: From, value: Any) -> None:
     node = _me().node
     caller = node.lookup(from_.pid)
     if caller is not None:
-        if caller.monitors is not None and from_.ref in caller.monitors:
+        if caller.has_monitor(from_.ref):
             caller.put(_Reply(from_.ref, value))
     else:
         node.send(from_.pid, _Reply(from_.ref, value))

@@ -81,12 +81,24 @@ class Counts:
 
 
 FULL = Counts(
-    pingpong=200_000, oneway=1_000_000, ring_procs=1000, ring_laps=1000,
-    spawn=100_000, memory=100_000, restarts=5000, repeats=3,
+    pingpong=200_000,
+    oneway=1_000_000,
+    ring_procs=1000,
+    ring_laps=1000,
+    spawn=100_000,
+    memory=100_000,
+    restarts=5000,
+    repeats=3,
 )
 QUICK = Counts(
-    pingpong=20_000, oneway=100_000, ring_procs=100, ring_laps=100,
-    spawn=10_000, memory=10_000, restarts=300, repeats=2,
+    pingpong=20_000,
+    oneway=100_000,
+    ring_procs=100,
+    ring_laps=100,
+    spawn=10_000,
+    memory=10_000,
+    restarts=300,
+    repeats=2,
 )
 
 
@@ -354,7 +366,10 @@ def memory_in_subprocess(kind: str, n: int) -> float:
     """Run `memory_actors` or `memory_queue` in a fresh interpreter; bytes per process."""
     done = subprocess.run(
         [sys.executable, __file__, "--memory-child", kind, str(n)],
-        capture_output=True, text=True, timeout=TIME_LIMIT, check=True,
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT,
+        check=True,
     )
     return float(done.stdout.strip())
 
@@ -465,30 +480,57 @@ def measure(counts: Counts) -> list[Figure]:
     reps = counts.repeats
     figures = []
 
-    value, base = _best(reps, lambda: _on_node(pingpong_actors, counts.pingpong),
-                        lambda: _on_uvloop(pingpong_queue, counts.pingpong))
-    figures.append(_figure("actors.pingpong", value, "round trips/s", "2 tasks + 2 asyncio.Queue", base,
-                           ">= 0.8x baseline", value >= 0.8 * base))
+    value, base = _best(
+        reps, lambda: _on_node(pingpong_actors, counts.pingpong), lambda: _on_uvloop(pingpong_queue, counts.pingpong)
+    )
+    figures.append(
+        _figure(
+            "actors.pingpong",
+            value,
+            "round trips/s",
+            "2 tasks + 2 asyncio.Queue",
+            base,
+            ">= 0.8x baseline",
+            value >= 0.8 * base,
+        )
+    )
 
-    value, base = _best(reps, lambda: _on_node(oneway_actors, counts.oneway),
-                        lambda: _on_uvloop(oneway_queue, counts.oneway))
-    figures.append(_figure("actors.oneway", value, "msgs/s", "asyncio.Queue", base,
-                           ">= 1.0x baseline", value >= base))
+    value, base = _best(
+        reps, lambda: _on_node(oneway_actors, counts.oneway), lambda: _on_uvloop(oneway_queue, counts.oneway)
+    )
+    figures.append(_figure("actors.oneway", value, "msgs/s", "asyncio.Queue", base, ">= 1.0x baseline", value >= base))
 
-    value, base = _best(reps, lambda: _on_node(ring_actors, counts.ring_procs, counts.ring_laps),
-                        lambda: _on_uvloop(ring_queue, counts.ring_procs, counts.ring_laps))
-    figures.append(_figure("actors.ring", value, "hops/s", "ring of tasks + asyncio.Queue", base,
-                           ">= 1.0x baseline", value >= base))
+    value, base = _best(
+        reps,
+        lambda: _on_node(ring_actors, counts.ring_procs, counts.ring_laps),
+        lambda: _on_uvloop(ring_queue, counts.ring_procs, counts.ring_laps),
+    )
+    figures.append(
+        _figure(
+            "actors.ring", value, "hops/s", "ring of tasks + asyncio.Queue", base, ">= 1.0x baseline", value >= base
+        )
+    )
 
-    value, base = _best(reps, lambda: _on_node(spawn_actors, counts.spawn),
-                        lambda: _on_uvloop(spawn_queue, counts.spawn))
-    figures.append(_figure("actors.spawn_rate", value, "processes/s", "create_task + asyncio.Queue", base,
-                           ">= 150000/s", value >= 150_000))
+    value, base = _best(
+        reps, lambda: _on_node(spawn_actors, counts.spawn), lambda: _on_uvloop(spawn_queue, counts.spawn)
+    )
+    figures.append(
+        _figure(
+            "actors.spawn_rate",
+            value,
+            "processes/s",
+            "create_task + asyncio.Queue",
+            base,
+            ">= 150000/s",
+            value >= 150_000,
+        )
+    )
 
     value = memory_in_subprocess("actors", counts.memory)
     base = memory_in_subprocess("queue", counts.memory)
-    figures.append(_figure("actors.process_memory", value, "bytes", "task + asyncio.Queue", base,
-                           "<= 3072 B", value <= 3072))
+    figures.append(
+        _figure("actors.process_memory", value, "bytes", "task + asyncio.Queue", base, "<= 3072 B", value <= 3072)
+    )
 
     actors = _on_node(restart_actors, counts.restarts)
     queue = _on_uvloop(restart_queue, counts.restarts)
@@ -509,9 +551,14 @@ def _table(figures: list[Figure], counts: Counts) -> None:
         table.add_column(column, justify="right" if column in ("value", "baseline value", "ratio") else "left")
     for f in figures:
         table.add_row(
-            f.bench, f"{f.value:,.3f}" if f.unit in ("ms",) else f"{f.value:,.0f}", f.unit, f.baseline,
+            f.bench,
+            f"{f.value:,.3f}" if f.unit in ("ms",) else f"{f.value:,.0f}",
+            f.unit,
+            f.baseline,
             f"{f.baseline_value:,.3f}" if f.unit in ("ms",) else f"{f.baseline_value:,.0f}",
-            f"{f.ratio:.2f}", f.target, "yes" if f.met else "[red]no[/red]",
+            f"{f.ratio:.2f}",
+            f.target,
+            "yes" if f.met else "[red]no[/red]",
         )
     Console().print(table)
 

@@ -75,11 +75,8 @@ async def run_channel(channel_cls: type[Channel], context: ChannelContext, join:
     _write_reply(context, join.ref, join.join_ref, result)
     me.node.send(context.socket_pid, JoinOutcome(tag, ok=True))
     channel.ref = None
-    await _serve(channel, context, socket_monitor)
-
-
-async def _serve(channel: Channel, context: ChannelContext, socket_monitor: Ref) -> NoReturn:
-    me = _me()
+    # The serving loop is inline, not a coroutine of its own: one frame fewer in
+    # every idle channel process.
     topic = context.topic
     try:
         while True:

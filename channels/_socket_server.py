@@ -15,7 +15,7 @@ Phoenix (where the socket process crashes); the client reconnects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, spawn_link
@@ -63,7 +63,7 @@ DUPLICATE_JOIN_GRACE = 5.0
 DISCONNECT = "disconnect"
 
 
-async def run_socket(
+def run_socket(
     endpoint: Endpoint,
     socket_cls: type[Socket],
     conn: Conn,
@@ -72,72 +72,84 @@ async def run_socket(
     connect_info: ConnectInfo,
     on_result: Callable[[Accepted | Refused], None],
     subprotocol: str | None = None,
-) -> None:
-    """The body of a socket process."""
-    me = _me()
-    me.callback = "connect"
-    socket = socket_cls(endpoint, conn.transport)
-    try:
-        accepted = await socket.connect(params, connect_info)
-        socket_id = socket.id() if accepted is True else None
-    except Exception:
-        on_result(Refused("connect crashed", 403))
-        raise
-    if accepted is not True:
-        if accepted is not False:
-            log.error("%s.connect returned %r; expected True or False: refusing", socket_cls.__qualname__, accepted)
-        on_result(Refused("connect refused", 403))
-        return
-    if socket_id is not None and not isinstance(socket_id, str):
-        log.error("%s.id returned %r; expected a str or None: refusing", socket_cls.__qualname__, socket_id)
-        on_result(Refused("invalid socket id", 403))
-        return
-    endpoint.stats.connections += 1
-    on_result(Accepted(me.pid, subprotocol))
-    if socket_id is not None:
-        endpoint.pubsub.subscribe(me.pid, socket_id)
-    server = _SocketServer(me, endpoint, socket, conn, serializer, socket_id)
-    try:
-        await server.loop()
-    finally:
-        endpoint.stats.connections -= 1
+) -> Coroutine[Any, Any, None]:
+    """The body of a socket process: ``connect``, then serve the connection.
+
+    A plain function returning the server's coroutine, so that an idle socket
+    process keeps one coroutine frame fewer (thousands of them idle at once).
+    """
+    server = _SocketServer(_me(), endpoint, socket_cls(endpoint, conn.transport), conn, serializer)
+    return server.run(params, connect_info, on_result, subprotocol)
 
 
 class _SocketServer:
-    def __init__(
-        self,
-        me: Process,
-        endpoint: Endpoint,
-        socket: Socket,
-        conn: Conn,
-        serializer: Serializer,
-        socket_id: str | None,
-    ) -> None:
+    def __init__(self, me: Process, endpoint: Endpoint, socket: Socket, conn: Conn, serializer: Serializer) -> None:
         self.me = me
         self.endpoint = endpoint
         self.socket = socket
         self.conn = conn
         self.serializer = serializer
-        self.socket_id = socket_id
+        self.socket_id: str | None = None
         self.channels = Multiplexer(type(socket).max_channels, type(socket).route)
 
-    async def loop(self) -> None:
+    async def run(
+        self,
+        params: dict[str, Any],
+        connect_info: ConnectInfo,
+        on_result: Callable[[Accepted | Refused], None],
+        subprotocol: str | None,
+    ) -> None:
         me = self.me
-        while True:
-            message = await me.receive()
-            kind = type(message)
-            if kind is Inbound:
-                await self.inbound(message)
-            elif kind is Down:
-                self.channel_down(message)
-            elif kind is TransportClosed:
-                return
-            elif kind is Sync:
-                me.node.send(message.reply_to, Synced(message.ref))
-            elif kind is Broadcast and message.topic == self.socket_id and message.event == DISCONNECT:
-                self.conn.close(CLOSE_GOING_AWAY, "disconnected")
-                raise ExitProcess(("shutdown", "disconnected"))
-            # Anything else (late join outcomes, stray messages) is dropped.
+        endpoint = self.endpoint
+        if not await self.connect(params, connect_info, on_result):
+            return
+        endpoint.stats.connections += 1
+        on_result(Accepted(me.pid, subprotocol))
+        if self.socket_id is not None:
+            endpoint.pubsub.subscribe(me.pid, self.socket_id)
+        try:
+            while True:
+                message = await me.receive()
+                kind = type(message)
+                if kind is Inbound:
+                    await self.inbound(message)
+                elif kind is Down:
+                    self.channel_down(message)
+                elif kind is TransportClosed:
+                    return
+                elif kind is Sync:
+                    me.node.send(message.reply_to, Synced(message.ref))
+                elif kind is Broadcast and message.topic == self.socket_id and message.event == DISCONNECT:
+                    self.conn.close(CLOSE_GOING_AWAY, "disconnected")
+                    raise ExitProcess(("shutdown", "disconnected"))
+                # Anything else (late join outcomes, stray messages) is dropped.
+        finally:
+            endpoint.stats.connections -= 1
+
+    async def connect(
+        self, params: dict[str, Any], connect_info: ConnectInfo, on_result: Callable[[Accepted | Refused], None]
+    ) -> bool:
+        """Run ``Socket.connect`` and ``id``; on refusal, answer ``on_result`` and say so."""
+        self.me.callback = "connect"
+        socket = self.socket
+        name = type(socket).__qualname__
+        try:
+            accepted = await socket.connect(params, connect_info)
+            socket_id = socket.id() if accepted is True else None
+        except Exception:
+            on_result(Refused("connect crashed", 403))
+            raise
+        if accepted is not True:
+            if accepted is not False:
+                log.error("%s.connect returned %r; expected True or False: refusing", name, accepted)
+            on_result(Refused("connect refused", 403))
+            return False
+        if socket_id is not None and not isinstance(socket_id, str):
+            log.error("%s.id returned %r; expected a str or None: refusing", name, socket_id)
+            on_result(Refused("invalid socket id", 403))
+            return False
+        self.socket_id = socket_id
+        return True
 
     # -- inbound ----------------------------------------------------------------------
 

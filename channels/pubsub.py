@@ -86,7 +86,9 @@ class PubSub:
         self.stats = PubSubStats()
         # topic -> subscriber -> one entry per subscription (usually one).
         self._topics: dict[str, dict[Pid, tuple[Fastlane | None, ...]]] = {}
-        self._by_pid: dict[Pid, set[str]] = {}
+        # pid -> its topics; a list, not a set: a subscriber has one or two topics and
+        # an empty set costs 216 bytes (per connection, with thousands of them).
+        self._by_pid: dict[Pid, list[str]] = {}
         self._watcher: Process | None = None
 
     # -- the process that forgets exited subscribers ------------------------------
@@ -154,11 +156,11 @@ class PubSub:
         subs[pid] = (*subs.get(pid, ()), fastlane)
         topics = self._by_pid.get(pid)
         if topics is None:
-            self._by_pid[pid] = {topic}
+            self._by_pid[pid] = [topic]
             if self._watcher is not None:
                 self.node.monitor(self._watcher, pid)
-        else:
-            topics.add(topic)
+        elif topic not in topics:
+            topics.append(topic)
 
     def unsubscribe(self, pid: Pid, topic: str) -> None:
         subs = self._topics.get(topic)
@@ -167,8 +169,8 @@ class PubSub:
             if not subs:
                 del self._topics[topic]
         topics = self._by_pid.get(pid)
-        if topics is not None:
-            topics.discard(topic)
+        if topics is not None and topic in topics:
+            topics.remove(topic)
 
     def subscribers(self, topic: str) -> list[Pid]:
         """The pids subscribed to ``topic`` on this node (once each)."""
@@ -206,10 +208,15 @@ class PubSub:
         fastlane = type(message) is Broadcast
         event = message.event if fastlane else None
         frames: dict[Any, Frame | None] = {}
+        # The last serializer's frame, to skip the cache lookup: a topic's subscribers
+        # almost always share one serializer.
+        last_serializer: Any = None
+        last_frame: Frame | None = None
         writes = 0
         sends = 0
         for pid, lanes in subs.items():
-            if pid == from_pid:
+            # `from_pid is not None` first: comparing a Pid with None is two calls.
+            if from_pid is not None and pid == from_pid:
                 continue
             for lane in lanes:
                 if lane is None or not fastlane or event in lane.intercepts:
@@ -217,9 +224,13 @@ class PubSub:
                     sends += 1
                     continue
                 serializer = lane.serializer
-                frame = frames.get(serializer, _MISSING)
-                if frame is _MISSING:
-                    frame = frames[serializer] = self._encode(serializer, message)
+                if serializer is last_serializer:
+                    frame = last_frame
+                else:
+                    frame = frames.get(serializer, _MISSING)
+                    if frame is _MISSING:
+                        frame = frames[serializer] = self._encode(serializer, message)
+                    last_serializer, last_frame = serializer, frame
                 if frame is not None:
                     lane.conn.write(frame)
                     writes += 1

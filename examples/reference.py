@@ -93,3 +93,6 @@ app = Endpoint(check_origin=False, name="reference")
 app.socket("/socket", UserSocket, websocket=True, longpoll=True)
 app.route("GET", "/health", health)
 app.route("POST", "/api/broadcast", api_broadcast)
+
+# The same endpoint as an ASGI application: `uvicorn examples.reference:asgi_app`.
+asgi_app = app.asgi()

@@ -366,10 +366,14 @@ class WebSocketConn(asyncio.Protocol, Conn):
         if wire is None:
             wire = frame.wire = encode_frame(OP_BINARY if frame.binary else OP_TEXT, frame.data)
         if self._state == _OPEN:
-            if self._send(wire):
-                stats = self._stats
-                stats.frames_out += 1
-                stats.bytes_out += len(wire)
+            if not self._paused:
+                # The fan-out path: the client keeps up, so the bytes go straight out.
+                self._tcp.write(wire)  # type: ignore[union-attr]
+            elif not self._send(wire):
+                return
+            stats = self._stats
+            stats.frames_out += 1
+            stats.bytes_out += len(wire)
         elif self._state == _PENDING and self._pending_close is None:
             self._held.append(wire)
 

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,14 +110,27 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def start_app(spec: str, log_path: Path, attempts: int = 3) -> RunningApp:
-    """Start ``alight run SPEC`` on a free port and wait for ``/health``; a port taken
-    between the probe and the bind makes the process exit, and another port is tried."""
+def alight_run(spec: str, port: int) -> list[str]:
+    """The command serving ``spec`` with alight's native server."""
+    return [sys.executable, "-m", "alight.cli", "run", spec, "--port", str(port)]
+
+
+def uvicorn_run(spec: str, port: int) -> list[str]:
+    """The command serving the ASGI app ``spec`` under uvicorn."""
+    return [sys.executable, "-m", "uvicorn", spec, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+
+
+def start_app(
+    spec: str, log_path: Path, attempts: int = 3, command: Callable[[str, int], list[str]] = alight_run
+) -> RunningApp:
+    """Start ``alight run SPEC`` (or ``command``) on a free port and wait for
+    ``/health``; a port taken between the probe and the bind makes the process exit,
+    and another port is tried."""
     for _ in range(attempts):
         port = free_port()
         log = log_path.open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "alight.cli", "run", spec, "--port", str(port)],
+            command(spec, port),
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -135,9 +148,11 @@ def start_app(spec: str, log_path: Path, attempts: int = 3) -> RunningApp:
 
 
 @contextlib.contextmanager
-def running_app(spec: str, log_path: Path) -> Iterator[RunningApp]:
+def running_app(
+    spec: str, log_path: Path, command: Callable[[str, int], list[str]] = alight_run
+) -> Iterator[RunningApp]:
     """`start_app`, and kill the app's process group afterwards."""
-    app = start_app(spec, log_path)
+    app = start_app(spec, log_path, command=command)
     try:
         yield app
     finally:

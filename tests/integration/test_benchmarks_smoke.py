@@ -27,7 +27,10 @@ BENCHES = {
 def test_quick_json_run_prints_every_figure() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARK), "--json", "--quick"],
-        capture_output=True, text=True, timeout=20, check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -1,7 +1,8 @@
 """The official phoenix client (npm ``phoenix@1.8.16`` under Node, ``ws`` for
 WebSocket) against the reference app, over WebSocket (vsn 2.0.0 and 1.0.0) and
 long-poll: every event of the app, refusal, endpoint broadcasts, the ``disconnect``
-broadcast and heartbeats.
+broadcast and heartbeats; served by alight's native server and, as an ASGI app,
+by uvicorn.
 
 ``tests/js/conformance.js`` drives the client and prints what it saw; each test
 here checks one observation of one run. Each run is made once per module.
@@ -9,12 +10,13 @@ here checks one observation of one run. Each run is made once per module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ..conftest import UNIT
-from .conftest import NodeRun, RunningApp, run_node
+from .conftest import NodeRun, RunningApp, alight_run, run_node, running_app, uvicorn_run
 
 RUNS = {
     "websocket": ("websocket", "2.0.0"),
@@ -23,11 +25,25 @@ RUNS = {
 }
 
 
+SERVERS = {
+    "native": ("examples.reference:app", alight_run),
+    "asgi": ("examples.reference:asgi_app", uvicorn_run),
+}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def served_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The reference app on alight's native server, then as an ASGI app under uvicorn."""
+    spec, command = SERVERS[request.param]
+    with running_app(spec, tmp_path_factory.mktemp(request.param) / "app.log", command) as app:
+        yield app
+
+
 @pytest.fixture(scope="module", params=list(RUNS))
-def client(request: pytest.FixtureRequest, reference_app: RunningApp) -> NodeRun:
+def client(request: pytest.FixtureRequest, served_app: RunningApp) -> NodeRun:
     """One run of the conformance script; ``client.transport`` names it."""
     transport, vsn = RUNS[request.param]
-    run = run_node("conformance.js", reference_app.host, transport, vsn, timeout=40 * UNIT)
+    run = run_node("conformance.js", served_app.host, transport, vsn, timeout=40 * UNIT)
     assert run.returncode == 0, run.transcript()
     run.by_check["_run"] = {"transport": transport, "vsn": vsn}
     return run
