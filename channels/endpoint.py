@@ -44,6 +44,7 @@ from .errors import ChannelError, UnsupportedVsn
 from .message import Broadcast, Payload
 from .pubsub import PubSub
 from .serializer import negotiate
+from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
     from .socket import Socket
@@ -217,6 +218,18 @@ class Endpoint:
 
             children.append(ChildSpec(id="http", start=start_listener, shutdown=10.0))
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)
+
+    # -- tokens (Phoenix.Token) -------------------------------------------------------------
+
+    def sign_token(self, salt: str, data: Any) -> str:
+        """Sign ``data`` (JSON-able) with the endpoint's secret, e.g. a user id for
+        ``new Socket("/socket", {params: {token}})``; verify it in ``connect``."""
+        return sign(self.secret_key_base, salt, data)
+
+    def verify_token(self, salt: str, token: str, max_age: float = DEFAULT_MAX_AGE) -> Any:
+        """The data of a token signed with `sign_token` and the same ``salt``, if it is
+        at most ``max_age`` seconds old; raises `InvalidToken` / `ExpiredToken`."""
+        return verify(self.secret_key_base, salt, token, max_age=max_age)
 
     # -- broadcasts ------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .http import last_header
+
 if TYPE_CHECKING:
     from ..channels.message import Frame
 
@@ -91,12 +93,7 @@ class ConnectInfo:
 
     def header(self, name: str) -> str | None:
         """The last value of header ``name`` (case-insensitive), or None."""
-        name = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key == name:
-                found = value
-        return found
+        return last_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,17 @@ Headers = tuple[tuple[str, str], ...]
 """Header fields in order: ``(lower-case name, value)``; a name may repeat."""
 
 
+def last_header(headers: Headers, name: str) -> str | None:
+    """The last value of header ``name`` (case-insensitive) in ``headers``, or None
+    (a repeated header's last value wins, as Plug reads it)."""
+    name = name.lower()
+    found = None
+    for key, value in headers:
+        if key == name:
+            found = value
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """One HTTP request.
@@ -38,12 +49,7 @@ class HttpRequest:
 
     def header(self, name: str) -> str | None:
         """The last value of header ``name`` (case-insensitive), or None."""
-        name = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key == name:
-                found = value
-        return found
+        return last_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
