@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import uvloop
+
 from alight.actors import ChildSpec, GenServer, Node, Pid, Supervisor, receive, self_pid, send, spawn
 
 T = TypeVar("T")

@@ -15,6 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
+from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
 from alight.actors import (
     KILL,
     ActorError,
@@ -37,12 +44,6 @@ from alight.actors import (
 from alight.actors import (
     exit as exit_signal,
 )
-from rich import box
-from rich.console import Console, Group, JustifyMethod, RenderableType
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from ._supervision_tree import (
     MAX_RESTARTS,

@@ -26,8 +26,9 @@ import termios
 import tty
 from collections.abc import Iterator
 
-from alight.actors import Node, current_node, self_pid
 from rich.console import Console
+
+from alight.actors import Node, current_node, self_pid
 
 from ._supervision_live import LiveDemo
 from ._supervision_script import Script

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+
 from alight.actors import Node
 
 T = TypeVar("T")

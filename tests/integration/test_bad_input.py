@@ -22,10 +22,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from alight.channels import Endpoint
-from alight.examples.reference import UserSocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+
+from alight.channels import Endpoint
+from alight.examples.reference import UserSocket
 
 from ..conftest import UNIT
 from .conftest import RunningApp, running_app

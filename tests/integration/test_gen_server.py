@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from alight.actors import (
     CallExit,
     CallTimeout,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+
 from alight.actors import Node, receive, self_pid
 from alight.actors._process import Process
 from alight.actors.gen_server import stop

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from alight import actors
 from alight.actors import (
     KILLED,

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from alight import actors
 from alight.actors import (
     ActorError,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from alight import actors
 from alight.actors import (
     KILLED,

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from alight.actors import (
     ChildCounts,
     ChildSpec,

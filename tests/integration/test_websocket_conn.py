@@ -11,14 +11,15 @@ import struct
 
 import orjson
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.speedups import apply_mask
+
 from alight.actors import Node
 from alight.actors.gen_server import stop
 from alight.channels.message import Frame  # noqa: F401 - imported before transports (import cycle)
 from alight.transports.base import TransportClosed
 from alight.transports.server import HttpListener, ServerConfig, ServerStats, listener_port
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.speedups import apply_mask
 
 from ..conftest import UNIT, Runner
 from .test_http_server import TIMEOUT, EchoEndpoint, serving

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from alight.actors import ChildSpec, InvalidChildSpec, Pid
 from alight.actors._child import check_specs
 

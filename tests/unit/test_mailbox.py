@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from alight.actors import Node, ReceiveTimeout, receive, receive_nowait, self_pid, send, spawn
-from alight.actors._mailbox import Mailbox, Match
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from alight.actors import Node, ReceiveTimeout, receive, receive_nowait, self_pid, send, spawn
+from alight.actors._mailbox import Mailbox, Match
 
 from ..conftest import UNIT, Runner
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alight.transports._origin import OriginPolicy, check_origin, validate_origin_policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from alight.transports._origin import OriginPolicy, check_origin, validate_origin_policy
 
 
 def allowed(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alight.transports._params import MAX_DEPTH, MAX_PARAMS, InvalidQueryError, parse_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from alight.transports._params import MAX_DEPTH, MAX_PARAMS, InvalidQueryError, parse_params
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import cloudpickle
+
 from alight.actors import Node, Pid, Ref, make_ref, self_pid
 
 from ..conftest import Runner

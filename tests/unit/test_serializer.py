@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from alight.channels.errors import EncodeError, InvalidMessage, UnsupportedVsn
 from alight.channels.message import Broadcast, Frame, Message, Reply
 from alight.channels.serializer import (

@@ -7,11 +7,12 @@ import base64
 import json
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from alight.channels.errors import EncodeError, InvalidMessage
 from alight.channels.message import Broadcast, Message, Reply
 from alight.channels.serializer import NDJSON, V1, V2, Serializer, decode_longpoll_body
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

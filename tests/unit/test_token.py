@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alight.channels.errors import ChannelError, ExpiredToken, InvalidToken
-from alight.channels.token import DEFAULT_MAX_AGE, sign, verify
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from alight.channels.errors import ChannelError, ExpiredToken, InvalidToken
+from alight.channels.token import DEFAULT_MAX_AGE, sign, verify
 
 SECRET = "s" * 64
 SALT = "user socket"

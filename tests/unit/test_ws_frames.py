@@ -6,6 +6,11 @@ import os
 import struct
 
 import pytest
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.speedups import apply_mask
+from websockets.streams import StreamReader
+
 from alight.transports.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -19,10 +24,6 @@ from alight.transports.websocket import (
     encode_frame,
     parse_close,
 )
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
-from websockets.speedups import apply_mask
-from websockets.streams import StreamReader
 
 
 def client_frame(opcode: int, data: bytes, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
