@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
+
 from alight.actors import Down, Pid, make_ref, monitor, receive, self_pid, send, spawn
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket, SocketRef, Stop, reply
 from alight.channels.message import Message, Reply
