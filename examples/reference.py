@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from alight.actors import send_after, spawn
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket, Stop, reply
 from alight.channels.channel import SocketRef
