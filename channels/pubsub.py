@@ -21,7 +21,8 @@ nodes dispatch it locally there. The local adapter has no other nodes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..actors import Down, Pid
@@ -44,6 +45,11 @@ class Fastlane:
     conn: Conn
     serializer: Serializer
     intercepts: frozenset[str] = frozenset()
+    write: Callable[[Frame], None] = field(init=False, repr=False, compare=False)
+    """``conn.write``, bound once: the dispatch loop calls it for every subscriber."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "write", self.conn.write)
 
 
 class Adapter(Protocol):
@@ -232,7 +238,7 @@ class PubSub:
                         frame = frames[serializer] = self._encode(serializer, message)
                     last_serializer, last_frame = serializer, frame
                 if frame is not None:
-                    lane.conn.write(frame)
+                    lane.write(frame)
                     writes += 1
         stats.deliveries += sends
         stats.fastlane_writes += writes
