@@ -5,6 +5,7 @@ supervision tree::
 
     endpoint (one_for_one)
     ├── pubsub                  forgets subscribers that exit
+    ├── presence                tracker shards and diff dispatcher (with ``presence=True``)
     ├── channels                DynamicSupervisor of every channel process
     ├── longpoll                DynamicSupervisor of long-poll sessions
     └── http                    the native listener (when a port is given)
@@ -47,6 +48,7 @@ from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
+    from .presence.presence import Presence
     from .socket import Socket
 
 log = logging.getLogger("alight.channels.endpoint")
@@ -90,6 +92,9 @@ class Endpoint:
     host) or a predicate. ``secret_key_base`` signs tokens (long-poll sessions, user
     tokens); a random one is generated if none is given, which is fine for a single
     node but not for a cluster.
+
+    ``presence=True`` binds a `Presence` (``endpoint.presence``) that starts with the
+    tree; a `Presence` subclass binds itself with ``MyPresence(endpoint)``.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class Endpoint:
         idle_timeout: float = 60.0,
         max_buffer: int = 1024 * 1024,
         name: str = "endpoint",
+        presence: bool = False,
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -124,6 +130,12 @@ class Endpoint:
         self._channel_sup: Pid | None = None
         self._longpoll_sup: Pid | None = None
         self._listener: Pid | None = None
+        self.presence: Presence | None = None
+        """Set by `Presence(endpoint)`; started after PubSub, before the channels."""
+        if presence:
+            from .presence.presence import Presence
+
+            Presence(self)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -198,6 +210,7 @@ class Endpoint:
 
         children = [
             ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run)),
+            *([] if self.presence is None else [self.presence.child_spec()]),
             ChildSpec(id="channels", start=start_channels, type="supervisor"),
             ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
         ]

@@ -3,6 +3,10 @@
 Run it with ``alight run examples.reference:app --port 4000`` (binds 127.0.0.1).
 Its behaviour is specified in issue 3 and must not drift: the conformance tests
 drive it with the official phoenix client over WebSocket and long-poll.
+
+The room channel tracks presence after each join (key: the socket's user_id, meta:
+``{"device": ...}``) and pushes ``presence_state``; changes reach the room as
+``presence_diff``. On an endpoint without presence it tracks nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from alight.actors import send_after, spawn
+from alight.actors import self_pid, send, send_after, spawn
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket, Stop, reply
 from alight.channels.channel import SocketRef
 from alight.transports.base import ConnectInfo
@@ -25,7 +29,15 @@ class RoomChannel(Channel):
             return Error({"reason": "unauthorized"})
         device = payload.get("device") if isinstance(payload, dict) else None
         self.assigns["device"] = device if isinstance(device, str) else "unknown"
+        # push is not allowed inside join: track and push the state right after it.
+        send(self_pid(), _AFTER_JOIN)
         return Ok({"joined": name})
+
+    async def handle_info(self, message: Any) -> None:
+        presence = self.endpoint.presence
+        if message == _AFTER_JOIN and presence is not None:
+            await presence.track(self, self.assigns.get("user_id", "anon"), {"device": self.assigns["device"]})
+            self.push("presence_state", await presence.list(self.topic))
 
     async def handle_in(self, event: str, payload: Any) -> Any:
         if event == "ping":
@@ -50,6 +62,9 @@ class RoomChannel(Channel):
         if event == "user":
             return Ok({"user_id": self.assigns.get("user_id")})
         return Error({"reason": f"unknown event {event}"})
+
+
+_AFTER_JOIN = "after_join"
 
 
 async def _reply_later(ref: SocketRef, payload: Any) -> None:
@@ -90,7 +105,7 @@ async def api_broadcast(request: HttpRequest) -> HttpResponse:
     return HttpResponse(200, (("content-type", "application/json"),), b'{"ok":true}')
 
 
-app = Endpoint(check_origin=False, name="reference")
+app = Endpoint(check_origin=False, name="reference", presence=True)
 app.socket("/socket", UserSocket, websocket=True, longpoll=True)
 app.route("GET", "/health", health)
 app.route("POST", "/api/broadcast", api_broadcast)

@@ -64,8 +64,15 @@ def send(ws: ClientConnection, *message: Any) -> None:
     ws.send(json.dumps(list(message)))
 
 
+PRESENCE_EVENTS = ("presence_state", "presence_diff")
+
+
 def recv(ws: ClientConnection) -> Any:
-    return json.loads(ws.recv(TIMEOUT))
+    """The next frame, skipping the reference app's presence events (issue 4)."""
+    while True:
+        frame = json.loads(ws.recv(TIMEOUT))
+        if not (isinstance(frame, list) and len(frame) == 5 and frame[3] in PRESENCE_EVENTS):
+            return frame
 
 
 def join(ws: ClientConnection, topic: str, join_ref: str) -> Any:
