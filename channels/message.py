@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 Payload = Any
 """A JSON value (dict, list, str, number, bool, None) or `bytes` for binary."""
 
@@ -78,6 +80,31 @@ class Frame:
 
     def __hash__(self) -> int:
         return hash((self.data, self.binary))
+
+
+class Encoded:
+    """A JSON object payload encoded once, to send to many clients unchanged.
+
+    Wrap a big payload that many pushes share (a topic's ``presence_state``) so that
+    each push embeds the same bytes instead of encoding the object again. The
+    serializers accept it wherever a dict payload is accepted.
+    """
+
+    __slots__ = ("data", "fragment")
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        if not isinstance(value, dict):
+            raise TypeError(f"Encoded takes a dict (a JSON object), not {type(value).__name__}")
+        self.data = orjson.dumps(value)
+        self.fragment = orjson.Fragment(self.data)
+
+    def decoded(self) -> dict[str, Any]:
+        """The payload as a dict again (for tests and introspection)."""
+        value: dict[str, Any] = orjson.loads(self.data)
+        return value
+
+    def __repr__(self) -> str:
+        return f"Encoded({len(self.data)} bytes)"
 
 
 # Control events of the protocol (PROTOCOL.md §3).

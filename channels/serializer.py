@@ -53,7 +53,7 @@ from typing import Any, Final
 import orjson
 
 from .errors import EncodeError, InvalidMessage, UnsupportedVsn
-from .message import PHX_REPLY, Broadcast, Frame, Message, Reply
+from .message import PHX_REPLY, Broadcast, Encoded, Frame, Message, Reply
 
 __all__ = [
     "LONGPOLL_MAX_BATCH",
@@ -89,6 +89,11 @@ def _loads(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidMessage(f"invalid JSON or UTF-8: {exc}") from None
+
+
+def _value(payload: Any) -> Any:
+    """An `Encoded` payload's pre-encoded bytes, or the payload itself."""
+    return payload.fragment if type(payload) is Encoded else payload
 
 
 def _kind(value: Any) -> str:
@@ -198,7 +203,7 @@ class V1Serializer(Serializer):
     def encode_reply(self, reply: Reply) -> Frame:
         if isinstance(reply.payload, _BINARY_TYPES):
             raise EncodeError("binary reply on a 1.0.0 socket: binary payloads need vsn=2.0.0")
-        response = {"status": reply.status, "response": reply.payload}
+        response = {"status": reply.status, "response": _value(reply.payload)}
         try:
             return Frame(_json({"topic": reply.topic, "event": PHX_REPLY, "payload": response, "ref": reply.ref}))
         except _JSONEncodeError as exc:
@@ -206,7 +211,9 @@ class V1Serializer(Serializer):
 
     def encode_push(self, message: Message) -> Frame:
         payload = message.payload
-        if not isinstance(payload, dict):
+        if type(payload) is Encoded:
+            payload = payload.fragment
+        elif not isinstance(payload, dict):
             raise self._bad_payload("push", payload)
         try:
             return Frame(
@@ -217,7 +224,9 @@ class V1Serializer(Serializer):
 
     def fastlane(self, broadcast: Broadcast) -> Frame:
         payload = broadcast.payload
-        if not isinstance(payload, dict):
+        if type(payload) is Encoded:
+            payload = payload.fragment
+        elif not isinstance(payload, dict):
             raise self._bad_payload("broadcast", payload)
         try:
             return Frame(_json({"topic": broadcast.topic, "event": broadcast.event, "payload": payload, "ref": None}))
@@ -263,7 +272,7 @@ class V2Serializer(Serializer):
         if isinstance(payload, _BINARY_TYPES):
             fields = (_ref_text(reply.join_ref, "join_ref"), _ref_text(reply.ref, "ref"), reply.topic, reply.status)
             return Frame(_binary(_REPLY, fields, payload), binary=True)
-        response = {"status": reply.status, "response": payload}
+        response = {"status": reply.status, "response": _value(payload)}
         try:
             return Frame(_json([reply.join_ref, reply.ref, reply.topic, PHX_REPLY, response]))
         except _JSONEncodeError as exc:
@@ -271,6 +280,9 @@ class V2Serializer(Serializer):
 
     def encode_push(self, message: Message) -> Frame:
         payload = message.payload
+        if type(payload) is Encoded:
+            payload = payload.fragment
+            return Frame(_json([message.join_ref, message.ref, message.topic, message.event, payload]))
         if isinstance(payload, dict):
             try:
                 return Frame(_json([message.join_ref, message.ref, message.topic, message.event, payload]))
@@ -283,6 +295,8 @@ class V2Serializer(Serializer):
 
     def fastlane(self, broadcast: Broadcast) -> Frame:
         payload = broadcast.payload
+        if type(payload) is Encoded:
+            return Frame(_json([None, None, broadcast.topic, broadcast.event, payload.fragment]))
         if isinstance(payload, dict):
             try:
                 return Frame(_json([None, None, broadcast.topic, broadcast.event, payload]))

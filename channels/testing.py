@@ -22,6 +22,7 @@ matching message and raises `AssertionError` saying what did arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -38,7 +39,7 @@ from ..transports.base import (
 )
 from ._socket_server import run_socket
 from .endpoint import Endpoint
-from .message import PHX_JOIN, PHX_LEAVE, Broadcast, Frame, Message, Reply
+from .message import PHX_JOIN, PHX_LEAVE, Broadcast, Encoded, Frame, Message, Reply
 from .serializer import Serializer
 from .socket import Socket
 
@@ -80,10 +81,15 @@ class TestSerializer(Serializer):
         return _TestFrame(reply)
 
     def encode_push(self, message: Message) -> Frame:
+        if type(message.payload) is Encoded:
+            message = dataclasses.replace(message, payload=message.payload.decoded())
         return _TestFrame(message)
 
     def fastlane(self, broadcast: Broadcast) -> Frame:
-        return _TestFrame(Message(broadcast.topic, broadcast.event, broadcast.payload))
+        payload = broadcast.payload
+        if type(payload) is Encoded:
+            payload = payload.decoded()
+        return _TestFrame(Message(broadcast.topic, broadcast.event, payload))
 
 
 class TestConn(Conn):

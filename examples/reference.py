@@ -37,7 +37,7 @@ class RoomChannel(Channel):
         presence = self.endpoint.presence
         if message == _AFTER_JOIN and presence is not None:
             await presence.track(self, self.assigns.get("user_id", "anon"), {"device": self.assigns["device"]})
-            self.push("presence_state", await presence.list(self.topic))
+            self.push("presence_state", await presence.state(self))
 
     async def handle_in(self, event: str, payload: Any) -> Any:
         if event == "ping":

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ...actors import ChildSpec, Pid, Supervisor, receive, self_pid, spawn_link
 from ..channel import Channel
 from ..errors import ChannelError
+from ..message import Encoded
 from .tracker import Diffs, Meta, Replicator, Tracker, TrackerSettings
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Presence:
         self._dispatcher: Pid | None = None
         # topic -> (tracker version, grouped presences); read-only once built.
         self._cache: dict[str, tuple[int, Presences]] = {}
+        self._encoded: dict[str, tuple[int, Encoded]] = {}
         self._fetches = type(self).fetch is not Presence.fetch
         endpoint.presence = self
 
@@ -114,6 +116,26 @@ class Presence:
         if not self._fetches:
             return grouped
         return await self.fetch(name, _copy(grouped))
+
+    async def state(self, topic: str | Channel) -> Encoded:
+        """The ``presence_state`` payload of ``topic``, encoded once per change of the
+        topic and shared by every push until the next change (a big topic's state is
+        not re-encoded for each joiner): ``self.push("presence_state", await
+        presence.state(self))``. With a `fetch` override it is encoded per call."""
+        name = topic.topic if isinstance(topic, Channel) else topic
+        if self._fetches:
+            return Encoded(await self.list(name))
+        version = self.tracker.version(name)
+        cached = self._encoded.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        encoded = Encoded(self._grouped(name))
+        cache = self._encoded
+        cache.pop(name, None)
+        if len(cache) >= CACHE_TOPICS:
+            del cache[next(iter(cache))]
+        cache[name] = (version, encoded)
+        return encoded
 
     async def get_by_key(self, topic: str | Channel, key: str) -> dict[str, Any] | None:
         """The entry of ``key`` (``{"metas": [...]}`` after `fetch`), or None when the

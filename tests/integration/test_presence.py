@@ -332,3 +332,21 @@ def test_heartbeats_replicate_and_a_silent_replica_goes_down(run: Runner) -> Non
         assert await b.list(TOPIC) == {}
 
     run(main)
+
+
+def test_presence_state_is_encoded_once_per_change_of_the_topic(run: Runner) -> None:
+    async def main() -> None:
+        app = await app_with()
+        presence = presence_of(app)
+        await joined(app, "alice")
+        await diff()
+        state = await presence.state(TOPIC)
+        assert await presence.state(TOPIC) is state  # shared until the topic changes
+        assert set(state.decoded()) == {"alice"}
+        await joined(app, "bob")
+        await diff()
+        changed = await presence.state(TOPIC)
+        assert changed is not state
+        assert set(changed.decoded()) == {"alice", "bob"}
+
+    run(main)
