@@ -24,8 +24,6 @@ functions. The same endpoint also serves as an ASGI application (`asgi`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import logging
 import secrets
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..actors import ChildSpec, DynamicSupervisor, Node, Pid, Supervisor, spawn_link
 from ..actors._api import _me
 from ..actors._process import Process
+from ..transports._handshake import auth_token
 from ..transports._origin import check_origin
 from ..transports._params import parse_params
 from ..transports.base import LONGPOLL, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
@@ -55,8 +54,6 @@ log = logging.getLogger("alight.channels.endpoint")
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 OriginPolicy = bool | str | list[str] | Callable[[str], bool]
-
-AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +316,7 @@ class Endpoint:
         subprotocol = None
         if subprotocols:
             subprotocol = "phoenix" if "phoenix" in subprotocols else None
-            token = _auth_token(subprotocols)
+            token = auth_token(subprotocols)
             if token is not None:
                 connect_info = dataclasses.replace(connect_info, auth_token=token)
         self.node.spawn_process(
@@ -340,18 +337,6 @@ class Endpoint:
         from ..transports.asgi import AsgiApp
 
         return AsgiApp(self, node)
-
-
-def _auth_token(subprotocols: list[str]) -> str | None:
-    """The token the 1.8 client hides in ``base64url.bearer.phx.<base64>``."""
-    for offered in subprotocols:
-        if offered.startswith(AUTH_TOKEN_PREFIX):
-            encoded = offered[len(AUTH_TOKEN_PREFIX) :]
-            try:
-                return base64.b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-    return None
 
 
 __all__ = ["LONGPOLL", "WEBSOCKET", "Endpoint", "EndpointStats", "SocketMount"]

@@ -20,10 +20,7 @@ time, in order. Every limit is in `ServerConfig`; counters are in `ServerStats`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +44,7 @@ from ..actors import (
     trap_exit,
 )
 from ..actors.gen_server import DEFAULT_CALL_TIMEOUT, start_server
+from ._handshake import auth_token, handshake_response, header_tokens, websocket_key
 from .base import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
 from .http import HttpRequest, HttpResponse, reason_phrase
 from .websocket import WebSocketConn
@@ -56,9 +54,6 @@ if TYPE_CHECKING:
     from ..actors._process import Process
 
 log = logging.getLogger("alight.transports.server")
-
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
 
 
 class ServerHooks(Protocol):
@@ -201,57 +196,6 @@ def _encode_response(response: HttpResponse, keep_alive: bool, head: bool) -> by
     lines.append("\r\n")
     head_bytes = "\r\n".join(lines).encode("latin-1")
     return head_bytes if head else head_bytes + response.body
-
-
-def _tokens(request: HttpRequest, name: str) -> list[str]:
-    return [t.strip() for k, v in request.headers if k == name for t in v.split(",") if t.strip()]
-
-
-def _websocket_key(request: HttpRequest) -> str | None:
-    """The ``Sec-WebSocket-Key`` of a valid RFC 6455 handshake request, or None."""
-    if request.method != "GET":
-        return None
-    if "websocket" not in (t.lower() for t in _tokens(request, "upgrade")):
-        return None
-    if "upgrade" not in (t.lower() for t in _tokens(request, "connection")):
-        return None
-    if request.header("sec-websocket-version") != "13":
-        return None
-    key = request.header("sec-websocket-key")
-    if key is None:
-        return None
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            return None
-    except binascii.Error:
-        return None
-    return key
-
-
-def _auth_token(subprotocols: list[str]) -> str | None:
-    # The 1.8 client sends btoa(token) without padding (PROTOCOL.md §1.7).
-    for offer in subprotocols:
-        if offer.startswith(_AUTH_TOKEN_PREFIX):
-            text = offer[len(_AUTH_TOKEN_PREFIX) :].replace("-", "+").replace("_", "/")
-            try:
-                return base64.b64decode(text + "=" * (-len(text) % 4)).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-    return None
-
-
-def _handshake_response(key: str, subprotocol: str | None) -> bytes:
-    accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "upgrade: websocket",
-        "connection: Upgrade",
-        f"sec-websocket-accept: {accept}",
-    ]
-    if subprotocol is not None:
-        lines.append(f"sec-websocket-protocol: {subprotocol}")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
 
 
 async def _serve_request(protocol: HttpProtocol, endpoint: ServerHooks, item: _Item) -> None:
@@ -472,7 +416,7 @@ class HttpProtocol(asyncio.Protocol):
             self._tcp.resume_reading()
 
     def _upgrade(self, item: _Item, request: HttpRequest, mount: object) -> None:
-        key = _websocket_key(request)
+        key = websocket_key(request)
         if key is None:
             # Phoenix answers any other request on the WebSocket path with an empty 400.
             self._server.stats.bad_requests += 1
@@ -480,13 +424,13 @@ class HttpProtocol(asyncio.Protocol):
             return
         server = self._server
         self._pause()  # frames sent before the 101 wait in the kernel until we know
-        offered = _tokens(request, "sec-websocket-protocol")
+        offered = header_tokens(request, "sec-websocket-protocol")
         info = ConnectInfo(
             peer=self._peer,
             uri=f"http://{request.header('host') or ''}{item.target}",
             headers=request.headers,
             user_agent=request.header("user-agent"),
-            auth_token=_auth_token(offered),
+            auth_token=auth_token(offered),
             transport=WEBSOCKET,
         )
         conn = WebSocketConn(server.node, server.config, server.stats)
@@ -525,7 +469,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        handshake = _handshake_response(key, result.subprotocol if offered else None)
+        handshake = handshake_response(key, result.subprotocol if offered else None)
         server.stats.bytes_out += len(handshake)
         tcp.write(handshake)
         # The connection is the WebSocket's from now on; this object goes away.
