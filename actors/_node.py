@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from .supervisor import ChildSpec
 
 T = TypeVar("T")
-Dest = Pid | str
-"""Where `send` can deliver: a pid, or a name registered on this node."""
+Dest = Pid | str | tuple[str, str]
+"""Where `send` can deliver: a pid, a name registered on this node, or ``(name, node)``
+for a name registered on another node (Erlang's ``{Name, Node} ! Msg``; needs a `Remote`)."""
 
 log = logging.getLogger("alight.actors")
 
@@ -48,9 +49,30 @@ class Remote(Protocol):
 
     Without one, messages to other nodes' pids are dropped (as Erlang drops messages
     to an unreachable node) and links and monitors to them fire ``noconnection``.
+
+    The node calls these only for pids of *other* nodes (``pid.node != node.name``);
+    local operations never reach the remote. `link` and `monitor` return False when
+    the other node is not connected (or ``pid`` is of an old incarnation of it): the
+    node then fires ``noconnection``/``noproc`` itself, as without a remote.
     """
 
     def send(self, dest: Pid, message: Any) -> None: ...
+
+    def send_name(self, name: str, node: str, message: Any) -> None: ...
+
+    def link(self, local: Pid, remote: Pid) -> bool: ...
+
+    def unlink(self, local: Pid, remote: Pid) -> None: ...
+
+    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> bool: ...
+
+    def demonitor(self, watcher: Pid, target: Pid, ref: Ref) -> None: ...
+
+    def exit(self, sender: Pid | None, target: Pid, reason: Reason) -> None: ...
+
+    def link_exited(self, sender: Pid, target: Pid, reason: Reason) -> None: ...
+
+    def down(self, target: Pid, watcher: Pid, ref: Ref, reason: Reason) -> None: ...
 
 
 def _default_creation() -> int:
@@ -357,6 +379,13 @@ class Node:
                 raise UnknownName(f"no process registered as {dest!r}")
             proc.put(message)
             return
+        if type(dest) is tuple and len(dest) == 2:
+            name, node = dest
+            if node == self.name:
+                self.send(name, message)
+            elif self.remote is not None:
+                self.remote.send_name(name, node, message)
+            return  # no connection: dropped, as Erlang drops it
         raise TypeError(f"send destination must be a Pid or a registered name, not {dest!r}")
 
     # -- names --------------------------------------------------------------------
@@ -398,6 +427,9 @@ class Node:
             return
         other = self.lookup(pid)
         if other is None:
+            if pid.node != self.name and self.remote is not None and self.remote.link(proc.pid, pid):
+                proc.add_link(pid)
+                return
             reason = NOPROC if pid.node == self.name else NOCONNECTION
             if proc.trap_exit:
                 proc.put(Exit(pid, reason))
@@ -411,12 +443,17 @@ class Node:
         other = self.lookup(pid)
         if other is not None:
             other.remove_link(proc.pid)
+        elif pid.node != self.name and self.remote is not None:
+            self.remote.unlink(proc.pid, pid)
 
     def monitor(self, watcher: Process, pid: Pid) -> Ref:
         """Monitor ``pid``; a `Down` arrives when it ends, at once (``noproc``) if dead."""
         ref = self.make_ref()
         target = self.lookup(pid)
         if target is None:
+            if pid.node != self.name and self.remote is not None and self.remote.monitor(watcher.pid, pid, ref):
+                watcher.add_monitor(ref, pid)
+                return ref
             reason = NOPROC if pid.node == self.name else NOCONNECTION
             watcher.put(Down(ref, pid, reason))
             return ref
@@ -431,6 +468,8 @@ class Node:
             target = self.lookup(target_pid)
             if target is not None:
                 target.pop_monitored_by(ref)
+            elif target_pid.node != self.name and self.remote is not None:
+                self.remote.demonitor(watcher.pid, target_pid, ref)
         if flush:
             # `drop`, not `receive_nowait`: bookkeeping is not a message handled.
             watcher.drop(lambda m: type(m) is Down and m.ref == ref)
@@ -440,6 +479,8 @@ class Node:
         """Send an exit signal, as Erlang's ``exit(Pid, Reason)``."""
         target = self.lookup(pid)
         if target is None:
+            if pid.node != self.name and self.remote is not None:
+                self.remote.exit(sender, pid, reason)
             return
         if reason == KILL:
             self.kill(target, KILLED)
@@ -447,6 +488,15 @@ class Node:
             target.put(Exit(sender if sender is not None else pid, reason))
         elif reason != NORMAL or sender == pid:
             self.terminate(target, reason)
+
+    def link_exited(self, target_pid: Pid, sender: Pid, reason: Reason) -> None:
+        """Remote ``sender``, linked to local ``target_pid``, ended with ``reason`` (or its
+        node went down: ``noconnection``). Called by the distribution; no-op unless the
+        link is still there."""
+        target = self.lookup(target_pid)
+        if target is not None and sender in target.links:
+            target.remove_link(sender)
+            self._link_signal(target, sender, reason)
 
     def _link_signal(self, target: Process, sender: Pid, reason: Reason) -> None:
         # A linked process ended: trapped -> message; "normal" -> ignored; else death.
@@ -501,15 +551,21 @@ class Node:
                 if other is not None:
                     other.remove_link(pid)
                     self._link_signal(other, pid, reason)
+                elif other_pid.node != self.name and self.remote is not None:
+                    self.remote.link_exited(pid, other_pid, reason)
         for ref, watcher_pid in proc.take_monitored_by():
             watcher = self.lookup(watcher_pid)
             if watcher is not None:
                 watcher.pop_monitor(ref)
                 watcher.put(Down(ref, pid, reason))
+            elif watcher_pid.node != self.name and self.remote is not None:
+                self.remote.down(pid, watcher_pid, ref, reason)
         for ref, target_pid in proc.take_monitors():
             target = self.lookup(target_pid)
             if target is not None:
                 target.pop_monitored_by(ref)
+            elif target_pid.node != self.name and self.remote is not None:
+                self.remote.demonitor(pid, target_pid, ref)
 
     # -- timers -------------------------------------------------------------------
 

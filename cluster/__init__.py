@@ -1,0 +1,50 @@
+"""alight.cluster: nodes linked by ZeroMQ, as Erlang distribution links BEAM nodes.
+
+A `Distribution` attached to a `Node` joins the cluster through seed addresses and
+learns the rest of the members (a full mesh); pids of other nodes then work as local
+ones do: `send`, links and monitors (``noconnection`` when a node goes down),
+registered names (``send((name, node), msg)``), `spawn_on`. `nodes`,
+`monitor_node` and `monitor_nodes` (`Nodeup` / `Nodedown` messages) watch membership.
+
+Links are authenticated and encrypted with CurveZMQ, with keys derived from the
+cluster secret (``ALIGHT_CLUSTER_SECRET`` or a key file, `load_keys`): a node with the
+secret is trusted, as with Erlang's cookie, and nothing from a peer is decoded before
+it has authenticated. Every exception derives from `ClusterError`.
+"""
+
+from ._keys import ENV_VAR, ClusterKeys, derive_keys, load_keys, load_secret
+from .distribution import (
+    Distribution,
+    DistributionStatistics,
+    Nodedown,
+    Nodeup,
+    distribution,
+    monitor_node,
+    monitor_nodes,
+    nodes,
+    spawn_on,
+)
+from .errors import BadSecret, ClusterError, EncodeError, FrameError, NodeDown, NotConnected
+
+__all__ = [
+    "ENV_VAR",
+    "BadSecret",
+    "ClusterError",
+    "ClusterKeys",
+    "Distribution",
+    "DistributionStatistics",
+    "EncodeError",
+    "FrameError",
+    "NodeDown",
+    "Nodedown",
+    "Nodeup",
+    "NotConnected",
+    "derive_keys",
+    "distribution",
+    "load_keys",
+    "load_secret",
+    "monitor_node",
+    "monitor_nodes",
+    "nodes",
+    "spawn_on",
+]

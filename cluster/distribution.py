@@ -1,0 +1,572 @@
+"""Distribution: the node's link to the other nodes of its cluster (Erlang distribution).
+
+``dist = Distribution(node, seeds=[...]); await dist.start()`` binds the node's cluster
+address (``tcp://127.0.0.1:<random>`` by default), installs itself as the node's
+``remote`` hook and says `Hello` to each seed. Each `Hello` lists the members its
+sender knows, and a node connects to every member it does not know: the cluster is a
+full mesh. From then on, for pids of other nodes:
+
+- ``send(pid, msg)`` and ``send((name, node), msg)`` travel in order per pair of nodes
+  (queued per peer, one frame per loop turn, `_link`); a message to a node that is not
+  connected, or to a pid of a previous incarnation of it, is dropped, as in Erlang;
+- ``link``, ``monitor``, ``exit`` work across nodes; when a node goes down, every local
+  process linked to or monitoring one of its processes gets ``noconnection``;
+- `monitor_node` / `monitor_nodes` deliver `Nodeup` / `Nodedown`; `nodes` lists peers;
+- `spawn_on` starts a function (carried by cloudpickle) on another node.
+
+Incarnations: a peer is known by name *and* creation (`Node.creation`). A restarted
+node (same name, new creation) is a new peer: its old life is declared down first.
+
+Failure detection: every `heartbeat_interval` (0.5 s) a `Heartbeat` goes to each peer;
+a peer from which nothing (heartbeat or any frame) arrived for `down_after` (3 s) is
+declared down: its links are closed and ``noconnection`` fires. A SIGKILLed node is thus
+down everywhere within ``down_after + heartbeat_interval`` (< 5 s by default). The
+trade-off: a pause longer than ``down_after`` (SIGSTOP, swapping, a long GC) is a
+failure; raise ``down_after`` to tolerate longer pauses, at the cost of slower
+detection.
+
+Rejoin after a pause (decided): a paused node is treated as down, then as a node that
+comes back with the same creation but *fresh link state*: links and monitors that
+crossed to it fired ``noconnection`` and are not restored, and messages sent while it
+was down were dropped. Each DEALER carries a random session in its routing id; a frame
+from a peer on a link we did not accept (its old link, after we declared it down)
+makes us say `Hello` on a new link, and a `Hello` on a new link from a peer we think is
+up makes us declare its old life down first. Both sides thus see the same
+down-then-up, whichever noticed first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from alight.actors import NOCONNECTION, NOPROC, Node, Pid, Ref, receive
+from alight.actors import Down as ActorDown
+from alight.actors._api import current_node, self_pid
+from alight.actors.errors import ActorError, UnknownName
+from alight.actors.messages import Reason
+
+from ._auth import DEFAULT_HOST
+from ._codec import (
+    ClusterMessage,
+    Demonitor,
+    Down,
+    Exit,
+    Forward,
+    Heartbeat,
+    Hello,
+    Link,
+    Member,
+    Monitor,
+    PubSubForward,
+    Send,
+    Spawn,
+    SpawnReply,
+    Unlink,
+    dump_function,
+    load_function,
+)
+from ._keys import ClusterKeys, load_keys
+from ._link import MAX_PENDING, Identity, LinkStatistics, Mesh, Outlink
+from .errors import ClusterError, FrameError, NodeDown, NotConnected
+
+log = logging.getLogger("alight.cluster")
+
+HEARTBEAT_INTERVAL = 0.5
+"""Default seconds between heartbeats to each peer."""
+DOWN_AFTER = 3.0
+"""Default seconds of silence after which a peer is declared down."""
+
+UP, CONNECTING, DOWN = "up", "connecting", "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Nodeup:
+    """A node connected (Erlang's ``{nodeup, Node}``), for `monitor_nodes` subscribers."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Nodedown:
+    """A node went down or was never up (Erlang's ``{nodedown, Node}``)."""
+
+    node: str
+
+
+@dataclass(slots=True)
+class DistributionStatistics:
+    """`Distribution.stats`: the link counters plus membership events."""
+
+    links: LinkStatistics
+    nodes_up: int
+    """Peers up now."""
+    nodeups: int
+    """Times a peer came up (including rejoins)."""
+    nodedowns: int
+    """Times a peer was declared down."""
+
+
+class Peer:
+    """What this node knows of another node."""
+
+    __slots__ = ("address", "creation", "inbound", "last_seen", "name", "out", "since", "state")
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name = name
+        self.address = address
+        self.creation = 0
+        self.state = DOWN
+        self.out: Outlink | None = None
+        self.inbound: Identity | None = None
+        """The link we accepted from it (its DEALER's identity)."""
+        self.last_seen = 0.0
+        self.since = 0.0
+
+    def __repr__(self) -> str:
+        return f"Peer({self.name!r}, {self.state}, creation={self.creation})"
+
+
+class Distribution:
+    """The node's cluster membership and remote-process routing (see the module doc).
+
+    ``secret`` (or ``keys``) defaults to ``ALIGHT_CLUSTER_SECRET``. ``host`` defaults
+    to 127.0.0.1, ``port`` 0 picks a free one; ``address`` is known after `start`.
+    ``max_pending`` bounds each peer's queue (`_link`: beyond it, drop and count).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        seeds: Iterable[str] = (),
+        secret: bytes | str | None = None,
+        keys: ClusterKeys | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        down_after: float = DOWN_AFTER,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        self.node = node
+        self.seeds = list(seeds)
+        self.host = host
+        self.port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.down_after = down_after
+        self.on_pubsub: Callable[[PubSubForward], None] | None = None
+        """Called with each `PubSubForward` received (the cluster PubSub adapter)."""
+        keys = keys if keys is not None else load_keys(secret=secret)
+        self._mesh = Mesh(node.name, node.creation, keys, self._on_batch, max_pending=max_pending)
+        self._peers: dict[str, Peer] = {}
+        self._up: dict[str, Peer] = {}
+        self._seed_links: dict[str, Outlink] = {}
+        self._node_watchers: dict[str, set[Pid]] = {}
+        self._all_watchers: set[Pid] = set()
+        self._spawns: dict[Ref, tuple[str, Pid, bool]] = {}
+        self._tick_handle: Any = None
+        self._seq = 0
+        self._nodeups = 0
+        self._nodedowns = 0
+
+    @property
+    def address(self) -> str:
+        """``tcp://host:port``: what other nodes give as a seed to join this one."""
+        return self._mesh.address
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind, become the node's ``remote`` and greet the seeds (the node must run)."""
+        loop = self.node.loop
+        address = self._mesh.open(loop, self.host, self.port)
+        self.node.remote = self
+        for seed in self.seeds:
+            if seed != address and seed not in self._seed_links:
+                link = self._mesh.connect(seed)
+                self._mesh.push(link, self._hello())
+                self._seed_links[seed] = link
+        self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+
+    async def stop(self) -> None:
+        """Close every link (peers see this node go down after ``down_after``)."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        if self.node.remote is self:
+            self.node.remote = None
+        self._mesh.close()
+
+    # -- membership ---------------------------------------------------------------
+
+    def nodes(self) -> list[str]:
+        """The names of the peers up now (Erlang's ``nodes()``), sorted."""
+        return sorted(self._up)
+
+    def monitor_nodes(self, pid: Pid, flag: bool = True) -> None:
+        """Send ``pid`` a `Nodeup`/`Nodedown` for every node that comes or goes."""
+        if flag:
+            self._all_watchers.add(pid)
+        else:
+            self._all_watchers.discard(pid)
+
+    def monitor_node(self, pid: Pid, name: str, flag: bool = True) -> None:
+        """Send ``pid`` one `Nodedown` when ``name`` goes down (at once if it is not up)."""
+        if not flag:
+            self._node_watchers.get(name, set()).discard(pid)
+        elif name not in self._up:
+            self.node.send(pid, Nodedown(name))
+        else:
+            self._node_watchers.setdefault(name, set()).add(pid)
+
+    @property
+    def stats(self) -> DistributionStatistics:
+        """A snapshot of the counters (drops, retries, frames, membership events)."""
+        return DistributionStatistics(self._mesh.statistics(), len(self._up), self._nodeups, self._nodedowns)
+
+    def _hello(self) -> Hello:
+        members = tuple(Member(p.name, p.creation, p.address) for p in self._up.values())
+        return Hello(self.node.name, self.node.creation, self.address, members)
+
+    def _connect(self, peer: Peer) -> None:
+        peer.out = self._mesh.connect(peer.address)
+        self._mesh.push(peer.out, self._hello())
+        peer.state = CONNECTING
+        peer.since = self.node.loop.time()
+
+    def _on_hello(self, identity: Identity, hello: Hello) -> Peer | None:
+        name = hello.node
+        if name == self.node.name:
+            return None
+        peer = self._peers.get(name)
+        if peer is not None and peer.state == UP:
+            if peer.inbound == identity:
+                self._learn(hello.members)
+                return peer
+            # A new link from a peer we think is up: it restarted, or it declared us
+            # down (a pause). Its old life ends here, as it ended there.
+            self._node_down(peer)
+        if peer is None:
+            peer = self._peers[name] = Peer(name, hello.address)
+        peer.address = hello.address
+        if peer.state != CONNECTING:
+            seed_link = self._seed_links.pop(hello.address, None)
+            if seed_link is not None:  # our Hello already went on it
+                peer.out = seed_link
+            else:
+                self._connect(peer)
+        peer.state = UP
+        peer.creation = identity.creation
+        peer.inbound = identity
+        peer.last_seen = self.node.loop.time()
+        self._up[name] = peer
+        self._nodeups += 1
+        log.info("cluster: %s: node %s is up (%s)", self.node.name, name, peer.address)
+        for pid in list(self._all_watchers):
+            self.node.send(pid, Nodeup(name))
+        self._learn(hello.members)
+        return peer
+
+    def _learn(self, members: Iterable[Member]) -> None:
+        for member in members:
+            if member.name == self.node.name:
+                continue
+            peer = self._peers.get(member.name)
+            if peer is None:
+                peer = self._peers[member.name] = Peer(member.name, member.address)
+            if peer.state == DOWN:
+                peer.address = member.address
+                self._connect(peer)
+
+    def _tick(self) -> None:
+        loop = self.node.loop
+        now = loop.time()
+        self._seq += 1
+        beat = Heartbeat(self._seq)
+        for peer in list(self._peers.values()):
+            if peer.state == UP:
+                if now - peer.last_seen > self.down_after:
+                    silence = now - peer.last_seen
+                    log.warning("cluster: %s: no word from %s for %.1fs", self.node.name, peer.name, silence)
+                    self._node_down(peer)
+                elif peer.out is not None:
+                    self._mesh.push(peer.out, beat)
+            elif peer.state == CONNECTING and now - peer.since > self.down_after:
+                self._close_out(peer)
+                peer.state = DOWN
+        self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+
+    def _close_out(self, peer: Peer) -> None:
+        if peer.out is not None:
+            self._mesh.close_link(peer.out)
+            peer.out = None
+
+    def _node_down(self, peer: Peer) -> None:
+        """Declare ``peer`` down: close its link, fire ``noconnection`` everywhere."""
+        name = peer.name
+        self._close_out(peer)
+        peer.state = DOWN
+        peer.inbound = None
+        self._up.pop(name, None)
+        self._nodedowns += 1
+        log.warning("cluster: %s: node %s is down", self.node.name, name)
+        node = self.node
+        for proc in node.processes():
+            for other in proc.links:
+                if other.node == name:
+                    node.link_exited(proc.pid, other, NOCONNECTION)
+            for ref, target in proc.monitors.items():
+                if target.node == name and proc.pop_monitor(ref) is not None:
+                    proc.put(ActorDown(ref, target, NOCONNECTION))
+            for ref, watcher in proc.monitored_by.items():
+                if watcher.node == name:
+                    proc.pop_monitored_by(ref)
+        for ref, (target_node, caller, _link) in list(self._spawns.items()):
+            if target_node == name:
+                node.send(caller, SpawnReply(ref, None, NOCONNECTION))
+        for pid in self._node_watchers.pop(name, set()) | self._all_watchers:
+            node.send(pid, Nodedown(name))
+
+    # -- incoming -----------------------------------------------------------------
+
+    def _on_batch(self, identity: Identity, messages: list[ClusterMessage]) -> None:
+        peer = self._peers.get(identity.name)
+        if peer is not None and peer.inbound == identity and peer.state == UP:
+            peer.last_seen = self.node.loop.time()
+            for message in messages:
+                self._handle(peer, message)
+            return
+        for index, message in enumerate(messages):
+            if type(message) is Hello:
+                hello_peer = self._on_hello(identity, message)
+                if hello_peer is not None:
+                    for rest in messages[index + 1 :]:
+                        self._handle(hello_peer, rest)
+                return
+        # A frame on a link we did not accept: the peer's old link after we declared it
+        # down. It is alive: say Hello on a new link (it will drop its old life too).
+        if peer is not None and peer.state == DOWN and peer.address:
+            log.info("cluster: %s: node %s is back, reconnecting", self.node.name, peer.name)
+            self._connect(peer)
+
+    def _handle(self, peer: Peer, message: ClusterMessage) -> None:
+        node = self.node
+        match message:
+            case Send(dest, payload):
+                with contextlib.suppress(UnknownName):  # an unknown name drops, as in Erlang
+                    node.send(dest, payload)
+            case Heartbeat():
+                pass
+            case Link():
+                self._on_link(peer, message)
+            case Unlink(from_pid, to_pid):
+                target = node.lookup(to_pid)
+                if target is not None:
+                    target.remove_link(from_pid)
+            case Exit():
+                self._on_exit(message)
+            case Monitor():
+                self._on_monitor(peer, message)
+            case Demonitor(ref, _watcher, target_pid):
+                demonitored = self._local(target_pid)
+                if demonitored is not None:
+                    demonitored.pop_monitored_by(ref)
+            case Down():
+                self._on_down(message)
+            case Spawn():
+                self._on_spawn(peer, message)
+            case SpawnReply():
+                self._on_spawn_reply(message)
+            case Hello():
+                self._learn(message.members)
+            case Forward(service, payload):
+                with contextlib.suppress(UnknownName):  # forwarded to a registered name
+                    node.send(service, payload)
+            case PubSubForward():
+                if self.on_pubsub is not None:
+                    self.on_pubsub(message)
+
+    def _local(self, target: Pid | str) -> Any:
+        if isinstance(target, str):
+            pid = self.node.whereis(target)
+            return None if pid is None else self.node.lookup(pid)
+        return self.node.lookup(target)
+
+    def _reply(self, peer: Peer, message: ClusterMessage) -> None:
+        if peer.out is not None:
+            self._mesh.push(peer.out, message)
+
+    def _on_link(self, peer: Peer, message: Link) -> None:
+        target = self.node.lookup(message.to_pid)
+        if target is None:
+            self._reply(peer, Exit(message.to_pid, message.from_pid, NOPROC))
+        else:
+            target.add_link(message.from_pid)
+
+    def _on_exit(self, message: Exit) -> None:
+        target = self.node.lookup(message.to_pid)
+        if target is None:
+            return
+        if message.from_pid in target.links:  # a link fired (or its peer ended it)
+            self.node.link_exited(message.to_pid, message.from_pid, message.reason)
+        else:  # exit(pid, reason) from a remote process
+            self.node.exit(message.from_pid, message.to_pid, message.reason)
+
+    def _on_monitor(self, peer: Peer, message: Monitor) -> None:
+        target = self._local(message.target)
+        if target is None:
+            self._reply(peer, Down(message.ref, message.watcher, message.target, NOPROC))
+        else:
+            target.add_monitored_by(message.ref, message.watcher)
+
+    def _on_down(self, message: Down) -> None:
+        watcher = self.node.lookup(message.watcher)
+        if watcher is not None and watcher.pop_monitor(message.ref) is not None:
+            target = message.target
+            if isinstance(target, str):  # a monitor by name: Erlang reports {Name, Node}
+                target = Pid(self.node.name, 0, 0)
+            watcher.put(ActorDown(message.ref, target, message.reason))
+
+    def _on_spawn(self, peer: Peer, message: Spawn) -> None:
+        try:
+            function = load_function(message.function)
+            proc = self.node.spawn_process(function, message.args)
+        except (FrameError, ActorError) as error:
+            self._reply(peer, SpawnReply(message.ref, None, str(error)))
+            return
+        proc.label = function
+        if message.link:
+            proc.add_link(message.from_pid)
+        if message.monitor:
+            proc.add_monitored_by(message.ref, message.from_pid)
+        self._reply(peer, SpawnReply(message.ref, proc.pid))
+
+    def _on_spawn_reply(self, message: SpawnReply) -> None:
+        pending = self._spawns.get(message.ref)
+        if pending is None:
+            return
+        _node, caller, link = pending
+        if link and message.pid is not None:
+            proc = self.node.lookup(caller)
+            if proc is not None:
+                proc.add_link(message.pid)
+        self.node.send(caller, message)
+
+    # -- spawning -----------------------------------------------------------------
+
+    async def spawn(
+        self, name: str, fn: Callable[..., Any], *args: Any, link: bool = False, timeout: float = 5.0
+    ) -> Pid:
+        """Start ``fn(*args)`` on node ``name`` and return its pid (call from a process).
+
+        ``fn`` travels with cloudpickle, ``args`` with pickle; with ``link`` the new
+        process is linked to the caller. Raises `NotConnected` if ``name`` is not up,
+        `NodeDown` if it goes down first, `ClusterError` if the function cannot be
+        loaded there, `ReceiveTimeout` after ``timeout`` seconds."""
+        peer = self._up.get(name)
+        if peer is None or peer.out is None:
+            raise NotConnected(name)
+        me = self_pid()
+        ref = self.node.make_ref()
+        self._spawns[ref] = (name, me, link)
+        try:
+            self._mesh.push(peer.out, Spawn(ref, me, dump_function(fn), tuple(args), link))
+            reply: SpawnReply = await receive(lambda m: type(m) is SpawnReply and m.ref == ref, timeout)
+        finally:
+            self._spawns.pop(ref, None)
+        if reply.pid is None:
+            if reply.error == NOCONNECTION:
+                raise NodeDown(name)
+            raise ClusterError(f"spawn on {name} failed: {reply.error}")
+        return reply.pid
+
+    # -- the node's remote hook (pids of other nodes only) ----------------------
+
+    def _out(self, pid: Pid) -> Outlink | None:
+        peer = self._up.get(pid.node)
+        if peer is None or peer.creation != pid.creation:
+            return None  # not connected, or a pid of a previous incarnation
+        return peer.out
+
+    def send(self, dest: Pid, message: Any) -> None:
+        out = self._out(dest)
+        if out is not None:
+            self._mesh.push(out, Send(dest, message))
+
+    def send_name(self, name: str, node: str, message: Any) -> None:
+        peer = self._up.get(node)
+        if peer is not None and peer.out is not None:
+            self._mesh.push(peer.out, Send(name, message))
+
+    def link(self, local: Pid, remote: Pid) -> bool:
+        out = self._out(remote)
+        if out is None:
+            return False
+        self._mesh.push(out, Link(local, remote))
+        return True
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        out = self._out(remote)
+        if out is not None:
+            self._mesh.push(out, Unlink(local, remote))
+
+    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> bool:
+        out = self._out(target)
+        if out is None:
+            return False
+        self._mesh.push(out, Monitor(ref, watcher, target))
+        return True
+
+    def demonitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+        out = self._out(target)
+        if out is not None:
+            self._mesh.push(out, Demonitor(ref, watcher, target))
+
+    def exit(self, sender: Pid | None, target: Pid, reason: Reason) -> None:
+        out = self._out(target)
+        if out is not None:
+            self._mesh.push(out, Exit(sender if sender is not None else target, target, reason))
+
+    def link_exited(self, sender: Pid, target: Pid, reason: Reason) -> None:
+        out = self._out(target)
+        if out is not None:
+            self._mesh.push(out, Exit(sender, target, reason))
+
+    def down(self, target: Pid, watcher: Pid, ref: Ref, reason: Reason) -> None:
+        out = self._out(watcher)
+        if out is not None:
+            self._mesh.push(out, Down(ref, watcher, target, reason))
+
+
+# -- the API inside a process -------------------------------------------------------
+
+
+def distribution() -> Distribution:
+    """The current node's `Distribution`; raises `NotConnected` if it has none."""
+    remote = current_node().remote
+    if not isinstance(remote, Distribution):
+        raise NotConnected(None)
+    return remote
+
+
+def nodes() -> list[str]:
+    """The other nodes connected now (Erlang's ``nodes()``)."""
+    return distribution().nodes()
+
+
+def monitor_node(name: str, flag: bool = True) -> None:
+    """Get one `Nodedown` when ``name`` goes down (Erlang's ``monitor_node/2``)."""
+    distribution().monitor_node(self_pid(), name, flag)
+
+
+def monitor_nodes(flag: bool = True) -> None:
+    """Get `Nodeup`/`Nodedown` for every node (``net_kernel:monitor_nodes/1``)."""
+    distribution().monitor_nodes(self_pid(), flag)
+
+
+async def spawn_on(name: str, fn: Callable[..., Any], *args: Any, link: bool = False) -> Pid:
+    """Start ``fn(*args)`` on node ``name`` (Erlang's ``spawn(Node, Fun)``); its pid."""
+    return await distribution().spawn(name, fn, *args, link=link)

@@ -1,0 +1,71 @@
+"""Exceptions of `alight.cluster`.
+
+Every exception the cluster layer raises derives from `ClusterError`::
+
+    ClusterError
+    ├── BadSecret       the cluster secret is missing, shorter than 16 bytes, or its key
+    │                   file is unreadable or readable by other users
+    ├── FrameError      a node-to-node frame cannot be decoded: unknown version, over the
+    │   │               size bound, truncated, or content that is not a batch of messages
+    │   └── EncodeError a batch cannot be encoded: a message is not picklable (``index``
+    │                   names it) or the frame would exceed the size bound
+    ├── NotConnected    there is no link to that node: it is not a member, or its
+    │                   connection is not up yet
+    └── NodeDown        the node went down (or was declared down) while an operation on it
+                        was pending
+
+Exit *reasons* are not exceptions of this tree: a process linked to or monitoring a
+process of a node that goes down receives the reason ``"noconnection"`` in its `Exit`
+or `Down` message, as in Erlang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClusterError(Exception):
+    """Root of every exception raised by `alight.cluster`."""
+
+
+class BadSecret(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 4)
+    """The cluster secret cannot be used; the message says why and how to fix it.
+
+    Set ``ALIGHT_CLUSTER_SECRET`` to at least 16 random bytes (for example the output of
+    ``python -c "import secrets; print(secrets.token_urlsafe(32))"``), or pass a key file
+    readable only by its owner.
+    """
+
+
+class FrameError(ClusterError):
+    """A frame from a peer node cannot be decoded (or a batch cannot be encoded).
+
+    The link that received it treats the frame as lost; the peer is authenticated, so
+    this means a version mismatch or a bug, never an attack.
+    """
+
+
+class EncodeError(FrameError):
+    """A batch cannot be encoded. ``index`` is the position of the offending message
+    when one message is to blame (it cannot be pickled, or is alone over the bound),
+    else ``None`` (the batch as a whole is over the bound: split it and retry)."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+class NotConnected(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 4)
+    """There is no link to the node: it is not a member, or it is not connected yet."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        super().__init__(f"not connected to node {node!r}")
+
+
+class NodeDown(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 4)
+    """The node went down while an operation on it was pending (Erlang's ``nodedown``)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        super().__init__(f"node {node!r} is down")
