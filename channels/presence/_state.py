@@ -182,15 +182,20 @@ class Delta:
         return (entry.value() for entry in self.values.values())
 
     def extract(self, remote_replica: Replica, remote_context: Mapping[Replica, int]) -> Delta:
-        """What to send ``remote_replica``: only replicas it knows, without its own values."""
-        values = {
-            dot: entry for dot, entry in self.values.items() if dot[0] != remote_replica and dot[0] in remote_context
-        }
+        """What to send ``remote_replica``: only the other replicas it knows.
+
+        The requester's own replica goes entirely (values, dots and range), not just its
+        values: the requester pushes the answer into its delta generations, and a dot
+        without its value reads as a remove there, so `merge` would drop the requester's
+        own values from them and a later transfer answered from those generations would
+        cover dots whose values it does not carry.
+        """
+        keep = {r for r in remote_context if r != remote_replica}
         return Delta(
-            {r: c for r, c in self.start.items() if r in remote_context},
-            {r: c for r, c in self.end.items() if r in remote_context},
-            values,
-            {r: set(cloud) for r, cloud in self.clouds.items() if r in remote_context},
+            {r: c for r, c in self.start.items() if r in keep},
+            {r: c for r, c in self.end.items() if r in keep},
+            {dot: entry for dot, entry in self.values.items() if dot[0] in keep},
+            {r: set(cloud) for r, cloud in self.clouds.items() if r in keep},
         )
 
     def merge(self, other: Delta) -> Delta | None:

@@ -17,14 +17,20 @@ so every node agrees on it. Each shard owns one `State` (the pure CRDT in
   broadcasts per topic instead of 10,000 (PROTOCOL.md §6.3);
 - every ``broadcast_period`` (first tick at a random 0-25 % of it) publishes a
   `Heartbeat` with the delta since the last one through the `Replicator`, or an
-  empty one after ``max_silent_periods`` silent ticks (PROTOCOL.md §7.4).
+  empty one after ``max_silent_periods`` silent ticks; every ``clock_sample_periods``
+  ticks asks the replicas that have seen more than it for a transfer; and marks
+  silent replicas down and permdown (PROTOCOL.md §7.4);
+- answers what other replicas send (`Heartbeat`, `TransferReq`, `TransferAck`,
+  `GracefulPermdown`, PROTOCOL.md §7.5) and publishes the joins and leaves they bring
+  as diffs. The replica up/down logic and clock sampling are pure code in
+  ``._replication``; the shard applies their transitions to its `State`.
 
 Reads (`list`, `get_by_key`) do not go through the shard: like Phoenix's ETS reads,
 they look at the shard's `State` directly from the caller (one OS thread: no race).
 
 `LocalReplicator` is a node alone: heartbeats go to nobody. The cluster package
-implements `Replicator` to carry heartbeats and transfers between nodes and feeds
-what arrives into `Tracker.deliver`.
+implements `Replicator` to carry the messages between nodes and feeds what arrives
+into `Tracker.deliver`; that is all it has to do.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic, time_ns
-from typing import Any, Protocol
+from typing import Any
 
 from ...actors import (
+    NORMAL,
+    SHUTDOWN,
     ChildSpec,
     Exit,
     From,
@@ -58,7 +66,20 @@ from ...actors import (
     unlink,
 )
 from ..errors import ChannelError
-from ._state import Change, Delta, Replica, State
+from ._replication import (
+    ClockSampler,
+    GracefulPermdown,
+    Heartbeat,
+    LocalReplicator,
+    PermdownReplicator,
+    ReplicaMessage,
+    ReplicaTable,
+    Replicator,
+    TransferAck,
+    TransferReq,
+    Transition,
+)
+from ._state import Change, DeltaGenerations, Replica, State
 
 Meta = dict[str, Any]
 Joins = list[tuple[str, Meta]]
@@ -104,6 +125,9 @@ class TrackerSettings:
     ``down_period`` defaults to ``broadcast_period * max_silent_periods * 2`` (30 s).
     ``diff_period`` is alight's: how long local joins/leaves are batched before
     ``handle_diff`` (0 = on the next turn of the shard's mailbox).
+    ``permdown_on_shutdown``: on an orderly stop (``normal``/``shutdown``) each shard
+    broadcasts `GracefulPermdown`, so peers drop its presences at once instead of after
+    ``down_period``; the replicator must then be a `PermdownReplicator`.
     """
 
     broadcast_period: float = 1.5
@@ -113,6 +137,8 @@ class TrackerSettings:
     clock_sample_periods: int = 2
     pool_size: int = 1
     diff_period: float = 0.05
+    max_delta_sizes: tuple[int, ...] = (100, 1_000, 10_000)
+    permdown_on_shutdown: bool = False
 
     def validated(self) -> TrackerSettings:
         """These settings with defaults filled in; raises `InvalidSettings` naming
@@ -125,6 +151,8 @@ class TrackerSettings:
             raise InvalidSettings("pool_size", f"must be an int >= 1, got {self.pool_size!r}")
         if not (isinstance(self.clock_sample_periods, int) and self.clock_sample_periods >= 1):
             raise InvalidSettings("clock_sample_periods", f"must be an int >= 1, got {self.clock_sample_periods!r}")
+        if not (self.max_delta_sizes and all(isinstance(n, int) and n > 0 for n in self.max_delta_sizes)):
+            raise InvalidSettings("max_delta_sizes", f"must be positive ints, got {self.max_delta_sizes!r}")
         if not self.diff_period >= 0:
             raise InvalidSettings("diff_period", f"must be >= 0 seconds, got {self.diff_period!r}")
         down = self.down_period
@@ -145,52 +173,9 @@ class TrackerSettings:
             self.clock_sample_periods,
             self.pool_size,
             self.diff_period,
+            tuple(self.max_delta_sizes),
+            bool(self.permdown_on_shutdown),
         )
-
-
-# -- what goes between replicas ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """``{:pub, :heartbeat, replica, delta | :empty, clocks}``: ``delta`` is None for
-    an empty heartbeat."""
-
-    shard: str
-    replica: Replica
-    delta: Delta | None
-    clocks: dict[Replica, int]
-
-
-class Replicator(Protocol):
-    """How a shard reaches the same-named shard of the other replicas (the cluster
-    package implements it; what arrives is fed to `Tracker.deliver`)."""
-
-    def publish(self, heartbeat: Heartbeat) -> None:
-        """Deliver ``heartbeat`` to every other replica's shard ``heartbeat.shard``."""
-
-    def transfer_req(self, shard: str, to: Replica, ref: Any, clocks: dict[Replica, int]) -> None:
-        """Ask replica ``to`` for what we have not seen (it answers `transfer_ack`)."""
-
-    def transfer_ack(self, shard: str, to: Replica, ref: Any, state: State | Delta) -> None:
-        """Answer a `transfer_req` with ``state`` (a delta or `State.extract`'s state)."""
-
-
-class LocalReplicator:
-    """A node alone: there are no other replicas, so nothing is delivered."""
-
-    def __init__(self) -> None:
-        self.published = 0
-        """Heartbeats published (for tests and statistics)."""
-
-    def publish(self, heartbeat: Heartbeat) -> None:
-        self.published += 1
-
-    def transfer_req(self, shard: str, to: Replica, ref: Any, clocks: dict[Replica, int]) -> None:
-        return None
-
-    def transfer_ack(self, shard: str, to: Replica, ref: Any, state: State | Delta) -> None:
-        return None
 
 
 # -- the tracker -------------------------------------------------------------------------
@@ -212,6 +197,10 @@ class Tracker:
 
     ``handle_diff(diffs)`` is called in the shard process with ``{topic: (joins,
     leaves)}`` once per batch; it must be quick (send the diffs to another process).
+    ``replica_name`` names this node's replicas (default: the node's name); trackers
+    that replicate with each other on one node (tests) need distinct names. Raises
+    `InvalidSettings` for bad settings, or ``permdown_on_shutdown`` without a
+    `PermdownReplicator`.
     """
 
     def __init__(
@@ -220,11 +209,16 @@ class Tracker:
         handle_diff: Callable[[Diffs], None],
         settings: TrackerSettings | None = None,
         replicator: Replicator | None = None,
+        *,
+        replica_name: str | None = None,
     ) -> None:
         self.name = name
         self.settings = (settings or TrackerSettings()).validated()
         self.handle_diff = handle_diff
         self.replicator: Replicator = replicator if replicator is not None else LocalReplicator()
+        self.replica_name = replica_name
+        if self.settings.permdown_on_shutdown and not isinstance(self.replicator, PermdownReplicator):
+            raise InvalidSettings("permdown_on_shutdown", "the replicator has no graceful_permdown")
         self._shards: list[_Shard | None] = [None] * self.settings.pool_size
 
     def shard_name(self, index: int) -> str:
@@ -297,13 +291,18 @@ class Tracker:
         shard = self._shards[self.shard_index(topic)]
         return -1 if shard is None else shard.versions.get(topic, 0)
 
-    def deliver(self, heartbeat: Heartbeat) -> None:
-        """Hand another replica's heartbeat to the same-named shard here (what the
+    def replica(self, index: int) -> Replica | None:
+        """The replica of shard ``index`` (None while it is not running)."""
+        shard = self._shards[index]
+        return None if shard is None else shard.replica
+
+    def deliver(self, message: ReplicaMessage) -> None:
+        """Hand another replica's message to the same-named shard here (what the
         cluster does on arrival); dropped if that shard is not running. Works from
         any process, or from plain code on the node's loop."""
         for index, shard in enumerate(self._shards):
-            if shard is not None and self.shard_name(index) == heartbeat.shard:
-                shard.node.send(shard.pid, heartbeat)
+            if shard is not None and self.shard_name(index) == message.shard:
+                shard.node.send(shard.pid, message)
 
 
 def _start_shard(tracker: Tracker, index: int) -> Callable[[], Any]:
@@ -342,7 +341,7 @@ class _Shard(GenServer):
         self.shard_name = tracker.shard_name(index)
         self.shard_hash = zlib.crc32(self.shard_name.encode())
         # vsn: a restarted shard (or node) is a new replica (PROTOCOL.md §7.2).
-        self.replica = Replica(current_node().name, time_ns())
+        self.replica = Replica(tracker.replica_name or current_node().name, _vsn())
         self.state = State(self.replica)
         self._pid = self_pid()
         self.node = current_node()
@@ -351,7 +350,11 @@ class _Shard(GenServer):
         self.pending = _Pending()
         self.silent_periods = self.settings.max_silent_periods  # the first tick announces us
         self.ticks = 0
-        self.last_heartbeat: dict[Replica, float] = {}
+        assert self.settings.down_period is not None  # filled in by `validated`
+        self.replicas = ReplicaTable(self.settings.down_period, self.settings.permdown_period)
+        self.sampler = ClockSampler(self.settings.clock_sample_periods)
+        self.generations = DeltaGenerations(self.settings.max_delta_sizes)
+        self.transfer_refs = itertools.count(1)
         trap_exit(True)
         send_after(self.settings.broadcast_period * random.uniform(0, 0.25), self._pid, "heartbeat")
         tracker._shards[index] = self
@@ -363,6 +366,12 @@ class _Shard(GenServer):
     async def terminate(self, reason: Any) -> None:
         if self.tracker._shards[self.index] is self:
             self.tracker._shards[self.index] = None
+        replicator = self.tracker.replicator
+        if self.settings.permdown_on_shutdown and reason in (NORMAL, SHUTDOWN):
+            # Phoenix's graceful_permdown: an orderly stop is final, peers need not
+            # wait down_period (a crash stays silent: the restart is a new replica).
+            assert isinstance(replicator, PermdownReplicator)  # checked by Tracker
+            replicator.graceful_permdown(GracefulPermdown(self.shard_name, self.replica))
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -452,71 +461,131 @@ class _Shard(GenServer):
     # -- messages ------------------------------------------------------------------------------
 
     async def handle_info(self, message: Any) -> None:
-        if type(message) is Exit:
+        kind = type(message)
+        if kind is Exit:
             # A tracked process exited (the parent's Exit is handled by GenServer).
             self._leave_pid(message.pid)
         elif message == "flush_diffs":
             self._flush()
         elif message == "heartbeat":
             self._heartbeat()
-        elif type(message) is Heartbeat:
+        elif kind is Heartbeat:
             self._receive_heartbeat(message)
+        elif kind is TransferReq:
+            self._receive_transfer_req(message)
+        elif kind is TransferAck:
+            self._receive_transfer_ack(message)
+        elif kind is GracefulPermdown and message.replica != self.replica:
+            self._apply(self.replicas.graceful_permdown(message.replica))
 
     def _heartbeat(self) -> None:
-        """One tick of PROTOCOL.md §7.4: steps 1, 3 and 4. Step 2 (clock sampling and
-        transfer requests) and vsn changes come with the cluster, which has peers."""
+        """One tick of PROTOCOL.md §7.4: broadcast, sample clocks, detect downs, reschedule."""
         settings = self.settings
         state = self.state
+        replicator = self.tracker.replicator
         if state.has_delta():
             delta = state.take_delta()
-            self.tracker.replicator.publish(Heartbeat(self.shard_name, self.replica, delta, state.clocks()))
+            self.generations.push(delta)
+            replicator.publish(Heartbeat(self.shard_name, self.replica, delta, state.clocks()))
             self.silent_periods = 0
         elif self.silent_periods >= settings.max_silent_periods:
-            self.tracker.replicator.publish(Heartbeat(self.shard_name, self.replica, None, state.clocks()))
+            replicator.publish(Heartbeat(self.shard_name, self.replica, None, state.clocks()))
             self.silent_periods = 0
         else:
             self.silent_periods += 1
         self.ticks += 1
-        self._detect_down(monotonic())
+        clocks = state.clocks()
+        for replica in self.sampler.tick(clocks):
+            ref = next(self.transfer_refs)
+            replicator.transfer_req(
+                self.shard_name, replica, ref, TransferReq(self.shard_name, ref, self.replica, clocks)
+            )
+        self._apply(self.replicas.detect_down(monotonic()))
         send_after(settings.broadcast_period, self._pid, "heartbeat")
 
-    def _detect_down(self, now: float) -> None:
-        """Step 3 of §7.4: a replica silent for ``down_period`` is down (its
-        presences leave), for ``permdown_period`` it is forgotten."""
-        settings = self.settings
-        assert settings.down_period is not None  # filled in by `validated`
+    def _apply(self, transitions: list[Transition]) -> None:
+        """Apply replica transitions to the state, publishing the joins and leaves."""
         state = self.state
-        for replica, last in list(self.last_heartbeat.items()):
-            silent = now - last
-            if silent > settings.down_period and state.replicas.get(replica) == "up":
+        for what, replica in transitions:
+            if what == "up":
+                self._merged(state.replica_up(replica), [])
+            elif what == "down":
                 self._merged([], state.replica_down(replica))
-            if silent > settings.permdown_period:
+            else:
+                # Permdown: forget it everywhere, so none of its values can come back
+                # from a late delta or a stale generation (phoenix_pubsub#55/#60).
                 if state.replicas.get(replica) == "up":
                     self._merged([], state.replica_down(replica))
-                state.remove_down_replicas(replica)
-                del self.last_heartbeat[replica]
+                if replica in state.replicas:
+                    state.remove_down_replicas(replica)
+                self.generations.remove_replica(replica)
+                self.sampler.forget(replica)
 
     def _receive_heartbeat(self, heartbeat: Heartbeat) -> None:
-        """A heartbeat of another replica: note it is alive, merge its delta."""
-        if heartbeat.replica == self.replica:
+        """Another replica is alive: status transitions, then its delta, clocks and generation."""
+        replica = heartbeat.replica
+        if replica == self.replica:
             return
-        if self.state.replicas.get(heartbeat.replica) != "up":
-            self._merged(self.state.replica_up(heartbeat.replica), [])
-        self.last_heartbeat[heartbeat.replica] = monotonic()
+        self._apply(self.replicas.heartbeat(replica, monotonic()))
+        if self.replicas.status(replica) is None:
+            return  # it announced a graceful permdown: a late or duplicated heartbeat
         if heartbeat.delta is not None:
             self._merged(*self.state.merge(heartbeat.delta))
+            self.generations.push(heartbeat.delta)
+        self.sampler.heard(replica, heartbeat.clocks)
+
+    def _receive_transfer_req(self, request: TransferReq) -> None:
+        """Answer with the smallest delta generation that brings the requester up to date,
+        else the full state; either extracted for it (PROTOCOL.md §7.5)."""
+        if request.replica == self.replica:
+            return
+        generation = self.generations.find(request.clocks)
+        answer = (
+            self.state.extract(request.replica, request.clocks)
+            if generation is None
+            else generation.extract(request.replica, request.clocks)
+        )
+        ack = TransferAck(self.shard_name, request.ref, self.replica, answer)
+        self.tracker.replicator.transfer_ack(self.shard_name, request.replica, request.ref, ack)
+
+    def _receive_transfer_ack(self, ack: TransferAck) -> None:
+        """Merge what we asked for; a full state resets the generations (Phoenix's
+        ``push_delta_generation`` of a normal-mode state), a delta extends them."""
+        if ack.replica == self.replica:
+            return
+        self._merged(*self.state.merge(ack.state))
+        if isinstance(ack.state, State):
+            self.generations.clear()
+        else:
+            self.generations.push(ack.state)
+
+
+_last_vsn = 0
+
+
+def _vsn() -> int:
+    """A replica vsn: system time in ns, strictly increasing within this process (two
+    shards started in the same tick still get distinct incarnations)."""
+    global _last_vsn
+    _last_vsn = max(time_ns(), _last_vsn + 1)
+    return _last_vsn
 
 
 __all__ = [
     "AlreadyTracked",
     "Diffs",
+    "GracefulPermdown",
     "Heartbeat",
     "InvalidSettings",
     "LocalReplicator",
     "NoPresence",
+    "PermdownReplicator",
+    "ReplicaMessage",
     "Replicator",
     "Tracker",
     "TrackerError",
     "TrackerSettings",
+    "TransferAck",
+    "TransferReq",
     "make_phx_ref",
 ]

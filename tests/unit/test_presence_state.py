@@ -265,3 +265,44 @@ def test_delta_generations_answer_transfer_requests() -> None:
     assert gens.generations == ()
     with pytest.raises(ValueError, match="positive"):
         DeltaGenerations(())
+
+
+def test_a_transfer_ack_delta_cannot_strip_the_requesters_own_values_from_its_generations() -> None:
+    """Regression: a delta extracted for a requester used to keep the requester's dots (its
+    clouds and range) without its values. The requester pushes the ack into its generations,
+    where `Delta.merge` read "dot covered, no value" as a remove and dropped its own values;
+    a third replica answered from that generation then covered them without holding them,
+    reached equal clocks, and never asked again."""
+    states = {r: State(r) for r in (A, B, C)}
+    gens = {r: DeltaGenerations() for r in (A, B, C)}
+    for s in states.values():
+        for r in (A, B, C):
+            if r != s.replica:
+                s.replica_up(r)
+    a, b, c = states[A], states[B], states[C]
+
+    def heartbeat(sender: State, *receivers: State) -> None:
+        delta = sender.take_delta()
+        gens[sender.replica].push(delta)
+        for receiver in receivers:
+            receiver.merge(delta)
+            gens[receiver.replica].push(delta)
+
+    def transfer(requester: State, responder: State) -> None:
+        generation = gens[responder.replica].find(requester.clocks())
+        assert generation is not None  # answered by a delta generation, not the full state
+        ack = generation.extract(requester.replica, requester.clocks())
+        assert requester.replica not in ack.clouds
+        assert requester.replica not in ack.end
+        requester.merge(ack)
+        gens[requester.replica].push(ack)
+
+    a.join("pa", "t", "ka", {})
+    heartbeat(a, b)  # c misses it
+    b.join("pb", "t", "kb", {})
+    heartbeat(b, c)  # a misses it
+    transfer(a, b)  # a gets pb from b's generation, which also holds a's own delta
+    assert a.get_by_topic("t") == [("ka", {}, "pa"), ("kb", {}, "pb")]
+    transfer(c, a)  # c gets pa from a's generation
+    assert sorted(k for k, _m, _p in c.get_by_topic("t")) == ["ka", "kb"]
+    assert c.context == a.context == b.context
