@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from alight.cluster.launcher import LaunchConfig, NodeStatus
 
 
 @click.group()
@@ -47,6 +56,195 @@ def run_command(app: str, host: str, port: int, reuse_port: bool, node_name: str
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="APP") from None
     run_app(endpoint, host=host, port=port, reuse_port=reuse_port, node_name=node_name)
+
+
+@main.command("node")
+@click.option("--name", required=True, help="Node name, e.g. web1@10.0.0.5 (unique in the cluster).")
+@click.option("--app", "app", required=True, help="MODULE:APP, e.g. examples.reference:app.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
+@click.option("--reuse-port", is_flag=True, help="Share the HTTP port with other nodes (SO_REUSEPORT).")
+@click.option("--cluster-host", default="127.0.0.1", show_default=True, help="Cluster bind address.")
+@click.option("--cluster-port", default=0, show_default=True, type=int, help="Cluster port (0 picks a free one).")
+@click.option("--seeds", multiple=True, help="Cluster addresses to join through (tcp://HOST:PORT, comma-separated).")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the cluster secret (chmod 600); default: $ALIGHT_CLUSTER_SECRET.",
+)
+@click.option("--exit-with-parent", is_flag=True, hidden=True, help="Stop when stdin closes (used by the launcher).")
+def node_command(
+    name: str,
+    app: str,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    cluster_host: str,
+    cluster_port: int,
+    seeds: tuple[str, ...],
+    secret_file: str | None,
+    exit_with_parent: bool,
+) -> None:
+    """Run APP on one cluster node, joining the cluster through --seeds.
+
+    For clusters that span machines: start one node per machine (or per core) with the
+    same secret and at least one seed in common. Prints a ready line with the node's
+    HTTP port and cluster address once it serves; SIGTERM or Ctrl-C stops it.
+    """
+    from alight.cluster import BadSecret, load_keys
+    from alight.runner import AppNotFound, load_app, run_node
+
+    try:
+        keys = load_keys(key_file=secret_file)
+    except BadSecret as error:
+        raise click.ClickException(
+            f"refusing to start node {name}: {error} (the cluster secret must be the same on every "
+            "node: set ALIGHT_CLUSTER_SECRET or pass --secret-file PATH)"
+        ) from None
+    try:
+        endpoint = load_app(app)
+    except AppNotFound as error:
+        raise click.BadParameter(str(error), param_hint="--app") from None
+    seed_list = [seed.strip() for value in seeds for seed in value.split(",") if seed.strip()]
+    run_node(
+        endpoint,
+        name=name,
+        keys=keys,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        seeds=seed_list,
+        cluster_host=cluster_host,
+        cluster_port=cluster_port,
+        exit_with_parent=exit_with_parent,
+    )
+
+
+@main.group()
+def cluster() -> None:
+    """Clusters of nodes on this machine."""
+
+
+@cluster.command("start")
+@click.option("--nodes", "count", required=True, type=click.IntRange(min=1), help="How many nodes.")
+@click.option("--app", "app", required=True, help="MODULE:APP, e.g. examples.reference:app.")
+@click.option("--port", default=4000, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option("--port-per-node", is_flag=True, help="Node i listens on PORT+i instead of sharing PORT.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address and node host name.")
+@click.option("--cluster-host", default="127.0.0.1", show_default=True, help="Cluster bind address.")
+@click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path), help="Keep a JSON node list here.")
+@click.option("--restart", is_flag=True, help="Relaunch a node that dies (same name, new incarnation).")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Node output to DIR/NAME.log.")
+@click.option("--ready-timeout", default=30.0, show_default=True, type=float, help="Seconds a node has to be ready.")
+def cluster_start(
+    count: int,
+    app: str,
+    port: int,
+    port_per_node: bool,
+    host: str,
+    cluster_host: str,
+    status_file: Path | None,
+    restart: bool,
+    log_dir: Path | None,
+    ready_timeout: float,
+) -> None:
+    """Start N nodes of APP as OS processes on this machine, until Ctrl-C or SIGTERM.
+
+    By default they share --port with SO_REUSEPORT (the kernel spreads connections
+    over them); --port-per-node gives node i port PORT+i. The cluster secret is
+    $ALIGHT_CLUSTER_SECRET, or a random one made for this cluster.
+    """
+    from alight.cluster.launcher import LaunchConfig
+
+    try:
+        config = LaunchConfig(
+            app=app,
+            nodes=count,
+            port=port,
+            host=host,
+            port_per_node=port_per_node,
+            restart=restart,
+            cluster_host=cluster_host,
+            status_file=status_file,
+            log_dir=log_dir,
+            ready_timeout=ready_timeout,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    sys.exit(asyncio.run(_run_cluster(config)))
+
+
+async def _run_cluster(config: LaunchConfig) -> int:
+    """`ClusterLauncher` until SIGTERM/SIGINT: 0 after a clean stop, 1 if the cluster
+    could not start or every node is down for good."""
+    import logging
+    import os
+    import secrets
+    import signal
+
+    from rich.console import Console
+
+    from alight.cluster import ENV_VAR, BadSecret
+    from alight.cluster.launcher import ClusterLauncher, LaunchError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = Console()
+    started = False
+
+    def show(nodes: list[NodeStatus]) -> None:
+        if started:
+            console.print(_node_table(nodes))
+
+    # A cluster of its own: a fresh secret unless the caller shares one through the
+    # environment (the launcher gives it to the nodes the same way, never in argv).
+    secret = os.environ.get(ENV_VAR) or secrets.token_urlsafe(32)
+    try:
+        launcher = ClusterLauncher(config, secret=secret, on_change=show)
+    except BadSecret as error:
+        console.print(f"[red]cannot start the cluster:[/red] {error}")
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        starting = asyncio.ensure_future(launcher.start())
+        stop_wait = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait([starting, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stop_wait
+        if not starting.done():  # a signal during the start
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LaunchError):
+                await starting
+            return 0
+        try:
+            starting.result()
+        except LaunchError as error:
+            console.print(f"[red]the cluster did not start:[/red] {error}")
+            return 1
+        started = True
+        show(launcher.nodes)
+        console.print(f"cluster of {config.nodes} nodes up; Ctrl-C or SIGTERM stops it")
+        await launcher.monitor(stopping)
+        return 0 if stopping.is_set() else 1
+    finally:
+        await launcher.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        console.print("cluster stopped")
+
+
+def _node_table(nodes: list[NodeStatus]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="alight cluster")
+    for column in ("name", "pid", "http port", "cluster address", "state"):
+        table.add_column(column)
+    for node in nodes:
+        table.add_row(node.name, str(node.pid or "-"), str(node.http_port), node.cluster_address or "-", node.state)
+    return table
 
 
 if __name__ == "__main__":

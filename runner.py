@@ -1,19 +1,37 @@
-"""Run an application on a node: what ``alight run MODULE:APP`` does.
+"""Run an application on a node: what ``alight run`` and ``alight node`` do.
 
 ``MODULE:APP`` names an `Endpoint` (or a callable returning one) importable from
-the current directory, like uvicorn's app strings. The node serves the endpoint's
-tree under its root supervisor until SIGTERM or SIGINT, then stops it in order.
+the current directory, like uvicorn's app strings. `run_app` serves the endpoint's
+tree under the node's root supervisor until SIGTERM or SIGINT, then stops it in
+order. `run_node` does the same on a cluster node: the root supervisor starts the
+node's `Distribution` first (as OTP's ``kernel`` starts ``net_kernel`` before any
+application), then the endpoint, which finds the distribution on its node and makes
+its PubSub, presence and long-poll cluster-wide (`alight.cluster.endpoint`), then
+announces `NodeReady` on stdout; SIGTERM or SIGINT stops them in reverse order, the
+distribution last (so presence can say goodbye to the other nodes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+import os
+import re
 import sys
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .actors import Node
+from .actors import ChildSpec, Exit, Node, Pid, receive, spawn_link, trap_exit
 from .channels.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from .cluster import ClusterKeys, Distribution
+
+log = logging.getLogger("alight.runner")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class AppNotFound(Exception):  # noqa: N818 - reads as what happened
@@ -51,5 +69,137 @@ def run_app(
     node_name: str = "alight@127.0.0.1",
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     Node(node_name).serve([app.child_spec(port=port, host=host, reuse_port=reuse_port)])
+
+
+# -- cluster nodes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReady:
+    """What a cluster node announces once its distribution and endpoint are up.
+
+    `line` is the one line ``alight node`` prints on stdout (the launcher waits for
+    it); `parse` reads it back, None for any other line."""
+
+    name: str
+    pid: int
+    http_port: int
+    cluster_address: str
+
+    PREFIX = "alight-node-ready"
+
+    def line(self) -> str:
+        return (
+            f"{self.PREFIX} name={self.name} pid={self.pid} http_port={self.http_port} "
+            f"cluster_address={self.cluster_address}"
+        )
+
+    @classmethod
+    def parse(cls, line: str) -> NodeReady | None:
+        match = _READY.fullmatch(line.strip())
+        if match is None:
+            return None
+        return cls(match["name"], int(match["pid"]), int(match["port"]), match["address"])
+
+
+_READY = re.compile(
+    re.escape(NodeReady.PREFIX)
+    + r" name=(?P<name>\S+) pid=(?P<pid>\d+) http_port=(?P<port>\d+) cluster_address=(?P<address>tcp://\S+)"
+)
+
+
+def run_node(
+    app: Endpoint,
+    *,
+    name: str,
+    keys: ClusterKeys,
+    host: str = "127.0.0.1",
+    port: int = 4000,
+    reuse_port: bool = False,
+    seeds: Iterable[str] = (),
+    cluster_host: str = "127.0.0.1",
+    cluster_port: int = 0,
+    on_ready: Callable[[NodeReady], None] | None = None,
+    exit_with_parent: bool = False,
+) -> None:
+    """Serve ``app`` on a cluster node named ``name`` until SIGTERM/SIGINT.
+
+    The root supervisor starts, in order: the `Distribution` (bound to
+    ``cluster_host:cluster_port``, joining through ``seeds``, authenticated with
+    ``keys``), the endpoint on ``host:port`` (``port`` 0 picks a free one), and
+    finally calls ``on_ready`` with the node's `NodeReady` (default: print its `line`
+    and log it). With ``exit_with_parent`` the node also stops when its stdin reaches
+    end of file: the launcher holds the other end, so a launcher that dies, even by
+    SIGKILL, leaves no orphan node. A failure to start any of them stops the node
+    and raises (the root supervisor's `StartError`)."""
+    from .cluster import Distribution
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    node = Node(name)
+    dist = Distribution(node, seeds=seeds, keys=keys, host=cluster_host, port=cluster_port)
+    announce = on_ready if on_ready is not None else _print_ready
+    children = [
+        ChildSpec(id="distribution", start=lambda: _start_distribution(dist), shutdown=5.0),
+        app.child_spec(port=port, host=host, reuse_port=reuse_port),
+        ChildSpec(id="ready", start=lambda: _announce(app, dist, port, announce), restart="temporary"),
+    ]
+    if exit_with_parent:
+        children.insert(0, ChildSpec(id="parent_watch", start=lambda: spawn_link(_watch_stdin, node), shutdown=1.0))
+    node.serve(children)
+
+
+async def _start_distribution(dist: Distribution) -> Pid:
+    # Started in the supervisor's start call, so that the endpoint (the next child)
+    # starts on a node that is already in the cluster: OTP's start_link acknowledgement.
+    await dist.start()
+    return spawn_link(_hold_distribution, dist)
+
+
+async def _hold_distribution(dist: Distribution) -> None:
+    """Owns the running distribution; stops it on the supervisor's shutdown."""
+    trap_exit(True)
+    try:
+        await receive(lambda m: isinstance(m, Exit))
+    finally:
+        await dist.stop()
+
+
+async def _watch_stdin(node: Node) -> None:
+    """Stop the node (as SIGTERM does) when stdin reaches end of file."""
+    trap_exit(True)
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            log.warning("stdin closed (the launcher is gone): stopping")
+            node.request_stop()
+
+    loop.add_reader(fd, readable)
+    try:
+        await receive(lambda m: isinstance(m, Exit))
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _announce(app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]) -> None:
+    """The last child's start: report the node ready and start nothing (`Ignored`)."""
+    if port == 0:
+        from .transports.server import listener_port
+
+        listener = app._listener  # set by the endpoint's "http" child, started just before
+        assert listener is not None
+        port = await listener_port(listener)
+    announce(NodeReady(dist.node.name, os.getpid(), port, dist.address))
+
+
+def _print_ready(ready: NodeReady) -> None:
+    log.info("node %s ready: http port %d, cluster address %s", ready.name, ready.http_port, ready.cluster_address)
+    print(ready.line(), flush=True)

@@ -18,6 +18,11 @@ Build one, mount sockets and routes, and run it::
 
     Node().serve([app.child_spec(port=4000)])      # what ``alight run`` does
 
+On a node of a cluster (its ``remote`` is a `Distribution`, started before the
+endpoint) the same endpoint is cluster-wide with no change to the app: broadcasts reach
+every node, presence replicates, long-poll requests are served by any node (see
+`alight.cluster.endpoint`).
+
 `broadcast`, `broadcast_from` and `local_broadcast` are Phoenix's ``Endpoint``
 functions. The same endpoint also serves as an ASGI application (`asgi`).
 """
@@ -87,8 +92,8 @@ class Endpoint:
     ``Origin`` host is not ``host`` is refused. Pass False, a list of allowed origins
     (``"https://example.com"``, ``"//*.example.com"``), ``"conn"`` (the request's own
     host) or a predicate. ``secret_key_base`` signs tokens (long-poll sessions, user
-    tokens); a random one is generated if none is given, which is fine for a single
-    node but not for a cluster.
+    tokens); a random one is generated if none is given, and on a clustered node
+    one is derived from the cluster secret instead, so that every node agrees.
 
     ``presence=True`` binds a `Presence` (``endpoint.presence``) that starts with the
     tree; a `Presence` subclass binds itself with ``MyPresence(endpoint)``.
@@ -108,6 +113,9 @@ class Endpoint:
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
+        self.secret_key_generated = not secret_key_base
+        """True when ``secret_key_base`` was generated here (on a cluster it is then
+        derived from the cluster secret at start, so that every node agrees)."""
         self.check_origin = check_origin
         self.max_frame_size = max_frame_size
         self.idle_timeout = idle_timeout
@@ -205,8 +213,10 @@ class Endpoint:
             endpoint._longpoll_sup = pid
             return pid
 
+        cluster = self._attach_cluster(me.node)
         children = [
             ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run)),
+            *cluster,
             *([] if self.presence is None else [self.presence.child_spec()]),
             ChildSpec(id="channels", start=start_channels, type="supervisor"),
             ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
@@ -228,6 +238,19 @@ class Endpoint:
 
             children.append(ChildSpec(id="http", start=start_listener, shutdown=10.0))
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)
+
+    def _attach_cluster(self, node: Node) -> list[ChildSpec]:
+        # On a clustered node PubSub, presence and long-poll go cluster-wide
+        # (`alight.cluster.endpoint`); imported only then: a lone node needs no ZeroMQ.
+        if node.remote is None:
+            return []
+        from ..cluster.distribution import Distribution
+
+        if not isinstance(node.remote, Distribution):
+            return []
+        from ..cluster.endpoint import attach_cluster
+
+        return attach_cluster(self, node.remote)
 
     # -- tokens (Phoenix.Token) -------------------------------------------------------------
 

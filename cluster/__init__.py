@@ -10,6 +10,12 @@ Links are authenticated and encrypted with CurveZMQ, with keys derived from the
 cluster secret (``ALIGHT_CLUSTER_SECRET`` or a key file, `load_keys`): a node with the
 secret is trusted, as with Erlang's cookie, and nothing from a peer is decoded before
 it has authenticated. Every exception derives from `ClusterError`.
+
+An `Endpoint` started on a node with a `Distribution` is cluster-wide by itself
+(`attach_cluster`): PubSub forwards each broadcast to every other node once
+(`ClusterAdapter`), presence replicates (`ClusterReplicator`, with the cluster timing
+`CLUSTER_TRACKER_SETTINGS`: a dead node's presences leave within 5 s) and long-poll
+sessions are served by any node.
 """
 
 from ._keys import ENV_VAR, ClusterKeys, derive_keys, load_keys, load_secret
@@ -24,13 +30,19 @@ from .distribution import (
     nodes,
     spawn_on,
 )
+from .endpoint import attach_cluster
 from .errors import BadSecret, ClusterError, EncodeError, FrameError, NodeDown, NotConnected
+from .presence import CLUSTER_TRACKER_SETTINGS, ClusterReplicator
+from .pubsub import ClusterAdapter
 
 __all__ = [
+    "CLUSTER_TRACKER_SETTINGS",
     "ENV_VAR",
     "BadSecret",
+    "ClusterAdapter",
     "ClusterError",
     "ClusterKeys",
+    "ClusterReplicator",
     "Distribution",
     "DistributionStatistics",
     "EncodeError",
@@ -39,6 +51,7 @@ __all__ = [
     "Nodedown",
     "Nodeup",
     "NotConnected",
+    "attach_cluster",
     "derive_keys",
     "distribution",
     "load_keys",

@@ -37,7 +37,10 @@ down-then-up, whichever noticed first.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -160,6 +163,7 @@ class Distribution:
         self.on_pubsub: Callable[[PubSubForward], None] | None = None
         """Called with each `PubSubForward` received (the cluster PubSub adapter)."""
         keys = keys if keys is not None else load_keys(secret=secret)
+        self._keys = keys
         self._mesh = Mesh(node.name, node.creation, keys, self._on_batch, max_pending=max_pending)
         self._peers: dict[str, Peer] = {}
         self._up: dict[str, Peer] = {}
@@ -226,6 +230,33 @@ class Distribution:
     def stats(self) -> DistributionStatistics:
         """A snapshot of the counters (drops, retries, frames, membership events)."""
         return DistributionStatistics(self._mesh.statistics(), len(self._up), self._nodeups, self._nodedowns)
+
+    def derive_secret(self, purpose: str) -> str:
+        """A secret derived from the cluster secret for ``purpose`` (HMAC-SHA256), the
+        same on every node: e.g. an endpoint's token key when none was configured."""
+        digest = hmac.new(self._keys.secret, b"alight:" + purpose.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    # -- cluster messages to peers (PubSub, presence) ---------------------------------
+
+    def forward_to(self, name: str, message: ClusterMessage) -> bool:
+        """Queue ``message`` (`PubSubForward`, `Forward`) for node ``name``; False (dropped,
+        as any message to a node that is not up) if it is not connected."""
+        peer = self._up.get(name)
+        if peer is None or peer.out is None:
+            return False
+        self._mesh.push(peer.out, message)
+        return True
+
+    def forward_all(self, message: ClusterMessage) -> int:
+        """Queue ``message`` once for every node up now; the number of nodes."""
+        sent = 0
+        push = self._mesh.push
+        for peer in self._up.values():
+            if peer.out is not None:
+                push(peer.out, message)
+                sent += 1
+        return sent
 
     def _hello(self) -> Hello:
         members = tuple(Member(p.name, p.creation, p.address) for p in self._up.values())

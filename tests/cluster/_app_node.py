@@ -1,0 +1,97 @@
+"""A clustered reference-app node for tests: ``python -m tests.cluster._app_node NAME CLUSTER_PORT [SEEDS...]``.
+
+Runs `examples.reference.app` (presence on) on a node with a `Distribution` (secret from
+``ALIGHT_CLUSTER_SECRET``; ``CLUSTER_PORT`` 0 picks one), HTTP on a free port of
+127.0.0.1, and prints ``http <port>``, ``address <cluster address>`` then ``ready``.
+Runs until SIGTERM (orderly stop) or SIGKILL.
+
+Test-only routes, for assertions from Python:
+
+- ``GET /test/presence?topic=T``: ``{"keys": [...]}``, the sorted presence keys of T;
+- ``POST /test/track?topic=T&key=K``: a process that stays tracked under K on T;
+- ``GET /test/nodes``: ``{"nodes": [...]}``, the other nodes up;
+- ``GET /test/stats``: the cluster PubSub adapter's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import sys
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from alight.actors import Node, receive, spawn
+from alight.actors.supervisor import start_child
+from alight.cluster.distribution import Distribution
+from alight.transports.http import HttpRequest, HttpResponse
+from alight.transports.server import listener_port
+from examples.reference import app
+
+_dist: Distribution | None = None
+
+
+def _json(data: Any) -> HttpResponse:
+    return HttpResponse(200, (("content-type", "application/json"),), orjson.dumps(data))
+
+
+def _query(request: HttpRequest) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(request.query_string).items()}
+
+
+async def presence_keys(request: HttpRequest) -> HttpResponse:
+    assert app.presence is not None
+    topic = _query(request)["topic"]
+    return _json({"keys": sorted({key for key, _meta in app.presence.tracker.list(topic)})})
+
+
+async def track(request: HttpRequest) -> HttpResponse:
+    assert app.presence is not None
+    query = _query(request)
+
+    async def holder() -> None:
+        await receive(lambda m: m == "never")
+
+    pid = spawn(holder)
+    await app.presence.track(pid, query["topic"], query["key"], {"device": "test"})
+    return _json({"ok": True})
+
+
+async def nodes(request: HttpRequest) -> HttpResponse:
+    assert _dist is not None
+    return _json({"nodes": _dist.nodes()})
+
+
+async def stats(request: HttpRequest) -> HttpResponse:
+    adapter: Any = app.pubsub.adapter
+    return _json(dataclasses.asdict(adapter.stats))
+
+
+async def main(name: str, cluster_port: int, seeds: list[str]) -> None:
+    global _dist
+    app.route("GET", "/test/presence", presence_keys)
+    app.route("POST", "/test/track", track)
+    app.route("GET", "/test/nodes", nodes)
+    app.route("GET", "/test/stats", stats)
+    node = Node(name, watchdog_threshold=None)
+    await node.start()
+    dist = _dist = Distribution(node, seeds=seeds, port=cluster_port)
+    await dist.start()
+    await node.execute(start_child, node.root, app.child_spec(port=0))
+    assert app._listener is not None
+    port = await node.execute(listener_port, app._listener)
+    print(f"http {port}", flush=True)
+    print(f"address {dist.address}", flush=True)
+    print("ready", flush=True)
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    await stopping.wait()
+    await node.stop()  # presence shards announce a graceful permdown
+    await dist.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3:]))

@@ -1,0 +1,239 @@
+"""The reference app on a two-node cluster: channels, presence and long-poll across nodes.
+
+Each node is an OS process (`_app_node`: the reference endpoint with presence, on a
+`Distribution`), in its own process group, resumed and killed in teardown. The phoenix
+client part runs ``tests/js/cluster.js``; the rest drives the nodes over raw HTTP and
+polls their test routes with bounded loops (every bound a multiple of `UNIT`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import UNIT
+from ..integration.conftest import run_node
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "test-cluster-secret-0123456789abcdef"
+WAIT = 10 * UNIT
+POLL = 0.05
+
+
+class AppNode:
+    """A `_app_node` child process: ``http_port``, ``address``, and HTTP helpers."""
+
+    def __init__(self, name: str, seeds: list[str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.cluster._app_node", name, "0", *seeds],
+            cwd=REPO,
+            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+        self.http_port = 0
+        self.address = ""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + WAIT
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"ready\n" not in buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise TimeoutError(f"node {name} did not start")
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
+                buffer += chunk
+        for line in buffer.decode().splitlines():
+            if line.startswith("http "):
+                self.http_port = int(line.split()[1])
+            elif line.startswith("address "):
+                self.address = line.split()[1]
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
+        """``method path`` on this node; the decoded JSON body."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15 * UNIT)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            assert response.status == 200, (method, path, response.status, data)
+            return json.loads(data)
+        finally:
+            conn.close()
+
+    def presence(self, topic: str) -> list[str]:
+        keys: list[str] = self.request("GET", f"/test/presence?topic={topic}")["keys"]
+        return keys
+
+    def track(self, topic: str, key: str) -> None:
+        self.request("POST", f"/test/track?topic={topic}&key={key}")
+
+    def nodes(self) -> list[str]:
+        names: list[str] = self.request("GET", "/test/nodes")["nodes"]
+        return names
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGCONT)  # a stopped process group must resume to die cleanly
+            self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=WAIT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:
+    """Poll ``predicate`` until it holds; the seconds it took. Fails after ``timeout``."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL)
+    return time.monotonic() - t0
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[AppNode, AppNode]]:
+    """Nodes ``a`` and ``b`` (b joins through a), connected."""
+    nodes: list[AppNode] = []
+    try:
+        a = AppNode("a", [])
+        nodes.append(a)
+        b = AppNode("b", [a.address])
+        nodes.append(b)
+        wait_for("a and b connected", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
+        yield a, b
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+def test_phoenix_client_across_nodes(cluster: tuple[AppNode, AppNode]) -> None:
+    a, b = cluster
+    run = run_node("cluster.js", a.host, b.host, timeout=35 * UNIT)
+    errors = [line for line in run.lines if "error" in line]
+    assert not errors, (errors, run.stderr)
+    checks = run.by_check
+    assert checks["presence_join"]["bob"] == ["alice", "bob"]
+    assert checks["presence_join"]["alice"] == ["alice", "bob"]
+    assert checks["shout"]["bob"] == [{"event": "shout", "payload": {"n": 1, "from": "alice"}}]
+    assert checks["api_broadcast"]["status"] == 200
+    assert checks["api_broadcast"]["bob"] == [{"event": "news", "payload": {"from": "api"}}]
+    assert checks["presence_leave"]["bob"] == ["bob"]
+    assert checks["disconnect"]["closes"] >= 1
+    assert checks["disconnect"]["bob_closes"] == 0  # only carol's socket went
+    assert "done" in checks
+    # Each broadcast made on A (shout, news, disconnect) crossed to B once, however
+    # many subscribers it had there; none was made on B.
+    stats_a, stats_b = a.request("GET", "/test/stats"), b.request("GET", "/test/stats")
+    assert stats_a["forwarded"] == stats_b["received"] == 3
+    assert stats_b["forwarded"] == 0
+
+
+def _longpoll(node: AppNode, method: str, token: str, lines: list[list[Any]] | None = None) -> Any:
+    path = f"/socket/longpoll?vsn=2.0.0&user_id=lp&token={token}"
+    if method == "GET":
+        return node.request("GET", path)
+    body = "\n".join(json.dumps(line) for line in lines or []).encode()
+    return node.request("POST", path, body, {"content-type": "application/x-ndjson"})
+
+
+def _replies(messages: list[str]) -> dict[str, Any]:
+    """ref -> reply payload of the ``phx_reply`` messages among ``messages``."""
+    out = {}
+    for text in messages:
+        _join_ref, ref, _topic, event, payload = json.loads(text)
+        if event == "phx_reply":
+            out[ref] = payload
+    return out
+
+
+def test_longpoll_requests_alternate_between_nodes(cluster: tuple[AppNode, AppNode]) -> None:
+    a, b = cluster
+    created = a.request("GET", "/socket/longpoll?vsn=2.0.0&user_id=lp")
+    assert created["status"] == 410
+    token = created["token"]
+    # The session lives on A; B finds it through PubSub.
+    assert _longpoll(b, "POST", token, [["1", "1", "room:lp", "phx_join", {"device": "lp"}]])["status"] == 200
+    seen: dict[str, Any] = {}
+    for node in (a, b, a, b):
+        if "1" in seen:
+            break
+        got = _longpoll(node, "GET", token)
+        assert got["status"] in (200, 204), got
+        seen.update(_replies(got["messages"]))
+    assert seen["1"]["status"] == "ok"
+    assert _longpoll(a, "POST", token, [["1", "2", "room:lp", "ping", {"x": 1}]])["status"] == 200
+    assert _longpoll(b, "POST", token, [["1", "3", "room:lp", "ping", {"x": 2}]])["status"] == 200
+    for node in (b, a, b, a):
+        if "2" in seen and "3" in seen:
+            break
+        got = _longpoll(node, "GET", token)
+        assert got["status"] in (200, 204), got
+        seen.update(_replies(got["messages"]))
+    assert seen["2"] == {"status": "ok", "response": {"x": 1}}
+    assert seen["3"] == {"status": "ok", "response": {"x": 2}}
+    # Its presence (tracked on A) is listed on B too.
+    wait_for("the long-poll user in B's presence", lambda: b.presence("room:lp") == ["lp"])
+
+
+def test_sigkill_presences_leave_within_5s(cluster: tuple[AppNode, AppNode]) -> None:
+    a, b = cluster
+    a.track("room:k", "on_a")
+    b.track("room:k", "on_b")
+    wait_for("both presences on A", lambda: a.presence("room:k") == ["on_a", "on_b"])
+    b.signal(signal.SIGKILL)
+    left = wait_for("on_b leaving A", lambda: a.presence("room:k") == ["on_a"])
+    assert left < 5.0
+
+
+def test_sigstop_presences_leave_then_return_and_converge(cluster: tuple[AppNode, AppNode]) -> None:
+    a, b = cluster
+    a.track("room:s", "on_a")
+    b.track("room:s", "on_b")
+    both = ["on_a", "on_b"]
+    wait_for("both presences on A", lambda: a.presence("room:s") == both)
+    wait_for("both presences on B", lambda: b.presence("room:s") == both)
+    b.signal(signal.SIGSTOP)
+    left = wait_for("on_b leaving A", lambda: a.presence("room:s") == ["on_a"])
+    assert left < 5.0
+    wait_for("b declared down on A", lambda: a.nodes() == [])  # paused beyond the down period
+    b.signal(signal.SIGCONT)
+    back = wait_for("on_b back on A", lambda: a.presence("room:s") == both)
+    assert back < 10.0
+    wait_for("B converged", lambda: b.presence("room:s") == both, timeout=10.0 - back)
+    assert a.presence("room:s") == b.presence("room:s") == both
+
+
+def test_orderly_stop_drops_presences_at_once(cluster: tuple[AppNode, AppNode]) -> None:
+    a, b = cluster
+    a.track("room:t", "on_a")
+    b.track("room:t", "on_b")
+    wait_for("both presences on A", lambda: a.presence("room:t") == ["on_a", "on_b"])
+    b.signal(signal.SIGTERM)  # graceful permdown: no need to wait for the down period
+    left = wait_for("on_b leaving A", lambda: a.presence("room:t") == ["on_a"])
+    assert left < 2.0
+    assert b.proc.wait(timeout=WAIT) == 0
