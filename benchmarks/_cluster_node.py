@@ -12,8 +12,11 @@ times are ``time.monotonic()`` (CLOCK_MONOTONIC: comparable between processes).
   and a cluster PubSub adapter available, ``--subscribers`` processes subscribe to
   `TOPIC` in a `PubSub` named `PUBSUB` and count what they receive; ``counter``
   answers ``done`` with the deliveries of the first subscriber. Runs until killed.
+  With ``--presence``, a presence `Tracker` replicating through the cluster runs too,
+  and ``presences`` answers ``("count", pid, topic)`` with ``("presences", n)``.
 - ``driver --name N --seed ADDR --mode M --count K --size S``: node A. Joins B, then
-  measures M (``send``, ``pubsub``, ``rtt``) and prints the result; ``watch`` prints
+  measures M (``send``, ``pubsub``, ``rtt``, ``presence``: tracks K presences on
+  `TOPIC` and polls B until it lists all) and prints the result; ``watch`` prints
   ``up`` once B is up, then ``{"down_at": t}`` when B is declared down.
 - ``zmq_sink`` / ``zmq_send --seed ADDR --mode M``: the raw pyzmq baseline, DEALER ->
   ROUTER, plain sync sockets, no CurveZMQ, one ZeroMQ message per message (ZeroMQ's
@@ -33,7 +36,7 @@ from typing import Any
 
 import zmq
 
-from alight.actors import Node, receive, register, self_pid, send, spawn
+from alight.actors import Node, Supervisor, receive, register, self_pid, send, spawn
 from alight.channels.message import Broadcast
 from alight.cluster import Distribution, Nodedown, Nodeup, monitor_nodes, nodes
 
@@ -69,6 +72,41 @@ def cluster_pubsub(node: Node, dist: Distribution) -> Any:
     pubsub = PubSub(node, PUBSUB)
     ClusterAdapter(dist, pubsub)  # installs itself as pubsub.adapter
     return pubsub
+
+
+async def cluster_tracker(dist: Distribution) -> Any:
+    """The same-named presence tracker on every node, replicating through ``dist``."""
+    from alight.channels.presence.tracker import Tracker, TrackerSettings
+    from alight.cluster.presence import ClusterReplicator, cluster_settings
+
+    tracker = Tracker("bench_presence", lambda diffs: None, cluster_settings(TrackerSettings()))
+    tracker.replicator = ClusterReplicator(dist, tracker)
+    specs = [tracker.replicator.child_spec(), tracker.child_spec()]
+    await Supervisor.start_link(specs, strategy="one_for_one", name=None)
+    return tracker
+
+
+async def presences(tracker: Any) -> None:
+    while True:
+        _, reply_to, topic = await receive()
+        send(reply_to, ("presences", len(tracker.list(topic))))
+
+
+async def track_until_listed(tracker: Any, peer: str, count: int) -> dict[str, Any]:
+    me = self_pid()
+    deadline = time.monotonic() + TIME_LIMIT
+    start = time.monotonic()
+    for i in range(count):
+        await tracker.track(me, TOPIC, f"user:{i}", {"i": i})
+    tracked = time.monotonic() - start
+    listed = 0
+    while listed < count and time.monotonic() < deadline:
+        send(("presences", peer), ("count", me, TOPIC))
+        listed = (await receive(lambda m: type(m) is tuple and m[0] == "presences", timeout=TIME_LIMIT))[1]
+        if listed < count:
+            await asyncio.sleep(0.005)
+    seconds = time.monotonic() - start
+    return {"count": count, "listed": listed, "seconds": seconds, "tracking_seconds": tracked}
 
 
 # -- node B ---------------------------------------------------------------------------
@@ -111,6 +149,8 @@ async def sink(args: argparse.Namespace, node: Node) -> None:
             register("bench_pubsub", spawn(pubsub.run))
             for i in range(args.subscribers):
                 pubsub.subscribe(spawn(subscriber, first if i == 0 else None), TOPIC)
+    if args.presence:
+        register("presences", spawn(presences, await cluster_tracker(dist)))
     register("counter", spawn(counter, first))
     register("echo", spawn(echo))
     print(f"address {dist.address}", flush=True)
@@ -207,6 +247,9 @@ async def driver(args: argparse.Namespace, node: Node) -> None:
     if args.mode == "rtt":
         emit(**await rtt(peer, args.count))
         return
+    if args.mode == "presence":
+        emit(**await track_until_listed(await cluster_tracker(dist), peer, args.count))
+        return
     pubsub = None
     if args.mode == "pubsub":
         pubsub = cluster_pubsub(node, dist)
@@ -275,10 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("role", choices=("sink", "driver", "zmq_sink", "zmq_send"))
     parser.add_argument("--name", default="bench@127.0.0.1")
     parser.add_argument("--seed", default="")
-    parser.add_argument("--mode", default="send", choices=("send", "pubsub", "rtt", "watch"))
+    parser.add_argument("--mode", default="send", choices=("send", "pubsub", "rtt", "watch", "presence"))
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--pubsub", action="store_true")
+    parser.add_argument("--presence", action="store_true")
     parser.add_argument("--subscribers", type=int, default=1)
     parser.add_argument("--cpu", type=int, default=None)
     args = parser.parse_args(argv)

@@ -33,7 +33,12 @@ pickled alight message (a channel ``Broadcast`` with a 100-byte body, ~195 bytes
   and 1; baseline: one ``alight node`` on CPU 0 with the same clients. The load generator
   is NOT pinned: it shares both cores with the servers. Target > 1.0x. Skipped (reason
   on stderr) without cluster PubSub.
-- ``cluster.presence_convergence`` is skipped (reason on stderr): not measured yet.
+- ``cluster.presence_convergence`` (s): a process on A tracks 10,000 presences on one
+  topic (one ``Tracker.track`` call each) in a tracker replicating through the cluster
+  (`ClusterReplicator`, cluster timing: ``broadcast_period`` 0.5 s); the clock runs from
+  the first ``track`` until B's tracker lists all 10,000 (polled every 5 ms). Baseline:
+  the time A itself took to track them (``detail.value.tracking_seconds``); ``ratio`` is
+  thus >= 1, and ``value - baseline`` is the replication lag. No target.
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import json
 import os
 import queue
@@ -193,10 +197,27 @@ class Counts:
     fanout_clients: int
     broadcasts: int
     fanout_rounds: int
+    presences: int
 
 
-FULL = Counts(messages=200_000, round_trips=20_000, repeats=3, fanout_clients=1000, broadcasts=200, fanout_rounds=3)
-QUICK = Counts(messages=30_000, round_trips=1_000, repeats=1, fanout_clients=100, broadcasts=20, fanout_rounds=1)
+FULL = Counts(
+    messages=200_000,
+    round_trips=20_000,
+    repeats=3,
+    fanout_clients=1000,
+    broadcasts=200,
+    fanout_rounds=3,
+    presences=10_000,
+)
+QUICK = Counts(
+    messages=30_000,
+    round_trips=1_000,
+    repeats=1,
+    fanout_clients=100,
+    broadcasts=20,
+    fanout_rounds=1,
+    presences=1_000,
+)
 APP = "benchmarks.channel_app:app"
 CLUSTER_SETTLE = 1.0
 """Seconds given to the second node to finish its handshake with the first."""
@@ -241,7 +262,7 @@ class Bench:
             options = ("--name", "a@127.0.0.1", "--seed", address, "--mode", mode, "--count", str(count))
             with child("driver", CPU_A, self.secret, *options) as driver:
                 result = driver.result()
-        if mode != "rtt" and result["received"] != result["sent"]:
+        if mode in ("send", "pubsub") and result["received"] != result["sent"]:
             raise BenchError(f"{mode}: {result['sent']} sent, {result['received']} received")
         return result
 
@@ -286,6 +307,26 @@ class Bench:
             )
         )
 
+    def presence_convergence(self, figures: list[Figure]) -> None:
+        n = self.counts.presences
+        result = self._alight("presence", n, "--presence")
+        if result["listed"] != n:
+            raise BenchError(f"presence: {n} tracked on A, {result['listed']} listed on B")
+        seconds, tracking = float(result["seconds"]), float(result["tracking_seconds"])
+        figures.append(
+            Figure(
+                "cluster.presence_convergence",
+                round(seconds, 4),
+                "s",
+                f"tracking the {n} presences on A alone",
+                round(tracking, 4),
+                round(seconds / tracking, 4),
+                "-",
+                None,
+                {"path": "Tracker + ClusterReplicator, cluster timing", "value": result},
+            )
+        )
+
     def down_detection(self, figures: list[Figure]) -> None:
         with child("sink", CPU_B, self.secret, "--name", "b@127.0.0.1") as sink:
             address = sink.address()
@@ -315,7 +356,7 @@ class Bench:
         figures: list[Figure] = []
         self.throughput(figures)
         self.rtt(figures)
-        skip("cluster.presence_convergence", presence_missing())
+        self.presence_convergence(figures)
         self.down_detection(figures)
         missing = cluster_pubsub_missing()
         if missing is None:
@@ -395,12 +436,6 @@ def _rate(
         met,
         {**detail, "value": mine, "baseline": raw},
     )
-
-
-def presence_missing() -> str:
-    if importlib.util.find_spec("alight.cluster.presence") is None:
-        return "needs cluster presence replication (alight.cluster.presence does not exist yet)"
-    return "not measured yet: cluster presence replication is new and this benchmark does not drive it yet"
 
 
 def skip(bench: str, reason: str) -> None:

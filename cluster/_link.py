@@ -8,21 +8,32 @@ messages in order, as Erlang's distribution does.
 The sockets are plain (sync) pyzmq sockets driven from the event loop: the ROUTER's FD
 is watched with ``loop.add_reader`` and drained with ``NOBLOCK`` until ``EAGAIN``
 (ZeroMQ's FD is edge-triggered: a readiness edge is not repeated for frames left
-queued), at most `RECV_BATCH` frames per callback so that a flood cannot starve the
-loop. ``zmq.asyncio`` is 3-13x slower.
+queued). ``zmq.asyncio`` is 3-13x slower. One callback handles at most `RECV_BUDGET`
+*messages* (a frame may carry thousands) and then yields to the loop with
+``call_soon``: a node draining a backlog keeps running its timers, its processes and
+its heartbeats. (A bound in frames was not one: 512 frames of 1,000 broadcasts each
+kept a node busy for seconds, its peer heard no heartbeat for 3 s and declared it down,
+and everything queued on the link was lost.) `Mesh.caught_up_at` tells the failure
+detector how far its view of the peers is current: while frames wait unread, silence
+is not evidence of a dead peer.
 
 Outgoing messages are queued per peer and written by one ``call_soon`` callback per
 loop turn as ONE frame per peer (`_codec.encode_batch`; a frame carrying many messages
 is about ten times faster than a frame each).
 
 Limits and overflow (ZeroMQ drops silently at the high-water mark, so we never let it
-reach it unnoticed): each DEALER has ``SNDHWM`` = `SEND_HWM` *frames* (a frame is a
-whole batch). When libzmq's queue is full, ``send`` fails with ``EAGAIN``: the batch
-stays in our queue and is retried `RETRY_DELAY` later (backpressure: nothing is lost,
-`LinkStatistics.send_retries` counts it). Our own queue holds at most ``max_pending``
-messages per peer; beyond that new messages are dropped, counted in
-`LinkStatistics.dropped` and logged (once per overflow episode). A message that cannot
-be pickled is dropped, counted and logged too.
+reach it unnoticed): the ROUTER's ``RCVHWM`` is `RECV_HWM` frames per peer; when a
+reader falls behind, libzmq stops reading that peer's TCP connection (a receiving
+socket never drops), TCP pushes back, and the sender's DEALER fills up to ``SNDHWM`` =
+`SEND_HWM` *frames* (a frame is a whole batch). A DEALER never drops either: when its
+queue is full, ``send`` fails with ``EAGAIN``, the batch stays in our queue and is
+retried `RETRY_DELAY` later (backpressure: nothing is lost,
+`LinkStatistics.send_retries` counts it). Only the ROUTER would drop silently on
+*send*, and it never sends. Our own queue holds at most ``max_pending`` messages per
+peer; beyond that new messages are dropped, counted in `LinkStatistics.dropped` and
+logged (once per overflow episode). A message that cannot be pickled is dropped,
+counted and logged too, and so is what is still queued on a link that is closed (its
+peer was declared down).
 
 The DEALER's routing id names the link to the peer's ROUTER: ``name``, ``creation`` and
 a random ``session`` that is new for every DEALER, so a receiver can tell a peer's
@@ -47,8 +58,10 @@ from .errors import EncodeError, FrameError
 
 log = logging.getLogger("alight.cluster")
 
-RECV_BATCH = 512
-"""At most this many frames are read per readiness callback; the rest next turn."""
+RECV_BUDGET = 4096
+"""Messages handled per read callback (at least one frame); the rest in a later turn."""
+RECV_HWM = 1000
+"""``RCVHWM`` of the ROUTER, in frames per peer (beyond it: TCP backpressure, no loss)."""
 SEND_HWM = 10_000
 """``SNDHWM`` of each DEALER, in frames (batches)."""
 FRAME_MESSAGES = 4096
@@ -148,6 +161,8 @@ class Mesh:
         self._links: set[Outlink] = set()
         self._dirty: list[Outlink] = []
         self._flush_scheduled = False
+        self._read_scheduled = False
+        self._read_at = 0.0
         self.address = ""
         self._fd = -1
 
@@ -158,10 +173,10 @@ class Mesh:
         self._zap.attach(loop)
         self._router, self.address = server_socket(self._context, self.keys, host=host, port=port)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self._router.rcvhwm = 0  # unbounded in: the senders bound their queues
+        self._router.rcvhwm = RECV_HWM
         self._fd = cast(int, self._router.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._on_readable)
-        loop.call_soon(self._on_readable)  # edge-triggered: catch anything already queued
+        self._schedule_read()  # edge-triggered: catch anything already queued
         return self.address
 
     def connect(self, address: str) -> Outlink:
@@ -182,6 +197,9 @@ class Mesh:
         if link.closed:
             return
         link.closed = True
+        if link.queue:
+            self._stats.dropped += len(link.queue)
+            log.warning("cluster: link to %s closed: dropped %d queued messages", link.address, len(link.queue))
         link.queue = []
         self._links.discard(link)
         link.socket.close(linger=0)
@@ -250,11 +268,20 @@ class Mesh:
                 self._stats.dropped += 1
                 batch[error.index] = _NOOP
 
+    def _schedule_read(self) -> None:
+        if not self._read_scheduled and self._loop is not None:
+            self._read_scheduled = True
+            self._loop.call_soon(self._on_readable)
+
     def _on_readable(self) -> None:
+        self._read_scheduled = False
         router = self._router
         if router is None or router.closed:
             return
-        for _ in range(RECV_BATCH):
+        assert self._loop is not None
+        self._read_at = self._loop.time()
+        budget = RECV_BUDGET
+        while budget > 0:
             try:
                 identity_raw, frame = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -262,11 +289,22 @@ class Mesh:
             except ValueError:  # not [identity, frame]: not one of our DEALERs
                 self._stats.bad_frames += 1
                 continue
-            self._receive(identity_raw, frame)
-        assert self._loop is not None
-        self._loop.call_soon(self._on_readable)  # more may be queued: no new edge will come
+            budget -= self._receive(identity_raw, frame)
+        self._schedule_read()  # more may be queued: no new edge will come
 
-    def _receive(self, identity_raw: bytes, frame: bytes) -> None:
+    def caught_up_at(self) -> float:
+        """The loop time up to which every received frame has been handled: now when
+        nothing waits unread, else when the last read callback ran (a node that was
+        too busy to read must not take its peers' silence for their death)."""
+        assert self._loop is not None
+        router = self._router
+        if router is None or router.closed or not cast(int, router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            return self._loop.time()
+        self._schedule_read()  # reading EVENTS may consume the FD's edge
+        return self._read_at
+
+    def _receive(self, identity_raw: bytes, frame: bytes) -> int:
+        # The number of messages handled (1 for a bad frame: it cost a read).
         identity = decode_identity(identity_raw)
         try:
             if identity is None:
@@ -275,13 +313,14 @@ class Mesh:
         except FrameError as error:
             self._stats.bad_frames += 1
             log.error("cluster: dropped a frame from %r: %s", identity_raw, error)
-            return
+            return 1
         self._stats.frames_received += 1
         self._stats.messages_received += len(messages)
         try:
             self._on_batch(identity, messages)
         except Exception:  # boundary: a bug must not stop the reading of later frames
             log.exception("cluster: error handling a frame from %s", identity.name)
+        return max(1, len(messages))
 
     def statistics(self) -> LinkStatistics:
         """A snapshot of the counters."""

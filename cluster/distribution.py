@@ -19,7 +19,11 @@ node (same name, new creation) is a new peer: its old life is declared down firs
 
 Failure detection: every `heartbeat_interval` (0.5 s) a `Heartbeat` goes to each peer;
 a peer from which nothing (heartbeat or any frame) arrived for `down_after` (3 s) is
-declared down: its links are closed and ``noconnection`` fires. A SIGKILLed node is thus
+declared down: its links are closed and ``noconnection`` fires. Silence is measured up
+to the last time this node had read every frame waiting for it (`Mesh.caught_up_at`):
+a node busy draining a backlog does not blame its peers for its own delay, and since
+it reads in bounded slices (`_link.RECV_BUDGET`) its timers keep running and its own
+heartbeats keep going out. A SIGKILLed node is thus
 down everywhere within ``down_after + heartbeat_interval`` (< 5 s by default). The
 trade-off: a pause longer than ``down_after`` (SIGSTOP, swapping, a long GC) is a
 failure; raise ``down_after`` to tolerate longer pauses, at the cost of slower
@@ -315,12 +319,15 @@ class Distribution:
     def _tick(self) -> None:
         loop = self.node.loop
         now = loop.time()
+        # Silence counts only up to what we have read: frames waiting unread (this node
+        # was busy) may hold the peer's heartbeats.
+        heard_until = self._mesh.caught_up_at()
         self._seq += 1
         beat = Heartbeat(self._seq)
         for peer in list(self._peers.values()):
             if peer.state == UP:
-                if now - peer.last_seen > self.down_after:
-                    silence = now - peer.last_seen
+                if heard_until - peer.last_seen > self.down_after:
+                    silence = heard_until - peer.last_seen
                     log.warning("cluster: %s: no word from %s for %.1fs", self.node.name, peer.name, silence)
                     self._node_down(peer)
                 elif peer.out is not None:
@@ -367,8 +374,13 @@ class Distribution:
         peer = self._peers.get(identity.name)
         if peer is not None and peer.inbound == identity and peer.state == UP:
             peer.last_seen = self.node.loop.time()
+            on_pubsub = self.on_pubsub
             for message in messages:
-                self._handle(peer, message)
+                # Broadcasts are most of the traffic: skip the dispatch for them.
+                if type(message) is PubSubForward and on_pubsub is not None:
+                    on_pubsub(message)
+                else:
+                    self._handle(peer, message)
             return
         for index, message in enumerate(messages):
             if type(message) is Hello:

@@ -8,8 +8,9 @@ into one frame per peer). On arrival the receiving node dispatches it with
 serializer on that node. ``from_pid`` is not carried: the sender lives on the origin
 node, where `broadcast_from` already excluded it (Phoenix forwards ``:none`` too).
 
-Several endpoints may share one node: each forward names its PubSub (`Routed`), and
-`attach` keeps one router per `Distribution` that hands it to the PubSub of that name.
+Several endpoints may share one node: each forward names its PubSub
+(``PubSubForward.pubsub``), and one router per `Distribution` hands it to the PubSub of
+that name.
 A forward for a PubSub this node does not run (yet) is dropped and counted
 (`ClusterAdapter.unroutable`), as a message to an unknown registered name is dropped.
 
@@ -29,17 +30,9 @@ from ..channels.pubsub import PubSub
 from ._codec import PubSubForward
 from .distribution import Distribution
 
-__all__ = ["ClusterAdapter", "ClusterPubSubStats", "Routed"]
+__all__ = ["ClusterAdapter", "ClusterPubSubStats"]
 
 log = logging.getLogger("alight.cluster.pubsub")
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """The payload of a `PubSubForward`: ``message`` for the PubSub named ``pubsub``."""
-
-    pubsub: str
-    message: Any
 
 
 @dataclass(slots=True)
@@ -73,11 +66,11 @@ class ClusterAdapter:
 
     def forward(self, topic: str, message: Any, from_pid: Pid | None) -> None:
         """Queue one `PubSubForward` for every other node up now."""
-        self.stats.forwarded += self.distribution.forward_all(PubSubForward(topic, Routed(self.pubsub.name, message)))
+        self.stats.forwarded += self.distribution.forward_all(PubSubForward(topic, message, None, self.pubsub.name))
 
     def direct(self, node_name: str, topic: str, message: Any) -> None:
         """Queue one `PubSubForward` for ``node_name`` (dropped if it is not up)."""
-        if self.distribution.forward_to(node_name, PubSubForward(topic, Routed(self.pubsub.name, message))):
+        if self.distribution.forward_to(node_name, PubSubForward(topic, message, None, self.pubsub.name)):
             self.stats.direct += 1
         else:
             self.stats.unreachable += 1
@@ -113,13 +106,13 @@ class _Router:
         self.unroutable = 0
 
     def __call__(self, forward: PubSubForward) -> None:
-        routed = forward.message
-        adapter = self.adapters.get(routed.pubsub) if type(routed) is Routed else None
+        adapter = self.adapters.get(forward.pubsub)
         if adapter is None:
             self.unroutable += 1
             log.debug("cluster: dropped a broadcast on %r for an unknown PubSub", forward.topic)
             return
-        adapter.receive(forward.topic, routed.message)
+        adapter.stats.received += 1
+        adapter.pubsub.local_broadcast(forward.topic, forward.message)
 
 
 def _router(distribution: Distribution) -> _Router:
