@@ -1,7 +1,9 @@
-"""Smoke test of ``benchmarks/actors.py``: ``--json --quick`` runs and prints every figure.
+"""Smoke tests of ``benchmarks/actors.py`` and ``benchmarks/presence.py``: ``--json
+--quick`` runs and prints every figure.
 
-It checks the shape of the report, not the speed: the figures themselves are for
-people to read (and for the targets in the issue), not for a test to assert.
+They check the shape of the report, not the speed: the figures themselves are for
+people to read (and for the targets in the issues), not for a test to assert.
+(``channels.py`` and ``cluster.py`` start servers and nodes: they have their own.)
 """
 
 from __future__ import annotations
@@ -11,36 +13,47 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "actors.py"
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 KEYS = {"bench", "value", "unit", "baseline", "baseline_value", "ratio"}
-BENCHES = {
-    "actors.pingpong",
-    "actors.oneway",
-    "actors.ring",
-    "actors.spawn_rate",
-    "actors.process_memory",
-    "actors.restart_p50",
-    "actors.restart_p99",
+FIGURES = {
+    "actors.py": {
+        "actors.pingpong",
+        "actors.oneway",
+        "actors.ring",
+        "actors.spawn_rate",
+        "actors.process_memory",
+        "actors.restart_p50",
+        "actors.restart_p99",
+    },
+    "presence.py": {
+        "presence.track_10000",
+        "presence.list_1000",
+        "presence.list_10000",
+        "presence.list_100000",
+        "presence.memory",
+        "presence.merge",
+    },
 }
 
 
-def test_quick_json_run_prints_every_figure() -> None:
+@pytest.mark.parametrize("script", sorted(FIGURES))
+def test_quick_json_run_prints_every_figure(script: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--json", "--quick"],
+        [sys.executable, str(BENCHMARKS / script), "--json", "--quick"],
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=30,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines, done.stderr
     seen = set()
-    for line in lines:
+    for line in done.stdout.splitlines():
         figure = json.loads(line)
         assert figure.keys() >= KEYS, line
         assert isinstance(figure["value"], int | float), line
         assert isinstance(figure["baseline_value"], int | float), line
         assert figure["value"] > 0, line
         seen.add(figure["bench"])
-    assert seen == BENCHES
+    assert seen == FIGURES[script], done.stdout
