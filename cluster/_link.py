@@ -38,6 +38,14 @@ peer was declared down).
 The DEALER's routing id names the link to the peer's ROUTER: ``name``, ``creation`` and
 a random ``session`` that is new for every DEALER, so a receiver can tell a peer's
 current link from one it replaced (after a restart, or a pause taken for a failure).
+
+Disconnects: each DEALER has a ZeroMQ socket monitor (an inproc PAIR, read from the loop
+like the ROUTER: edge-triggered, drained until ``EAGAIN``). When a connection that had
+completed its handshake (CurveZMQ and ZAP included) is lost, ``on_disconnect(link)`` is
+called once: the peer's process died (the kernel closed its sockets) or closed its
+ROUTER. A connection that never completed its handshake (nobody listening yet, a peer
+with another secret) is not reported: ZeroMQ keeps retrying it, as it does after a
+reported disconnect. `close_link` closes the monitor with its DEALER.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, cast
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ._auth import ZapHandler, configure_client, server_socket
 from ._codec import ClusterMessage, Heartbeat, decode_batch, encode_batch
@@ -70,6 +79,8 @@ MAX_PENDING = 1_000_000
 """Default bound of the messages queued for one peer before new ones are dropped."""
 RETRY_DELAY = 0.002
 """Seconds before retrying a send that hit ``SNDHWM``."""
+MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+"""The socket-monitor events of a DEALER that `Mesh` reads."""
 
 _NOOP = Heartbeat(-1)
 """What replaces an unpicklable message in a batch (a heartbeat is harmless anywhere)."""
@@ -117,7 +128,7 @@ class LinkStatistics:
 class Outlink:
     """One outgoing link: a DEALER to a peer's ROUTER and the messages queued for it."""
 
-    __slots__ = ("address", "closed", "overflowing", "queue", "session", "socket")
+    __slots__ = ("address", "closed", "connected", "monitor", "monitor_fd", "overflowing", "queue", "session", "socket")
 
     def __init__(self, address: str, session: str, socket: zmq.Socket[Any]) -> None:
         self.address = address
@@ -126,18 +137,25 @@ class Outlink:
         self.queue: list[ClusterMessage] = []
         self.closed = False
         self.overflowing = False
+        self.monitor: zmq.Socket[Any] | None = None
+        """The PAIR socket receiving the DEALER's monitor events."""
+        self.monitor_fd = -1
+        self.connected = False
+        """A connection completed its handshake and was not lost since."""
 
     def __repr__(self) -> str:
         return f"Outlink({self.address!r}, session={self.session!r}, queued={len(self.queue)})"
 
 
 Handler = Callable[[Identity, list[ClusterMessage]], None]
+DisconnectHandler = Callable[[Outlink], None]
 
 
 class Mesh:
     """The sockets of one node: `open` binds the ROUTER, `connect` makes an `Outlink`,
     `push` queues a message on it, and ``on_batch(identity, messages)`` is called with
-    the messages of each frame received, in order."""
+    the messages of each frame received, in order. ``on_disconnect(link)`` is called
+    when an established connection of ``link`` is lost (see the module docstring)."""
 
     def __init__(
         self,
@@ -147,12 +165,14 @@ class Mesh:
         on_batch: Handler,
         *,
         max_pending: int = MAX_PENDING,
+        on_disconnect: DisconnectHandler | None = None,
     ) -> None:
         self.name = name
         self.creation = creation
         self.keys = keys
         self.max_pending = max_pending
         self._on_batch = on_batch
+        self._on_disconnect = on_disconnect
         self._stats = LinkStatistics()
         self._context: zmq.Context[Any] = zmq.Context()
         self._zap: ZapHandler | None = None
@@ -187,10 +207,44 @@ class Mesh:
         socket.sndhwm = SEND_HWM
         socket.routing_id = encode_identity(self.name, self.creation, session)
         configure_client(socket, self.keys)
-        socket.connect(address)
         link = Outlink(address, session, socket)
+        if self._loop is not None:  # before connecting: no event is missed
+            monitor = socket.get_monitor_socket(MONITOR_EVENTS)
+            monitor.linger = 0
+            link.monitor = monitor
+            link.monitor_fd = cast(int, monitor.getsockopt(zmq.FD))
+            self._loop.add_reader(link.monitor_fd, self._on_monitor, link)
+            self._loop.call_soon(self._on_monitor, link)  # edge-triggered: catch any already queued
+        socket.connect(address)
         self._links.add(link)
         return link
+
+    def _on_monitor(self, link: Outlink) -> None:
+        monitor = link.monitor
+        while monitor is not None and not link.closed:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                link.connected = True
+            elif event == zmq.EVENT_DISCONNECTED and link.connected:
+                link.connected = False
+                if self._on_disconnect is not None:
+                    try:
+                        self._on_disconnect(link)  # may close the link
+                    except Exception:  # boundary: as for a frame
+                        log.exception("cluster: error handling a disconnect from %s", link.address)
+
+    def _close_monitor(self, link: Outlink) -> None:
+        monitor = link.monitor
+        if monitor is None:
+            return
+        link.monitor = None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(link.monitor_fd)
+        link.socket.disable_monitor()
+        monitor.close(linger=0)
 
     def close_link(self, link: Outlink) -> None:
         """Close ``link`` now; what is still queued on it is discarded."""
@@ -202,6 +256,7 @@ class Mesh:
             log.warning("cluster: link to %s closed: dropped %d queued messages", link.address, len(link.queue))
         link.queue = []
         self._links.discard(link)
+        self._close_monitor(link)
         link.socket.close(linger=0)
 
     def push(self, link: Outlink, message: ClusterMessage) -> None:

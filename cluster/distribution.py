@@ -17,17 +17,30 @@ full mesh. From then on, for pids of other nodes:
 Incarnations: a peer is known by name *and* creation (`Node.creation`). A restarted
 node (same name, new creation) is a new peer: its old life is declared down first.
 
-Failure detection: every `heartbeat_interval` (0.5 s) a `Heartbeat` goes to each peer;
-a peer from which nothing (heartbeat or any frame) arrived for `down_after` (3 s) is
-declared down: its links are closed and ``noconnection`` fires. Silence is measured up
-to the last time this node had read every frame waiting for it (`Mesh.caught_up_at`):
-a node busy draining a backlog does not blame its peers for its own delay, and since
-it reads in bounded slices (`_link.RECV_BUDGET`) its timers keep running and its own
-heartbeats keep going out. A SIGKILLed node is thus
-down everywhere within ``down_after + heartbeat_interval`` (< 5 s by default). The
-trade-off: a pause longer than ``down_after`` (SIGSTOP, swapping, a long GC) is a
-failure; raise ``down_after`` to tolerate longer pauses, at the cost of slower
-detection.
+Failure detection, two ways, one outcome (`_node_down`: links closed, ``noconnection``
+to linked and monitoring processes, `Nodedown` to watchers):
+
+- the connection's own disconnect events: the DEALER to each peer has a ZeroMQ socket
+  monitor (`_link`), and when the TCP connection of a peer that is up drops, that peer
+  is declared down once this node has read what it had already received
+  (`DISCONNECT_GRACE`, at most a few tens of milliseconds on an idle node: the last
+  frames a peer sent travel on its own connection and must not be overtaken). A
+  SIGKILLed node's sockets are closed by its kernel at once, so it is down everywhere
+  within about 0.1 s, and a node that stops (`stop`) is down at once too. Only a connection
+  that completed its handshake counts: a peer with another secret, or one not
+  listening yet, never comes up and never flaps; ZeroMQ's automatic reconnect of a
+  dropped link is moot, as the link is closed when its peer is declared down;
+- heartbeats, for what keeps its connection (a paused, hung or partitioned node):
+  every `heartbeat_interval` (0.5 s) a `Heartbeat` goes to each peer; a peer from
+  which nothing (heartbeat or any frame) arrived for `down_after` (3 s) is declared
+  down. Silence is measured up to the last time this node had read every frame waiting
+  for it (`Mesh.caught_up_at`): a node busy draining a backlog does not blame its peers
+  for its own delay, and since it reads in bounded slices (`_link.RECV_BUDGET`) its
+  timers keep running and its own heartbeats keep going out. Such a node is down
+  everywhere within ``down_after + heartbeat_interval`` (< 5 s by default). The
+  trade-off: a pause longer than ``down_after`` (SIGSTOP, swapping, a long GC) is a
+  failure; raise ``down_after`` to tolerate longer pauses, at the cost of slower
+  detection.
 
 Rejoin after a pause (decided): a paused node is treated as down, then as a node that
 comes back with the same creation but *fresh link state*: links and monitors that
@@ -86,6 +99,9 @@ HEARTBEAT_INTERVAL = 0.5
 """Default seconds between heartbeats to each peer."""
 DOWN_AFTER = 3.0
 """Default seconds of silence after which a peer is declared down."""
+DISCONNECT_GRACE = 0.02
+"""Seconds between a peer's lost connection and the check that this node has read what
+it had received by then (then the peer is down; else the check is repeated)."""
 
 UP, CONNECTING, DOWN = "up", "connecting", "down"
 
@@ -168,7 +184,9 @@ class Distribution:
         """Called with each `PubSubForward` received (the cluster PubSub adapter)."""
         keys = keys if keys is not None else load_keys(secret=secret)
         self._keys = keys
-        self._mesh = Mesh(node.name, node.creation, keys, self._on_batch, max_pending=max_pending)
+        self._mesh = Mesh(
+            node.name, node.creation, keys, self._on_batch, max_pending=max_pending, on_disconnect=self._on_disconnect
+        )
         self._peers: dict[str, Peer] = {}
         self._up: dict[str, Peer] = {}
         self._seed_links: dict[str, Outlink] = {}
@@ -200,7 +218,7 @@ class Distribution:
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
 
     async def stop(self) -> None:
-        """Close every link (peers see this node go down after ``down_after``)."""
+        """Close every link (peers see their connection drop: this node is down at once)."""
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
@@ -336,6 +354,22 @@ class Distribution:
                 self._close_out(peer)
                 peer.state = DOWN
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+
+    def _on_disconnect(self, link: Outlink) -> None:
+        # The established connection of ``link`` dropped (`Mesh` calls this once per loss).
+        peer = next((p for p in self._up.values() if p.out is link), None)
+        if peer is not None:
+            loop = self.node.loop
+            loop.call_later(DISCONNECT_GRACE, self._disconnected, peer, link, loop.time())
+
+    def _disconnected(self, peer: Peer, link: Outlink, read_by: float) -> None:
+        if peer.state != UP or peer.out is not link:
+            return  # already down (heartbeats, a new Hello) or another link since
+        if self._mesh.caught_up_at() < read_by:  # frames still unread: its last words first
+            self.node.loop.call_later(DISCONNECT_GRACE, self._disconnected, peer, link, read_by)
+            return
+        log.warning("cluster: %s: connection to %s lost", self.node.name, peer.name)
+        self._node_down(peer)
 
     def _close_out(self, peer: Peer) -> None:
         if peer.out is not None:

@@ -15,6 +15,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,14 +201,40 @@ def test_longpoll_requests_alternate_between_nodes(cluster: tuple[AppNode, AppNo
     wait_for("the long-poll user in B's presence", lambda: b.presence("room:lp") == ["lp"])
 
 
-def test_sigkill_presences_leave_within_5s(cluster: tuple[AppNode, AppNode]) -> None:
+def test_sigkill_during_broadcasts_a_keeps_serving_and_presences_leave_within_5s(
+    cluster: tuple[AppNode, AppNode],
+) -> None:
     a, b = cluster
     a.track("room:k", "on_a")
     b.track("room:k", "on_b")
     wait_for("both presences on A", lambda: a.presence("room:k") == ["on_a", "on_b"])
-    b.signal(signal.SIGKILL)
-    left = wait_for("on_b leaving A", lambda: a.presence("room:k") == ["on_a"])
+    answers: list[Any] = []
+    stop = threading.Event()
+
+    def broadcast_to_a() -> None:
+        # A steady stream of cluster-wide broadcasts through A, bounded in count and time.
+        body = json.dumps({"topic": "room:k", "event": "tick", "payload": {"n": 1}}).encode()
+        deadline = time.monotonic() + 10 * UNIT
+        while not stop.is_set() and len(answers) < 50_000 and time.monotonic() < deadline:
+            try:
+                answers.append(a.request("POST", "/api/broadcast", body, {"content-type": "application/json"}))
+            except Exception as error:  # noqa: BLE001 - recorded, asserted below
+                answers.append(repr(error))
+
+    streamer = threading.Thread(target=broadcast_to_a)
+    streamer.start()
+    try:
+        wait_for("broadcasts flowing", lambda: len(answers) >= 20)
+        b.signal(signal.SIGKILL)
+        served_at_kill = len(answers)
+        left = wait_for("on_b leaving A", lambda: a.presence("room:k") == ["on_a"])
+        wait_for("broadcasts still served after the kill", lambda: len(answers) >= served_at_kill + 20)
+    finally:
+        stop.set()
+        streamer.join(15 * UNIT)
     assert left < 5.0
+    assert answers
+    assert all(answer == {"ok": True} for answer in answers), [x for x in answers if x != {"ok": True}][:3]
 
 
 def test_sigstop_presences_leave_then_return_and_converge(cluster: tuple[AppNode, AppNode]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import selectors
 import signal
 import socket
@@ -44,13 +45,12 @@ def _env(secret: str | None) -> dict[str, str]:
 
 
 def _free_port(consecutive: int = 1) -> int:
-    """A port P such that P..P+consecutive-1 are free on 127.0.0.1 now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if port + consecutive > 65535:
-            continue
+    """A port P such that P..P+consecutive-1 are free on 127.0.0.1 now.
+
+    Chosen below the kernel's ephemeral range (32768+ by default), so that no outgoing
+    connection of another test can take P+1 between this check and the node's bind."""
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000 - consecutive)
         held = []
         try:
             for offset in range(consecutive):
