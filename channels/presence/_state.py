@@ -28,7 +28,7 @@ down (`State.remove_down_replicas`) deletes them with the replica's context.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
@@ -36,7 +36,6 @@ from typing import Any, Literal, TypeAlias
 __all__ = [
     "Change",
     "Delta",
-    "DeltaGenerations",
     "Dot",
     "Meta",
     "Replica",
@@ -112,14 +111,14 @@ _NO_CLOCKS: frozenset[int] = frozenset()
 # -- clocks (Phoenix.Tracker.Clock) -------------------------------------------------------------
 
 
-def _dominates_or_equal(c1: Mapping[Replica, int], c2: Mapping[Replica, int]) -> bool:
+def dominates_or_equal(c1: Mapping[Replica, int], c2: Mapping[Replica, int]) -> bool:
     """Phoenix's ``Clock.dominates_or_equal?``: every entry of ``c1`` is ≥ the one in ``c2``."""
     if not c1:
         return not c2
     return all(clock >= c2.get(replica, 0) for replica, clock in c1.items())
 
 
-def _dominates(c1: Mapping[Replica, int], c2: Mapping[Replica, int]) -> bool:
+def dominates(c1: Mapping[Replica, int], c2: Mapping[Replica, int]) -> bool:
     """Phoenix's ``Clock.dominates?``: ``c1`` has every replica of ``c2`` at a clock ≥ its own."""
     if len(c1) < len(c2):
         return False
@@ -204,7 +203,7 @@ class Delta:
         Phoenix's ``merge_deltas``: a value survives unless the other side saw its dot and
         dropped it; the range becomes the union of both.
         """
-        if not (_dominates_or_equal(other.end, self.start) and _dominates_or_equal(self.end, other.start)):
+        if not (dominates_or_equal(other.end, self.start) and dominates_or_equal(self.end, other.start)):
             return None
         clouds = {r: set(cloud) for r, cloud in self.clouds.items()}
         for r, cloud in other.clouds.items():
@@ -603,68 +602,3 @@ class State:
         del by_dot[entry.clock]
         if not by_dot:
             del self._by_dot[entry.replica]
-
-
-# -- delta generations --------------------------------------------------------------------------
-
-
-class DeltaGenerations:
-    """Accumulated deltas that answer a transfer request without the full state (PROTOCOL.md §7.6).
-
-    Generation ``i`` merges every pushed delta while the result stays contiguous and within
-    ``max_sizes[i]`` (Phoenix's ``max_delta_sizes``, default 100 / 1,000 / 10,000); when it
-    would overflow it restarts from the previous, smaller generation. Bounded by
-    ``max(max_sizes)`` plus one delta each.
-    """
-
-    __slots__ = ("_generations", "max_sizes")
-
-    def __init__(self, max_sizes: Sequence[int] = DEFAULT_MAX_DELTA_SIZES) -> None:
-        if not max_sizes or any(size <= 0 for size in max_sizes):
-            raise ValueError(f"max_sizes must be positive sizes, got {max_sizes!r}")
-        self.max_sizes = tuple(max_sizes)
-        self._generations: list[Delta] = []
-
-    @property
-    def generations(self) -> tuple[Delta, ...]:
-        return tuple(self._generations)
-
-    def push(self, delta: Delta) -> None:
-        """Add a local or received delta to every generation it extends."""
-        old = self._generations or [delta] * len(self.max_sizes)
-        previous = delta
-        new = []
-        for generation, cap in zip(old, self.max_sizes, strict=True):
-            merged = delta if generation is delta else generation.merge(delta)
-            if merged is None:
-                new.append(generation)
-                continue
-            new.append(merged if merged.size() <= cap else previous)
-            previous = merged
-        self._generations = new
-
-    def clear(self) -> None:
-        """Forget every generation (after a full-state transfer, Phoenix resets them)."""
-        self._generations = []
-
-    def remove_replica(self, replica: Replica) -> None:
-        """Prune a permanently down replica from every generation."""
-        self._generations = [g.without_replica(replica) for g in self._generations]
-
-    def find(self, remote_context: Mapping[Replica, int]) -> Delta | None:
-        """The smallest generation that brings ``remote_context`` up to date, or None.
-
-        It must start at or before what the requester has and end beyond it (Phoenix's
-        ``delta_fulfilling_clock``); the caller then `Delta.extract`s it for the requester, or
-        falls back to `State.extract`.
-        """
-        for generation in self._generations:
-            start = {r: c for r, c in generation.start.items() if r in remote_context}
-            end = {r: c for r, c in generation.end.items() if r in remote_context}
-            if (
-                not _dominates_or_equal(start, end)
-                and _dominates_or_equal(remote_context, start)
-                and not _dominates(remote_context, end)
-            ):
-                return generation
-        return None

@@ -66,6 +66,7 @@ from ...actors import (
     unlink,
 )
 from ..errors import ChannelError
+from ._generations import DeltaGenerations
 from ._replication import (
     ClockSampler,
     GracefulPermdown,
@@ -79,7 +80,7 @@ from ._replication import (
     TransferReq,
     Transition,
 )
-from ._state import Change, DeltaGenerations, Replica, State
+from ._state import Change, Replica, State
 
 Meta = dict[str, Any]
 Joins = list[tuple[str, Meta]]

@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from alight.channels.presence._state import Delta, DeltaGenerations, Replica, State
+from alight.channels.presence._generations import DeltaGenerations
+from alight.channels.presence._state import Delta, Replica, State
 
 A = Replica("a@host", 1)
 B = Replica("b@host", 1)

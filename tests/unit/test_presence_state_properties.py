@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alight.channels.presence._state import Change, Delta, DeltaGenerations, Replica, State
+from alight.channels.presence._generations import DeltaGenerations
+from alight.channels.presence._state import Change, Delta, Replica, State
 
 REPLICAS = (Replica("a", 1), Replica("b", 1), Replica("c", 1))
 TOPICS = ("t1",)  # a small space, so that histories revisit the same presences
