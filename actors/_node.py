@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
 import logging
-import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -23,6 +21,7 @@ from . import _crash
 from ._crash import describe_entry
 from ._pid import Pid, Ref
 from ._process import Process, run_process
+from ._running import gc_tuned, loop_factory, run_main, serve_until_signal
 from ._watchdog import Watchdog
 from .errors import ActorError, ExitProcess, NameTaken, NoProc, UnknownName
 from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Offloaded, Reason
@@ -153,8 +152,8 @@ class Node:
 
     def run(self, main: Callable[..., Awaitable[T]], *args: Any, debug: bool | None = None) -> T:
         """Run a fresh event loop with this node until ``main(*args)`` returns."""
-        with self._gc_tuned(), asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
-            return runner.run(self._run_main(main, args))
+        with gc_tuned(self.gc_threshold), asyncio.Runner(loop_factory=loop_factory(self.use_uvloop), debug=debug) as r:
+            return r.run(run_main(self, main, args))
 
     def serve(self, children: Iterable[ChildSpec] = (), *, debug: bool | None = None) -> None:
         """Start ``children`` under the root supervisor and run until SIGTERM or SIGINT.
@@ -162,64 +161,15 @@ class Node:
         On either signal the tree stops in reverse start order within each child's
         shutdown timeout, then `serve` returns.
         """
-        with self._gc_tuned(), asyncio.Runner(loop_factory=self._loop_factory(), debug=debug) as runner:
-            runner.run(self._serve(list(children)))
+        with gc_tuned(self.gc_threshold), asyncio.Runner(loop_factory=loop_factory(self.use_uvloop), debug=debug) as r:
+            r.run(serve_until_signal(self, list(children)))
 
-    @contextlib.contextmanager
-    def _gc_tuned(self) -> Iterator[None]:
-        # While `run`/`serve` own the interpreter, collect young objects less often:
-        # with CPython's default (700, 10, 10) a burst of spawns triggers a full
-        # collection every 70 000 allocations, each traversing every live process,
-        # which makes spawning quadratic (measured: 60k spawns/s instead of ~150k).
-        if self.gc_threshold is None:
-            yield
-            return
-        previous = gc.get_threshold()
-        gc.set_threshold(*self.gc_threshold)
-        try:
-            yield
-        finally:
-            gc.set_threshold(*previous)
-
-    def _loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
-        if not self.use_uvloop:
-            return None
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio is the fallback
-            return None
-        return uvloop.new_event_loop
-
-    async def _run_main(self, main: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
-        await self.start()
-        try:
-            return await self.execute(main, *args)
-        finally:
-            await self.stop()
-
-    async def _serve(self, children: list[ChildSpec]) -> None:
-        from .supervisor import start_child
-
-        await self.start()
-        try:
-            stopping = self._stopping
-            assert stopping is not None
-            loop = self.loop
-            # Handlers first: a SIGTERM while the children start (a child may already
-            # have said it is ready) still stops the tree in order.
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stopping.set)
-            try:
-                for spec in children:
-                    if stopping.is_set():
-                        break
-                    await self.execute(start_child, self.root, spec)
-                await stopping.wait()
-            finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-        finally:
-            await self.stop()
+    @property
+    def stopping_event(self) -> asyncio.Event:
+        """Set by SIGTERM/SIGINT under `serve`, or by `request_stop`."""
+        if self._stopping is None:
+            raise ActorError(f"node {self.name} is not running")
+        return self._stopping
 
     def request_stop(self) -> None:
         """Ask a `serve` call to stop the node, as SIGTERM does."""
