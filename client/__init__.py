@@ -1,0 +1,46 @@
+"""alight's Python client for Phoenix Channels (asyncio, WebSocket, ``vsn=2.0.0``).
+
+Socket, Channel and Presence with the semantics of phoenix.js 1.8 (PROTOCOL.md §3.4,
+§6.4)::
+
+    from alight.client import Socket
+
+    async with Socket("ws://localhost:4000/socket", params={"user_id": "ann"}) as socket:
+        channel = socket.channel("room:lobby")
+        await channel.join()                       # JoinError / PushTimeout on failure
+        reply = await channel.push("ping", {"n": 1})   # Reply(status="ok", response={...})
+        async for message in channel:              # Message(topic, event, payload, ...)
+            print(message.event, message.payload)
+
+Exceptions are in `alight.client.errors` (root `ClientError`). The frame codec, the
+backoff and the presence sync are pure code (``_frames``, ``_backoff``, `presence`).
+"""
+
+from __future__ import annotations
+
+from ._backoff import RECONNECT_STEPS, REJOIN_STEPS, backoff
+from .channel import Channel, ChannelState
+from .errors import ChannelClosed, ClientError, EncodeError, JoinError, PushTimeout
+from .message import Message, Reply
+from .presence import Presence, list_presences, sync_diff, sync_state
+from .socket import Socket
+
+__all__ = [
+    "RECONNECT_STEPS",
+    "REJOIN_STEPS",
+    "Channel",
+    "ChannelClosed",
+    "ChannelState",
+    "ClientError",
+    "EncodeError",
+    "JoinError",
+    "Message",
+    "Presence",
+    "PushTimeout",
+    "Reply",
+    "Socket",
+    "backoff",
+    "list_presences",
+    "sync_diff",
+    "sync_state",
+]
