@@ -30,10 +30,13 @@ functions. The same endpoint also serves as an ASGI application (`asgi`).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..actors import ChildSpec, DynamicSupervisor, Node, Pid, Supervisor, spawn_link
@@ -56,6 +59,29 @@ if TYPE_CHECKING:
     from .socket import Socket
 
 log = logging.getLogger("alight.channels.endpoint")
+
+CLIENT_SCRIPT_PATH = "/alight.js"
+"""Where every endpoint serves the browser client (unless the app routes that path itself)."""
+
+
+@functools.cache
+def _client_script() -> tuple[bytes, str]:
+    """The browser client's source (read once) and its ETag."""
+    body = (Path(__file__).parent / "static" / "alight.js").read_bytes()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def client_script_response(request: HttpRequest) -> HttpResponse:
+    """``GET /alight.js``: the browser client, with an ETag (``304`` when it matches
+    ``If-None-Match``) and a short public cache lifetime, so a new alight version is
+    picked up within the hour."""
+    body, etag = _client_script()
+    headers = (("etag", etag), ("cache-control", "public, max-age=3600"))
+    if request.header("if-none-match") == etag:
+        return HttpResponse(304, headers)
+    # HEAD: the server writes the headers (content-length included) and no body.
+    return HttpResponse(200, (("content-type", "application/javascript; charset=utf-8"), *headers), body)
+
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 OriginPolicy = bool | str | list[str] | Callable[[str], bool]
@@ -301,6 +327,8 @@ class Endpoint:
             return await handle_longpoll(self, mount, request)
         handler = self.routes.get((request.method, request.path))
         if handler is None:
+            if request.path == CLIENT_SCRIPT_PATH and request.method in ("GET", "HEAD"):
+                return client_script_response(request)
             if any(path == request.path for _, path in self.routes):
                 return HttpResponse(405, body=b"method not allowed")
             return HttpResponse(404, body=b"not found")

@@ -1,4 +1,4 @@
-"""alight's Python client for Phoenix Channels (asyncio, WebSocket, ``vsn=2.0.0``).
+"""alight's Python client for Phoenix Channels (asyncio; WebSocket or long-poll; ``vsn`` 2.0.0 or 1.0.0).
 
 Socket, Channel and Presence with the semantics of phoenix.js 1.8 (PROTOCOL.md §3.4,
 §6.4)::
@@ -23,7 +23,7 @@ from .channel import Channel, ChannelState
 from .errors import ChannelClosed, ClientError, EncodeError, JoinError, PushTimeout
 from .message import Message, Reply
 from .presence import Presence, list_presences, sync_diff, sync_state
-from .socket import Socket
+from .socket import LongPoll, Socket, Transport, WebSocket
 
 __all__ = [
     "RECONNECT_STEPS",
@@ -34,11 +34,14 @@ __all__ = [
     "ClientError",
     "EncodeError",
     "JoinError",
+    "LongPoll",
     "Message",
     "Presence",
     "PushTimeout",
     "Reply",
     "Socket",
+    "Transport",
+    "WebSocket",
     "backoff",
     "list_presences",
     "sync_diff",

@@ -1,4 +1,4 @@
-"""V2 (``vsn=2.0.0``) client frames, sans-I/O (PROTOCOL.md §2.3, §2.4).
+"""Client frames, sans-I/O: V2 (``vsn=2.0.0``, PROTOCOL.md §2.3, §2.4) and V1 (``vsn=1.0.0``, §2.2).
 
 The client side of the wire: `encode` turns an outgoing frame into what the WebSocket
 sends (`str` for a JSON array, `bytes` for a binary push), `decode` turns what arrives into
@@ -16,7 +16,7 @@ import orjson
 from .errors import EncodeError
 from .message import Message
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decode_v1", "encode", "encode_v1"]
 
 _PUSH: Final = 0
 _REPLY: Final = 1
@@ -50,6 +50,32 @@ def decode(data: str | bytes) -> Message:
             raise ValueError(f"topic and event must be strings: {data[:200]!r}")
         return Message(topic, event, payload, _ref(ref), _ref(join_ref))
     return _decode_binary(bytes(data))
+
+
+def encode_v1(join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any) -> str:
+    """The V1 (``vsn=1.0.0``) frame: a JSON object (§2.2). V1 has no binary frames, so a
+    `bytes` payload raises `EncodeError`."""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        raise EncodeError(f"vsn 1.0.0 cannot carry binary payloads (event {event!r}); use vsn 2.0.0")
+    frame = {"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": join_ref}
+    try:
+        return orjson.dumps(frame).decode()
+    except orjson.JSONEncodeError as exc:
+        raise EncodeError(f"payload of {event!r} is not JSON-encodable: {exc}") from None
+
+
+def decode_v1(data: str | bytes) -> Message:
+    """The `Message` in one V1 frame (a JSON object; the server never sends ``join_ref``
+    in V1, so it is ``None`` unless present); `ValueError` if it is malformed."""
+    if isinstance(data, bytes):
+        raise ValueError("vsn 1.0.0 has no binary frames")
+    frame = orjson.loads(data)
+    if not isinstance(frame, dict):
+        raise ValueError(f"not a V1 frame: {data[:200]!r}")
+    topic, event = frame.get("topic"), frame.get("event")
+    if not isinstance(topic, str) or not isinstance(event, str) or "payload" not in frame:
+        raise ValueError(f"not a V1 frame: {data[:200]!r}")
+    return Message(topic, event, frame["payload"], _ref(frame.get("ref")), _ref(frame.get("join_ref")))
 
 
 def _ref(value: Any) -> str | None:

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _frames
 from ._backoff import backoff
 from .errors import ChannelClosed, ClientError, JoinError, PushTimeout
 from .message import Message, Reply
@@ -245,7 +244,7 @@ class Channel:
         self.state = ChannelState.JOINING
         self.join_ref = ref = self._socket._make_ref()
         params = self._params() if callable(self._params) else self._params
-        self._socket._send(_frames.encode(ref, ref, self.topic, "phx_join", params))
+        self._socket._send(self._socket._encode(ref, ref, self.topic, "phx_join", params))
         self._join_timer = self._loop.call_later(self.timeout, self._on_join_timeout, ref)
 
     def _on_join_reply(self, reply: Reply) -> None:
@@ -272,7 +271,7 @@ class Channel:
             return
         self._join_timer = None
         if self._socket.is_connected:
-            self._socket._send(_frames.encode(ref, self._socket._make_ref(), self.topic, "phx_leave", {}))
+            self._socket._send(self._socket._encode(ref, self._socket._make_ref(), self.topic, "phx_leave", {}))
         if self._joined_once:
             self._error()
         # Before the first join succeeded, join() itself times out and closes the channel.
@@ -290,7 +289,9 @@ class Channel:
             return
         if self._socket.is_connected and self.state in (ChannelState.JOINED, ChannelState.JOINING):
             self.state = ChannelState.LEAVING
-            self._socket._send(_frames.encode(self.join_ref, self._socket._make_ref(), self.topic, "phx_leave", {}))
+            self._socket._send(
+                self._socket._encode(self.join_ref, self._socket._make_ref(), self.topic, "phx_leave", {})
+            )
         self._close()
 
     def _close(self) -> None:
@@ -318,7 +319,7 @@ class Channel:
 
     def _send_push(self, push: _Push) -> None:
         ref = self._socket._make_ref()
-        frame = _frames.encode(self.join_ref, ref, self.topic, push.event, push.payload)
+        frame = self._socket._encode(self.join_ref, ref, self.topic, push.event, push.payload)
         push.ref = ref
         self._pending[ref] = push
         self._socket._send(frame)

@@ -1,8 +1,12 @@
-"""`Socket`: one WebSocket connection to a Phoenix (or alight) endpoint, kept alive.
+"""`Socket`: one connection to a Phoenix (or alight) endpoint, kept alive.
 
-The equivalent of phoenix.js 1.8's ``Socket`` over WebSocket with ``vsn=2.0.0``
-(PROTOCOL.md §1, §3.4): a heartbeat every 30 s whose reply must arrive within the next
-30 s (else the connection is closed with 1000 "heartbeat timeout"); after every close it
+The equivalent of phoenix.js 1.8's ``Socket`` (PROTOCOL.md §1, §3.4), over WebSocket or
+long-poll (§5), with ``vsn=2.0.0`` or ``1.0.0``. Over WebSocket: a heartbeat every 30 s
+whose reply must arrive within the next 30 s (else the connection is closed with 1000
+"heartbeat timeout"). Over long-poll: one GET outstanding at a time with the session
+token, sends POSTed as ndjson batches of at most 100 frames with one POST in flight, no
+heartbeats; a lost session (410 once a token is held), a refusal (403), an unparseable
+answer or a POST not answered ``200`` closes the connection. After every close it
 did not ask for, the channels are errored and a reconnect follows after 10, 50, 100, 150,
 200, 250, 500, 1000, 2000, then 5000 ms, each randomized by ``jitter``; on (re)open every
 errored channel rejoins at once.
@@ -15,21 +19,25 @@ and a heartbeat task, both awaited before the next attempt.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from . import _frames
 from ._backoff import DEFAULT_JITTER, RECONNECT_STEPS, REJOIN_STEPS, backoff
+from ._http import HttpConnection
 from .channel import Channel, Params
+from .message import Message
 
-__all__ = ["Socket"]
+__all__ = ["LongPoll", "Socket", "Transport", "WebSocket"]
 
 logger = logging.getLogger("alight.client")
 
@@ -37,14 +45,29 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a join, push or connection attempt waits (phoenix.js ``timeout``)."""
 DEFAULT_HEARTBEAT = 30.0
 """Seconds between heartbeats, and to wait for each reply (phoenix.js ``heartbeatIntervalMs``)."""
+DEFAULT_LONGPOLL_TIMEOUT = 20.0
+"""Seconds each long-poll request may take (phoenix.js ``longpollerTimeout``)."""
+MAX_BATCH: Final = 100
+"""Frames in one long-poll POST at most (the server reads no more, §5.2)."""
+
+Transport = Literal["websocket", "longpoll"]
+WebSocket: Final = "websocket"
+"""``Socket(url, transport=WebSocket)``: the default."""
+LongPoll: Final = "longpoll"
+"""``Socket(url, transport=LongPoll)``: HTTP long-poll (PROTOCOL.md §5)."""
+
+
+class _TransportClosedError(Exception):
+    """The long-poll server ended the connection (by a status in a response body)."""
 
 
 class Socket:
     """A client socket: ``Socket("ws://host:4000/socket", params={"token": t})``.
 
-    ``url`` is the socket's endpoint path (``/websocket`` is appended unless present; an
-    ``http(s)`` scheme becomes ``ws(s)``); ``params`` are sent in the query string with
-    ``vsn``. Only ``vsn="2.0.0"`` is spoken here.
+    ``url`` is the socket's endpoint path (``/websocket`` or ``/longpoll`` is appended
+    unless present; the scheme is switched between ``ws(s)`` and ``http(s)`` to fit
+    ``transport``); ``params`` are sent in the query string with ``vsn``, ``"2.0.0"``
+    (JSON arrays and binary payloads) or ``"1.0.0"`` (JSON objects, no binary).
 
     Use ``async with Socket(...) as socket:`` or `connect` / `disconnect`::
 
@@ -60,23 +83,40 @@ class Socket:
         *,
         params: dict[str, Any] | None = None,
         vsn: str = "2.0.0",
+        transport: Transport = "websocket",
+        longpoll_timeout: float = DEFAULT_LONGPOLL_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT,
         heartbeat_interval: float = DEFAULT_HEARTBEAT,
         reconnect_steps: Sequence[float] = RECONNECT_STEPS,
         rejoin_steps: Sequence[float] = REJOIN_STEPS,
         jitter: float = DEFAULT_JITTER,
         max_queue: int = 1000,
+        longpoll_fallback: float | None = None,
     ) -> None:
-        if vsn != "2.0.0":
-            raise ValueError(f"this client speaks vsn 2.0.0 only, not {vsn!r}")
+        if vsn not in ("1.0.0", "2.0.0"):
+            raise ValueError(f"this client speaks vsn 1.0.0 and 2.0.0, not {vsn!r}")
+        if transport not in ("websocket", "longpoll"):
+            raise ValueError(f"transport must be 'websocket' or 'longpoll', not {transport!r}")
         self.params = dict(params or {})
         self.vsn = vsn
+        self.transport: Transport = transport
+        self.longpoll_timeout = longpoll_timeout
+        self._encode: Callable[[str | None, str | None, str, str, Any], str | bytes] = (
+            _frames.encode if vsn == "2.0.0" else _frames.encode_v1
+        )
+        self._decode: Callable[[str | bytes], Message] = _frames.decode if vsn == "2.0.0" else _frames.decode_v1
         self.timeout = timeout
         self.heartbeat_interval = heartbeat_interval
         self.reconnect_steps = tuple(reconnect_steps)
         self.rejoin_steps = tuple(rejoin_steps)
         self.jitter = jitter
         self.max_queue = max_queue
+        self.longpoll_fallback = longpoll_fallback
+        """Seconds (phoenix.js ``longPollFallbackMs``, in seconds here like every other
+        option): when set, a WebSocket attempt that fails before opening, does not open
+        within this time, or does not answer a first heartbeat within it, switches the
+        socket to long-poll at once, for good."""
+        self._fall_back = False
         self.invalid_frames = 0
         """Frames from the server that could not be decoded (each is logged and dropped)."""
         self.connections = 0
@@ -87,6 +127,7 @@ class Socket:
         self._ws: ClientConnection | None = None
         self._outbox: asyncio.Queue[str | bytes] | None = None
         self._connected = asyncio.Event()
+        self._tries = 0
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_ref: str | None = None
@@ -98,12 +139,17 @@ class Socket:
 
     @property
     def endpoint_url(self) -> str:
-        """The WebSocket URL actually dialled, with ``params`` and ``vsn`` in the query."""
+        """The URL actually dialled (WebSocket or long-poll, per ``transport``), with
+        ``params`` and ``vsn`` in the query; long-poll adds the session token to it."""
         parts = urlsplit(self._url)
-        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        if self.transport == "websocket":
+            scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        else:
+            scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
         path = parts.path.rstrip("/")
-        if not path.endswith("/websocket"):
-            path += "/websocket"
+        for suffix in ("/websocket", "/longpoll"):
+            path = path.removesuffix(suffix)
+        path += f"/{self.transport}"
         query = urlencode({**self.params, "vsn": self.vsn})
         if parts.query:
             query = f"{parts.query}&{query}"
@@ -190,34 +236,53 @@ class Socket:
     # -- the connection loop --------------------------------------------------------
 
     async def _run(self) -> None:
-        tries = 0
+        self._tries = 0
         while not self._closing:
+            fallback = self.longpoll_fallback if self.transport == "websocket" else None
+            self._fall_back = False
             try:
-                async with connect(
-                    self.endpoint_url, open_timeout=self.timeout, close_timeout=1.0, ping_interval=None, max_size=None
-                ) as ws:
-                    tries = 0
-                    await self._serve(ws)
-            except (OSError, TimeoutError, WebSocketException) as exc:
+                if self.transport == "longpoll":
+                    await self._longpoll()
+                else:
+                    async with connect(
+                        self.endpoint_url,
+                        open_timeout=self.timeout if fallback is None else min(self.timeout, fallback),
+                        close_timeout=1.0,
+                        ping_interval=None,
+                        max_size=None,
+                    ) as ws:
+                        await self._serve(ws, fallback)
+            except (OSError, TimeoutError, WebSocketException, _TransportClosedError) as exc:
                 logger.debug("connection to %s failed or closed: %r", self._url, exc)
+                if fallback is not None and not self._connected.is_set():
+                    self._fall_back = True  # failed before it opened
             finally:
                 self._closed()
             if self._closing:
                 return
-            tries += 1
-            await asyncio.sleep(backoff(tries, self.reconnect_steps, self.jitter))
+            if self._fall_back:
+                logger.info("WebSocket to %s unusable: falling back to long-poll", self._url)
+                self.transport = "longpoll"
+                continue
+            self._tries += 1
+            await asyncio.sleep(backoff(self._tries, self.reconnect_steps, self.jitter))
 
-    async def _serve(self, ws: ClientConnection) -> None:
-        outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
-        self._ws, self._outbox = ws, outbox
+    def _opened(self, outbox: asyncio.Queue[str | bytes]) -> None:
+        self._tries = 0
+        self._outbox = outbox
         self._connected.set()
         self.connections += 1
         for callback in list(self._on_open):
             callback()
         for channel in list(self._channels):
             channel._on_socket_open()
+
+    async def _serve(self, ws: ClientConnection, fallback: float | None = None) -> None:
+        outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self._ws = ws
+        self._opened(outbox)
         loop = asyncio.get_running_loop()
-        helpers = [loop.create_task(self._write(ws, outbox)), loop.create_task(self._heartbeat(ws))]
+        helpers = [loop.create_task(self._write(ws, outbox)), loop.create_task(self._heartbeat(ws, fallback))]
         try:
             async for data in ws:
                 self._dispatch(data)
@@ -228,6 +293,102 @@ class Socket:
         for result in results:
             if isinstance(result, Exception):
                 raise result
+
+    # -- long-poll (PROTOCOL.md §5) -------------------------------------------------
+
+    async def _longpoll(self) -> None:
+        url = self.endpoint_url
+        parts = urlsplit(url)
+        poller, poster = HttpConnection(url), HttpConnection(url)
+        try:
+            status, token, _ = await self._poll(poller, parts.path, parts.query, None)
+            if status != 410 or token is None:
+                raise _TransportClosedError(f"long-poll connect answered status {status}")
+            outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
+            self._opened(outbox)
+            loop = asyncio.get_running_loop()
+            tasks = [
+                loop.create_task(self._poll_loop(poller, parts.path, parts.query, token)),
+                loop.create_task(self._post_loop(poster, parts.path, parts.query, token, outbox)),
+            ]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        finally:
+            await poller.close()
+            await poster.close()
+
+    def _target(self, path: str, query: str, token: str | None) -> str:
+        # phoenix.js: the token goes after the user params and vsn; none yet → a bare "&".
+        return f"{path}?{query}&{urlencode({'token': token}) if token is not None else ''}"
+
+    async def _poll(
+        self, http: HttpConnection, path: str, query: str, token: str | None
+    ) -> tuple[int, str | None, list[Any]]:
+        """One GET: ``(status, token, messages)`` from the body; status 0 if unparseable."""
+        headers = {"Accept": "application/json"}
+        _, body = await asyncio.wait_for(
+            http.request("GET", self._target(path, query, token), headers), self.longpoll_timeout
+        )
+        try:
+            answer = orjson.loads(body)
+        except ValueError:
+            return 0, None, []
+        if not isinstance(answer, dict) or not isinstance(answer.get("status"), int):
+            return 0, None, []
+        new_token = answer.get("token")
+        messages = answer.get("messages")
+        return (
+            answer["status"],
+            new_token if isinstance(new_token, str) else None,
+            messages if isinstance(messages, list) else [],
+        )
+
+    async def _poll_loop(self, http: HttpConnection, path: str, query: str, token: str) -> None:
+        while True:
+            status, _, messages = await self._poll(http, path, query, token)
+            if status == 200:
+                for message in messages:
+                    if isinstance(message, str):
+                        self._dispatch(message)
+                    else:
+                        self.invalid_frames += 1
+                        logger.error("dropped a long-poll message that is not a string: %r", message)
+            elif status == 410:
+                raise _TransportClosedError("long-poll session gone (410)")
+            elif status != 204:
+                raise _TransportClosedError(f"long-poll GET answered status {status}")
+
+    async def _post_loop(
+        self, http: HttpConnection, path: str, query: str, token: str, outbox: asyncio.Queue[str | bytes]
+    ) -> None:
+        target = self._target(path, query, token)
+        while True:
+            batch = [await outbox.get()]
+            if self.vsn == "2.0.0":
+                # Everything queued meanwhile goes in this POST, up to MAX_BATCH lines.
+                while len(batch) < MAX_BATCH and not outbox.empty():
+                    batch.append(outbox.get_nowait())
+                lines = [f if isinstance(f, str) else base64.b64encode(f).decode() for f in batch]
+                headers = {"Content-Type": "application/x-ndjson", "Accept": "application/json"}
+                body = "\n".join(lines).encode()
+            else:
+                # V1 objects in ndjson would be read as base64 lines (§5.2): one frame per POST.
+                headers = {"Content-Type": "application/json", "Accept": "application/json"}
+                body = batch[0].encode() if isinstance(batch[0], str) else batch[0]
+            _, answer = await asyncio.wait_for(http.request("POST", target, headers, body), self.longpoll_timeout)
+            try:
+                status = orjson.loads(answer).get("status")
+            except (ValueError, AttributeError):
+                status = None
+            if status != 200:
+                raise _TransportClosedError(f"long-poll POST answered status {status}")
 
     def _closed(self) -> None:
         self._ws = self._outbox = None
@@ -244,23 +405,34 @@ class Socket:
             while True:
                 await ws.send(await outbox.get())
 
-    async def _heartbeat(self, ws: ClientConnection) -> None:
-        loop = asyncio.get_running_loop()
+    async def _heartbeat(self, ws: ClientConnection, fallback: float | None) -> None:
+        if fallback is not None and not await self._ping(fallback):
+            # phoenix.js's health check of the primary transport when a fallback is set.
+            logger.info("no heartbeat reply on %s within %s s: closing to fall back", self._url, fallback)
+            self._fall_back = True
+            await ws.close(1000, "falling back to long-poll")
+            return
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            self._heartbeat_ref = ref = self._make_ref()
-            self._heartbeat_reply = reply = loop.create_future()
-            self._send(_frames.encode(None, ref, "phoenix", "heartbeat", {}))
-            try:
-                await asyncio.wait_for(reply, self.heartbeat_interval)
-            except TimeoutError:
+            if not await self._ping(self.heartbeat_interval):
                 logger.info("heartbeat timeout on %s: closing to reconnect", self._url)
                 await ws.close(1000, "heartbeat timeout")
                 return
 
+    async def _ping(self, timeout: float) -> bool:
+        """Send a heartbeat; whether its reply came within ``timeout`` seconds."""
+        self._heartbeat_ref = ref = self._make_ref()
+        self._heartbeat_reply = reply = asyncio.get_running_loop().create_future()
+        self._send(self._encode(None, ref, "phoenix", "heartbeat", {}))
+        try:
+            await asyncio.wait_for(reply, timeout)
+        except TimeoutError:
+            return False
+        return True
+
     def _dispatch(self, data: str | bytes) -> None:
         try:
-            message = _frames.decode(data)
+            message = self._decode(data)
         except ValueError as exc:
             self.invalid_frames += 1
             logger.error("dropped an undecodable frame from %s: %s", self._url, exc)

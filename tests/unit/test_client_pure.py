@@ -3,6 +3,7 @@ and presence `sync_state` / `sync_diff` with phoenix.js's semantics (PROTOCOL.md
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -18,7 +19,7 @@ from alight.client import (
     sync_diff,
     sync_state,
 )
-from alight.client._frames import decode, encode
+from alight.client._frames import decode, decode_v1, encode, encode_v1
 from alight.client.errors import EncodeError
 
 # -- backoff ---------------------------------------------------------------------------
@@ -86,6 +87,24 @@ def test_decode_json_and_binary_frames() -> None:
 def test_decode_rejects_malformed_frames(bad: str | bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 (each case has its own message)
         decode(bad)
+
+
+def test_v1_frames_are_json_objects() -> None:
+    frame = encode_v1("1", "2", "room:a", "ping", {"n": 1})
+    assert json.loads(frame) == {"topic": "room:a", "event": "ping", "payload": {"n": 1}, "ref": "2", "join_ref": "1"}
+    # The server never sends join_ref in V1 (PROTOCOL.md §2.2).
+    message = decode_v1('{"topic":"room:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}')
+    assert message == Message("room:a", "phx_reply", {"status": "ok", "response": {}}, "2", None)
+    with pytest.raises(EncodeError, match="binary"):
+        encode_v1(None, None, "room:a", "bin", b"\x00")
+
+
+@pytest.mark.parametrize(
+    "bad", ["[]", '["1","2","t","e",{}]', '{"topic":"t","event":"e"}', '{"topic":1,"event":"e","payload":{}}', b"\x00"]
+)
+def test_decode_v1_rejects_malformed_frames(bad: str | bytes) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        decode_v1(bad)
 
 
 # -- presence --------------------------------------------------------------------------
