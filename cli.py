@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -118,6 +118,61 @@ def node_command(
         cluster_port=cluster_port,
         exit_with_parent=exit_with_parent,
     )
+
+
+@main.command("client")
+@click.argument("url")
+@click.argument("topic")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Connect parameter (repeatable).")
+@click.option("--join-payload", default="{}", show_default=True, help="The join payload (a JSON object).")
+@click.option("--transport", type=click.Choice(["websocket", "longpoll"]), default="websocket", show_default=True)
+@click.option("--vsn", type=click.Choice(["2.0.0", "1.0.0"]), default="2.0.0", show_default=True)
+@click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds a join or push waits.")
+@click.option("--linger", default=1.0, show_default=True, type=float, help="Seconds to wait for replies at EOF.")
+def client_command(
+    url: str,
+    topic: str,
+    params: tuple[str, ...],
+    join_payload: str,
+    transport: str,
+    vsn: str,
+    timeout: float,
+    linger: float,
+) -> None:
+    """Join TOPIC at URL (e.g. ws://localhost:4000/socket): print what arrives, one
+    ``EVENT JSON`` line each, and push the ``EVENT JSON`` lines typed on stdin, printing
+    each reply. Exits on end of input or Ctrl-C."""
+    import orjson
+
+    from alight.client.cli import parse_params, run_client
+
+    try:
+        connect_params = parse_params(params)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--param") from None
+    try:
+        payload = orjson.loads(join_payload)
+    except orjson.JSONDecodeError as error:
+        raise click.BadParameter(str(error), param_hint="--join-payload") from None
+    if not isinstance(payload, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--join-payload")
+    chosen: Literal["websocket", "longpoll"] = "longpoll" if transport == "longpoll" else "websocket"
+    try:
+        code = asyncio.run(
+            run_client(
+                url,
+                topic,
+                params=connect_params,
+                join_payload=payload,
+                transport=chosen,
+                vsn=vsn,
+                timeout=timeout,
+                linger=linger,
+            )
+        )
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
 
 
 @main.group()

@@ -1,5 +1,6 @@
-"""Smoke tests of ``benchmarks/actors.py`` and ``benchmarks/presence.py``: ``--json
---quick`` runs and prints every figure.
+"""Smoke tests of ``benchmarks/actors.py``, ``benchmarks/presence.py`` and
+``benchmarks/clients.py`` (one server process, about a second): ``--json --quick`` runs
+and prints every figure.
 
 They check the shape of the report, not the speed: the figures themselves are for
 people to read (and for the targets in the issues), not for a test to assert.
@@ -18,6 +19,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 KEYS = {"bench", "value", "unit", "baseline", "baseline_value", "ratio"}
 FIGURES = {
+    "clients.py": {"clients.python_receive"},
     "actors.py": {
         "actors.pingpong",
         "actors.oneway",
