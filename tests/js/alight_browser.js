@@ -11,19 +11,11 @@
 const {chromium} = require("playwright-core")
 
 const [pageUrl, host, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
-const UNIT = Number(process.env.ALIGHT_TEST_UNIT || "1")
+const {UNIT, emit, startDeadline} = require("./_harness")
 const STEP_MS = 4000 * UNIT
 const DEADLINE_MS = 50000 * UNIT
-const t0 = Date.now()
 
-function emit(check, fields){
-  process.stdout.write(JSON.stringify({t: Date.now() - t0, check, ...fields}) + "\n")
-}
-
-setTimeout(() => {
-  emit("deadline", {error: `the script did not finish within ${DEADLINE_MS} ms`})
-  process.exit(1)
-}, DEADLINE_MS).unref()
+startDeadline(DEADLINE_MS)
 
 // Runs in the page.
 async function scenario({host, stepMs}){

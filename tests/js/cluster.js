@@ -19,41 +19,13 @@ if(!hostA || !hostB){
   console.error("usage: node cluster.js HOST_A:PORT HOST_B:PORT")
   process.exit(2)
 }
-const UNIT = Number(process.env.ALIGHT_TEST_UNIT || "1")
+const {UNIT, emit, startDeadline, Waiter} = require("./_harness")
 const STEP_MS = 5000 * UNIT
 const DEADLINE_MS = 30000 * UNIT
 const TOPIC = "room:cluster"
-const t0 = Date.now()
 
-function emit(check, fields){
-  process.stdout.write(JSON.stringify({t: Date.now() - t0, check, ...fields}) + "\n")
-}
+startDeadline(DEADLINE_MS)
 
-setTimeout(() => {
-  emit("deadline", {error: `the script did not finish within ${DEADLINE_MS} ms`})
-  process.exit(1)
-}, DEADLINE_MS).unref()
-
-// Resolves once `predicate()` holds, checked whenever `notify()` is called.
-class Waiter {
-  constructor(){ this.waiting = [] }
-  until(predicate, what, ms = STEP_MS){
-    if(predicate()){ return Promise.resolve() }
-    let resolve, timer
-    const promise = new Promise((res, rej) => {
-      resolve = res
-      timer = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms)
-    })
-    this.waiting.push({predicate, resolve})
-    return promise.finally(() => clearTimeout(timer))
-  }
-  notify(){
-    this.waiting = this.waiting.filter(w => {
-      if(w.predicate()){ w.resolve(); return false }
-      return true
-    })
-  }
-}
 
 // A client on `host`: a socket, the room channel, a Presence, and what it received.
 function client(host, user){
@@ -65,7 +37,7 @@ function client(host, user){
   })
   const channel = socket.channel(TOPIC, {device: host})
   const presence = new Presence(channel)
-  const waiter = new Waiter()
+  const waiter = new Waiter(STEP_MS)
   const rec = {events: [], joined: false, closes: 0, waiter}
   for(const event of ["shout", "news"]){
     channel.on(event, payload => { rec.events.push({event, payload}); waiter.notify() })

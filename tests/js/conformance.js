@@ -17,19 +17,11 @@ if(!host || !["websocket", "longpoll"].includes(transport) || !vsn){
   console.error("usage: node conformance.js HOST:PORT websocket|longpoll VSN")
   process.exit(2)
 }
-const UNIT = Number(process.env.ALIGHT_TEST_UNIT || "1")
+const {UNIT, t0, emit, startDeadline, Waiter} = require("./_harness")
 const STEP_MS = 3000 * UNIT
 const DEADLINE_MS = 25000 * UNIT
-const t0 = Date.now()
 
-function emit(check, fields){
-  process.stdout.write(JSON.stringify({t: Date.now() - t0, check, ...fields}) + "\n")
-}
-
-setTimeout(() => {
-  emit("deadline", {error: `the script did not finish within ${DEADLINE_MS} ms`})
-  process.exit(1)
-}, DEADLINE_MS).unref()
+startDeadline(DEADLINE_MS)
 
 // -- helpers ----------------------------------------------------------------------------
 
@@ -48,22 +40,6 @@ function deferred(){
   return {promise, resolve}
 }
 
-// Resolves once `predicate()` holds, checked whenever `notify()` is called.
-class Waiter {
-  constructor(){ this.waiting = [] }
-  until(predicate, what, ms){
-    if(predicate()){ return Promise.resolve() }
-    const d = deferred()
-    this.waiting.push({predicate, resolve: d.resolve})
-    return within(d.promise, what, ms)
-  }
-  notify(){
-    this.waiting = this.waiting.filter(w => {
-      if(w.predicate()){ w.resolve(); return false }
-      return true
-    })
-  }
-}
 
 let sawV1Frame = false
 
@@ -83,7 +59,7 @@ function makeSocket(params, label){
     }
   }
   const socket = new Socket(`ws://${host}/socket`, opts)
-  const state = {opens: 0, closes: [], errors: [], waiter: new Waiter()}
+  const state = {opens: 0, closes: [], errors: [], waiter: new Waiter(STEP_MS)}
   socket.onOpen(() => { state.opens++; state.waiter.notify() })
   socket.onClose(event => {
     state.closes.push(event && event.code !== undefined ? event.code : null)
@@ -104,7 +80,7 @@ function makeSocket(params, label){
 // events are recorded.
 function makeChannel(socket, topic, params = {}){
   const channel = socket.channel(topic, params)
-  const rec = {joins: [], errors: 0, closes: 0, events: [], waiter: new Waiter()}
+  const rec = {joins: [], errors: 0, closes: 0, events: [], waiter: new Waiter(STEP_MS)}
   channel.onError(() => { rec.errors++; rec.waiter.notify() })
   channel.onClose(() => { rec.closes++; rec.waiter.notify() })
   channel.rec = rec

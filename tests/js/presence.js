@@ -17,41 +17,13 @@ if(!host || !["websocket", "longpoll"].includes(transport)){
   console.error("usage: node presence.js HOST:PORT websocket|longpoll")
   process.exit(2)
 }
-const UNIT = Number(process.env.ALIGHT_TEST_UNIT || "1")
+const {UNIT, emit, startDeadline, Waiter} = require("./_harness")
 const STEP_MS = 5000 * UNIT
 const DEADLINE_MS = 40000 * UNIT
 const TOPIC = "room:presence"
-const t0 = Date.now()
 
-function emit(check, fields){
-  process.stdout.write(JSON.stringify({t: Date.now() - t0, check, ...fields}) + "\n")
-}
+startDeadline(DEADLINE_MS)
 
-setTimeout(() => {
-  emit("deadline", {error: `the script did not finish within ${DEADLINE_MS} ms`})
-  process.exit(1)
-}, DEADLINE_MS).unref()
-
-// Resolves once `predicate()` holds, checked whenever `notify()` is called.
-class Waiter {
-  constructor(){ this.waiting = [] }
-  until(predicate, what, ms = STEP_MS){
-    if(predicate()){ return Promise.resolve() }
-    let resolve, timer
-    const promise = new Promise((res, rej) => {
-      resolve = res
-      timer = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms)
-    })
-    this.waiting.push({predicate, resolve})
-    return promise.finally(() => clearTimeout(timer))
-  }
-  notify(){
-    this.waiting = this.waiting.filter(w => {
-      if(w.predicate()){ w.resolve(); return false }
-      return true
-    })
-  }
-}
 
 // A client: a socket, the room channel and a Presence that records every callback.
 function client(user, device){
@@ -64,7 +36,7 @@ function client(user, device){
   })
   const channel = socket.channel(TOPIC, {device})
   const presence = new Presence(channel)
-  const rec = {joins: [], leaves: [], syncs: 0, channelJoins: 0, errors: 0, waiter: new Waiter()}
+  const rec = {joins: [], leaves: [], syncs: 0, channelJoins: 0, errors: 0, waiter: new Waiter(STEP_MS)}
   presence.onJoin((key, current, joined) => {
     rec.joins.push({key, had: current ? current.metas.length : 0, metas: joined.metas})
     rec.waiter.notify()
