@@ -227,11 +227,19 @@ async function main(){
   const stopper = makeChannel(a, "room:stopper")
   await step("stop", async () => {
     await stopper.joinAll()
-    const reply = push(stopper, "stop", {})
+    // The order is recorded in the client's own callbacks, as the frames are handled:
+    // promise chains of different lengths would reorder two frames that arrive in one
+    // long-poll response.
     const order = []
+    stopper.onClose(() => order.push({what: "close"}))
+    const reply = within(new Promise(resolve => {
+      const record = status => response => { order.push({what: "reply", status, response}); resolve() }
+      stopper.push("stop", {})
+        .receive("ok", record("ok"))
+        .receive("error", record("error"))
+        .receive("timeout", () => { order.push({what: "reply", status: "timeout"}); resolve() })
+    }), "reply to stop")
     const closed = stopper.rec.waiter.until(() => stopper.rec.closes > 0, "phx_close of the stopped channel")
-    reply.then(r => order.push({what: "reply", ...r}))
-    closed.then(() => order.push({what: "close"}))
     await Promise.all([reply, closed])
     emit("stop", {order, state: stopper.state, still_on_socket: a.channels.includes(stopper)})
   })
