@@ -18,7 +18,9 @@ Incarnations: a peer is known by name *and* creation (`Node.creation`). A restar
 node (same name, new creation) is a new peer: its old life is declared down first.
 
 Failure detection, two ways, one outcome (`_node_down`: links closed, ``noconnection``
-to linked and monitoring processes, `Nodedown` to watchers):
+to linked and monitoring processes, `Nodedown` to watchers, and the ``node_down``
+telemetry event with the reason; a peer that comes up emits ``node_up``, see
+`alight.telemetry`):
 
 - the connection's own disconnect events: the DEALER to each peer has a ZeroMQ socket
   monitor (`_link`), and when the TCP connection of a peer that is up drops, that peer

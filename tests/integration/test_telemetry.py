@@ -30,6 +30,7 @@ from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
 from alight.channels.testing import start_endpoint
 from alight.client import JoinError
 from alight.client import Socket as Client
+from alight.metrics import MAX_EVENT_LABELS
 from alight.telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from alight.transports.server import HttpListener, listener_port
 
@@ -265,6 +266,28 @@ def test_metrics_endpoint_counts_what_clients_do(run: Runner, node: Node) -> Non
         assert content_type.startswith("application/openmetrics-text")
         assert body.rstrip().endswith("# EOF")
         assert "alight_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+
+    run(main)
+
+
+def test_event_names_from_clients_are_bounded_labels(run: Runner, node: Node) -> None:
+    async def main() -> None:
+        _app, port = await serve(node, metrics=True)
+        async with client(port) as socket:
+            room = socket.channel("room:1")
+            await room.join(WAIT)
+            for n in range(MAX_EVENT_LABELS + 5):
+                await room.push(f"event-{n}", {}, WAIT)
+        samples = await scrape(port)
+        labelled = {
+            dict(labels)["event"]: count
+            for (name, labels), count in samples.items()
+            if name == "alight_channel_handle_in_duration_seconds_count"
+        }
+        assert len(labelled) == MAX_EVENT_LABELS + 1
+        assert labelled["event-0"] == 1
+        assert labelled["other"] == 5
+        assert f"event-{MAX_EVENT_LABELS}" not in labelled
 
     run(main)
 
