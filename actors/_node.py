@@ -1,9 +1,9 @@
 """The node: one event loop and everything that lives on it.
 
 A `Node` owns its process table, its name registry, its timers, its root supervisor,
-its watchdog and its telemetry handlers. There is no module-level state: two nodes in one interpreter (as in
-tests) share nothing. Code inside a process finds its node through the current
-process; code outside any process uses the `Node` methods directly.
+its watchdog and its telemetry handlers. There is no module-level state: two nodes in
+one interpreter (as in tests) share nothing. Code inside a process finds its node
+through the current process; code outside any process uses the `Node` methods directly.
 """
 
 from __future__ import annotations
