@@ -1,9 +1,9 @@
 """The node: one event loop and everything that lives on it.
 
-A `Node` owns its process table, its name registry, its timers, its root supervisor
-and its watchdog. There is no module-level state: two nodes in one interpreter (as in
-tests) share nothing. Code inside a process finds its node through the current
-process; code outside any process uses the `Node` methods directly.
+A `Node` owns its process table, its name registry, its timers, its root supervisor,
+its watchdog and its telemetry handlers. There is no module-level state: two nodes in
+one interpreter (as in tests) share nothing. Code inside a process finds its node
+through the current process; code outside any process uses the `Node` methods directly.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ..telemetry import Telemetry
 from . import _crash
 from ._crash import describe_entry
 from ._pid import Pid, Ref
@@ -126,6 +127,8 @@ class Node:
         self.watchdog = Watchdog(self, watchdog_threshold)
         self.crashes = 0
         """How many processes have crashed on this node (crash reports logged)."""
+        self.telemetry = Telemetry()
+        """The node's telemetry handlers: attach to the events listed in `alight.telemetry`."""
 
     def __repr__(self) -> str:
         return f"Node({self.name!r}, processes={len(self._procs)})"

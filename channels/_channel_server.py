@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, NoReturn
 
 from ..actors import Down, ExitProcess, Ref
 from ..actors._api import _me
 from ..actors.messages import KILLED, NORMAL, Reason
+from ..telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED
 from .channel import Channel, ChannelContext, Error, NoReply, Ok, Reply, ReplyRequest, Stop
 from .errors import InvalidReturn
 from .message import PHX_LEAVE, Broadcast, Message
@@ -62,9 +64,21 @@ async def run_channel(channel_cls: type[Channel], context: ChannelContext, join:
     channel = channel_cls()
     channel._context = context
     channel.ref = join.ref
+    telemetry = me.node.telemetry
+    started = perf_counter()
     result = await channel.join(context.topic, join.payload)
     if type(result) is not Ok and type(result) is not Error:
         raise InvalidReturn(f"{channel_cls.__qualname__}.join", result, JOIN_RESULTS)
+    if telemetry.has_handlers(CHANNEL_JOINED):
+        metadata = {
+            "endpoint": context.endpoint,
+            "channel": channel_cls,
+            "topic": context.topic,
+            "params": join.payload,
+            "transport": context.transport,
+            "result": "ok" if type(result) is Ok else "error",
+        }
+        telemetry.execute(CHANNEL_JOINED, {"duration": perf_counter() - started}, metadata)
     if type(result) is Error:
         _write_reply(context, join.ref, join.join_ref, result)
         me.node.send(context.socket_pid, JoinOutcome(tag, ok=False))
@@ -125,7 +139,11 @@ async def _handle_in(channel: Channel, context: ChannelContext, message: Message
             _write_reply(context, message.ref, context.join_ref, Ok())
             raise _StopChannel(("shutdown", "left"))
         me.callback = "handle_in"
+        started = perf_counter()
         result = await channel.handle_in(message.event, message.payload)
+        telemetry = me.node.telemetry
+        if telemetry.has_handlers(CHANNEL_HANDLED_IN):
+            _handled_in_event(channel, context, message, perf_counter() - started)
         kind = type(result)
         if kind is Ok or kind is Error or kind is Reply:
             _write_reply(context, message.ref, context.join_ref, result)  # type: ignore[arg-type]
@@ -141,6 +159,18 @@ async def _handle_in(channel: Channel, context: ChannelContext, message: Message
             raise InvalidReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
     finally:
         channel.ref = None
+
+
+def _handled_in_event(channel: Channel, context: ChannelContext, message: Message, duration: float) -> None:
+    """Emit `CHANNEL_HANDLED_IN` (Phoenix's ``[:phoenix, :channel_handled_in]``)."""
+    metadata = {
+        "endpoint": context.endpoint,
+        "channel": type(channel),
+        "topic": context.topic,
+        "event": message.event,
+        "params": message.payload,
+    }
+    _me().node.telemetry.execute(CHANNEL_HANDLED_IN, {"duration": duration}, metadata)
 
 
 def _check_out(channel: Channel, callback: str, result: Any) -> None:

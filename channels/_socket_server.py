@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, spawn_link
 from ..actors._api import _me
 from ..actors._process import Process
 from ..actors.messages import is_normal
+from ..telemetry import SOCKET_CONNECTED
 from ..transports.base import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -101,7 +103,15 @@ class _SocketServer:
     ) -> None:
         me = self.me
         endpoint = self.endpoint
-        if not await self.connect(params, connect_info, on_result):
+        telemetry = me.node.telemetry
+        started = perf_counter()
+        accepted = False
+        try:
+            accepted = await self.connect(params, connect_info, on_result)
+        finally:
+            if telemetry.has_handlers(SOCKET_CONNECTED):
+                self.connected_event(perf_counter() - started, accepted, params, connect_info)
+        if not accepted:
             return
         endpoint.stats.connections += 1
         on_result(Accepted(me.pid, subprotocol))
@@ -150,6 +160,19 @@ class _SocketServer:
             return False
         self.socket_id = socket_id
         return True
+
+    def connected_event(self, duration: float, accepted: bool, params: dict[str, Any], info: ConnectInfo) -> None:
+        """Emit `SOCKET_CONNECTED` (Phoenix's ``[:phoenix, :socket_connected]``)."""
+        metadata = {
+            "endpoint": self.endpoint,
+            "user_socket": type(self.socket),
+            "transport": self.conn.transport,
+            "vsn": self.serializer.vsn,
+            "params": params,
+            "connect_info": info,
+            "result": "ok" if accepted else "error",
+        }
+        self.me.node.telemetry.execute(SOCKET_CONNECTED, {"duration": duration}, metadata)
 
     # -- inbound ----------------------------------------------------------------------
 

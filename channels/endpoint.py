@@ -5,6 +5,7 @@ supervision tree::
 
     endpoint (one_for_one)
     ├── pubsub                  forgets subscribers that exit
+    ├── metrics                 holds the metrics' telemetry handlers (with ``metrics=True``)
     ├── presence                tracker shards and diff dispatcher (with ``presence=True``)
     ├── channels                DynamicSupervisor of every channel process
     ├── longpoll                DynamicSupervisor of long-poll sessions
@@ -55,6 +56,7 @@ from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
+    from ..metrics import EndpointMetrics
     from .presence.presence import Presence
     from .socket import Socket
 
@@ -123,6 +125,9 @@ class Endpoint:
 
     ``presence=True`` binds a `Presence` (``endpoint.presence``) that starts with the
     tree; a `Presence` subclass binds itself with ``MyPresence(endpoint)``.
+
+    ``metrics=True`` serves Prometheus metrics at ``GET /metrics`` (`alight.metrics`;
+    ``endpoint.metrics.registry`` takes metrics of your own).
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class Endpoint:
         max_buffer: int = 1024 * 1024,
         name: str = "endpoint",
         presence: bool = False,
+        metrics: bool = False,
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -167,6 +173,13 @@ class Endpoint:
             from .presence.presence import Presence
 
             Presence(self)
+        self.metrics: EndpointMetrics | None = None
+        """With ``metrics=True``: the Prometheus metrics served at ``GET /metrics``."""
+        if metrics:
+            from ..metrics import METRICS_PATH, EndpointMetrics
+
+            self.metrics = EndpointMetrics(self)
+            self.route("GET", METRICS_PATH, self.metrics.scrape)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -242,6 +255,7 @@ class Endpoint:
         cluster = self._attach_cluster(me.node)
         children = [
             ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run)),
+            *([] if self.metrics is None else [self.metrics.child_spec()]),
             *cluster,
             *([] if self.presence is None else [self.presence.child_spec()]),
             ChildSpec(id="channels", start=start_channels, type="supervisor"),

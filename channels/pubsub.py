@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..actors import Down, Pid
 from ..actors._process import Process
+from ..telemetry import PUBSUB_BROADCAST
 from .errors import ChannelError
 from .message import Broadcast, Frame
 
@@ -96,6 +97,7 @@ class PubSub:
         # an empty set costs 216 bytes (per connection, with thousands of them).
         self._by_pid: dict[Pid, list[str]] = {}
         self._watcher: Process | None = None
+        self._telemetry = node.telemetry
 
     # -- the process that forgets exited subscribers ------------------------------
 
@@ -204,9 +206,12 @@ class PubSub:
             self.adapter.direct(node_name, topic, message)
 
     def local_broadcast(self, topic: str, message: Any, from_pid: Pid | None = None) -> None:
-        """Dispatch on this node only (what a forwarded broadcast does on arrival)."""
+        """Dispatch on this node only (what a forwarded broadcast does on arrival).
+        Emits `PUBSUB_BROADCAST` once per dispatch when someone listens."""
         subs = self._topics.get(topic)
         if not subs:
+            if self._telemetry.has_handlers(PUBSUB_BROADCAST):
+                self._broadcast_event(topic, message, 0)
             return
         stats = self.stats
         stats.broadcasts += 1
@@ -242,6 +247,12 @@ class PubSub:
                     writes += 1
         stats.deliveries += sends
         stats.fastlane_writes += writes
+        if self._telemetry.has_handlers(PUBSUB_BROADCAST):
+            self._broadcast_event(topic, message, sends + writes)
+
+    def _broadcast_event(self, topic: str, message: Any, deliveries: int) -> None:
+        metadata = {"pubsub": self, "topic": topic, "event": message.event if type(message) is Broadcast else None}
+        self._telemetry.execute(PUBSUB_BROADCAST, {"local_deliveries": deliveries}, metadata)
 
     def _encode(self, serializer: Serializer, message: Broadcast) -> Frame | None:
         try:

@@ -18,7 +18,9 @@ Incarnations: a peer is known by name *and* creation (`Node.creation`). A restar
 node (same name, new creation) is a new peer: its old life is declared down first.
 
 Failure detection, two ways, one outcome (`_node_down`: links closed, ``noconnection``
-to linked and monitoring processes, `Nodedown` to watchers):
+to linked and monitoring processes, `Nodedown` to watchers, and the ``node_down``
+telemetry event with the reason; a peer that comes up emits ``node_up``, see
+`alight.telemetry`):
 
 - the connection's own disconnect events: the DEALER to each peer has a ZeroMQ socket
   monitor (`_link`), and when the TCP connection of a peer that is up drops, that peer
@@ -68,6 +70,7 @@ from alight.actors import Down as ActorDown
 from alight.actors._api import current_node, self_pid
 from alight.actors.errors import ActorError, UnknownName
 from alight.actors.messages import Reason
+from alight.telemetry import NODE_DOWN, NODE_UP, Event
 
 from ._auth import DEFAULT_HOST
 from ._codec import (
@@ -301,7 +304,7 @@ class Distribution:
                 return peer
             # A new link from a peer we think is up: it restarted, or it declared us
             # down (a pause). Its old life ends here, as it ended there.
-            self._node_down(peer)
+            self._node_down(peer, "restarted")
         if peer is None:
             peer = self._peers[name] = Peer(name, hello.address)
         peer.address = hello.address
@@ -318,6 +321,7 @@ class Distribution:
         self._up[name] = peer
         self._nodeups += 1
         log.info("cluster: %s: node %s is up (%s)", self.node.name, name, peer.address)
+        self._membership_event(NODE_UP, name, "connected")
         for pid in list(self._all_watchers):
             self.node.send(pid, Nodeup(name))
         self._learn(hello.members)
@@ -347,7 +351,7 @@ class Distribution:
                 if heard_until - peer.last_seen > self.down_after:
                     silence = heard_until - peer.last_seen
                     log.warning("cluster: %s: no word from %s for %.1fs", self.node.name, peer.name, silence)
-                    self._node_down(peer)
+                    self._node_down(peer, "heartbeat_timeout")
                 elif peer.out is not None:
                     self._mesh.push(peer.out, beat)
             elif peer.state == CONNECTING and now - peer.since > self.down_after:
@@ -369,15 +373,23 @@ class Distribution:
             self.node.loop.call_later(DISCONNECT_GRACE, self._disconnected, peer, link, read_by)
             return
         log.warning("cluster: %s: connection to %s lost", self.node.name, peer.name)
-        self._node_down(peer)
+        self._node_down(peer, "connection_lost")
 
     def _close_out(self, peer: Peer) -> None:
         if peer.out is not None:
             self._mesh.close_link(peer.out)
             peer.out = None
 
-    def _node_down(self, peer: Peer) -> None:
-        """Declare ``peer`` down: close its link, fire ``noconnection`` everywhere."""
+    def _membership_event(self, event: Event, peer: str, reason: str) -> None:
+        telemetry = self.node.telemetry
+        if telemetry.has_handlers(event):
+            metadata = {"node": self.node.name, "peer": peer, "reason": reason}
+            telemetry.execute(event, {"nodes_up": len(self._up)}, metadata)
+
+    def _node_down(self, peer: Peer, reason: str) -> None:
+        """Declare ``peer`` down: close its link, fire ``noconnection`` everywhere.
+        ``reason`` (``"connection_lost"``, ``"heartbeat_timeout"``, ``"restarted"``)
+        goes to the `NODE_DOWN` telemetry event."""
         name = peer.name
         self._close_out(peer)
         peer.state = DOWN
@@ -385,6 +397,7 @@ class Distribution:
         self._up.pop(name, None)
         self._nodedowns += 1
         log.warning("cluster: %s: node %s is down", self.node.name, name)
+        self._membership_event(NODE_DOWN, name, reason)
         node = self.node
         for proc in node.processes():
             for other in proc.links:

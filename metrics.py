@@ -1,0 +1,340 @@
+"""Prometheus metrics of an endpoint, on the maintained ``prometheus-client`` library.
+
+``Endpoint(..., metrics=True)`` gives ``endpoint.metrics``, an `EndpointMetrics`, and
+serves ``GET /metrics`` in the Prometheus text format (OpenMetrics when the scraper
+asks for it in ``Accept``). Each endpoint has its own `CollectorRegistry`
+(``endpoint.metrics.registry``; the library's global default registry is never used),
+so two endpoints or two nodes in one interpreter share nothing. Register your own
+metrics on that registry to serve them at the same address.
+
+Two kinds of metrics, every one labelled with the ``node`` that serves the scrape
+(nodes of a cluster share the HTTP port, so any of them may answer):
+
+- fed by telemetry handlers (`alight.telemetry`), attached by a process in the
+  endpoint's tree while it runs (detached when it stops): connects, joins and
+  ``handle_in`` (counters and duration histograms), broadcasts and their local
+  deliveries, nodes coming up and going down;
+- read at scrape time by a collector: processes and the messages waiting in their
+  mailboxes, process crashes, open connections, channels and long-poll sessions,
+  the endpoint's and the HTTP listener's counters (invalid frames, refused
+  connections, slow-consumer disconnects, ...), PubSub counters and, on a clustered
+  node, peers up and the ZeroMQ links' counters (dropped messages, bad frames, ...).
+
+Label values that come from clients (``handle_in`` event names) are bounded: past
+`MAX_EVENT_LABELS` distinct values, new ones are counted as ``"other"``, so a client
+cannot grow the scrape without bound. Topics are never labels for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from .actors import ChildSpec, DynamicSupervisor, receive, spawn_link
+from .telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, NODE_DOWN, NODE_UP, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
+from .transports.http import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from .actors import Node
+    from .channels.endpoint import Endpoint
+
+METRICS_PATH = "/metrics"
+"""Where ``Endpoint(metrics=True)`` serves the scrape."""
+
+NAMESPACE = "alight"
+"""The prefix of every metric name."""
+
+DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Histogram buckets (seconds) for connect, join and ``handle_in`` durations."""
+
+MAX_EVENT_LABELS = 100
+"""Distinct ``handle_in`` event names labelled per endpoint; later ones become ``"other"``."""
+
+OTHER = "other"
+
+
+class _BoundedLabels:
+    """Maps client-chosen strings to label values, at most ``limit`` distinct ones."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self.limit:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+class EndpointMetrics:
+    """The Prometheus metrics of ``endpoint``; see the module docstring.
+
+    ``Endpoint(metrics=True)`` builds one and starts `child_spec` with the endpoint's
+    tree; `scrape` is the ``GET /metrics`` handler. Add metrics of your own to
+    `registry`.
+    """
+
+    def __init__(self, endpoint: Endpoint, *, buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.endpoint = endpoint
+        self.registry = CollectorRegistry()
+        """This endpoint's registry (never the library's global one)."""
+        self._events = _BoundedLabels(MAX_EVENT_LABELS)
+        self._channels = 0
+        self._longpoll_sessions = 0
+        self._node_name = ""
+        r, ns = self.registry, NAMESPACE
+        self.connects = Counter(
+            "socket_connects",
+            "Socket connects, by result",
+            ["node", "transport", "vsn", "result"],
+            namespace=ns,
+            registry=r,
+        )
+        self.connect_duration = Histogram(
+            "socket_connect_duration_seconds",
+            "Time Socket.connect took",
+            ["node", "transport"],
+            namespace=ns,
+            registry=r,
+            buckets=buckets,
+        )
+        self.joins = Counter(
+            "channel_joins", "Channel joins, by result", ["node", "channel", "result"], namespace=ns, registry=r
+        )
+        self.join_duration = Histogram(
+            "channel_join_duration_seconds",
+            "Time Channel.join took",
+            ["node", "channel"],
+            namespace=ns,
+            registry=r,
+            buckets=buckets,
+        )
+        self.handle_in_duration = Histogram(
+            "channel_handle_in_duration_seconds",
+            "Time Channel.handle_in took, by channel and event",
+            ["node", "channel", "event"],
+            namespace=ns,
+            registry=r,
+            buckets=buckets,
+        )
+        self.dispatches = Counter(
+            "pubsub_dispatches",
+            "Broadcasts dispatched on this node, with or without subscribers",
+            ["node"],
+            namespace=ns,
+            registry=r,
+        )
+        self.dispatch_deliveries = Counter(
+            "pubsub_dispatch_deliveries", "Local deliveries of those dispatches", ["node"], namespace=ns, registry=r
+        )
+        self.node_ups = Counter("cluster_node_ups", "Peers that came up", ["node"], namespace=ns, registry=r)
+        self.node_downs = Counter(
+            "cluster_node_downs", "Peers declared down, by reason", ["node", "reason"], namespace=ns, registry=r
+        )
+        self.registry.register(_LiveCollector(self))
+
+    # -- the process that holds the telemetry handlers --------------------------------
+
+    def child_spec(self) -> ChildSpec:
+        """A process that attaches the telemetry handlers while it runs (the endpoint
+        starts it after PubSub, before any connection can arrive)."""
+        return ChildSpec(id="metrics", start=lambda: spawn_link(self._run), shutdown=1.0)
+
+    @property
+    def handler_id(self) -> str:
+        """The id of the telemetry handler (see ``node.telemetry.list_handlers()``)."""
+        return f"alight.metrics:{self.endpoint.name}:{id(self):x}"
+
+    async def _run(self) -> None:
+        node = self.endpoint.node
+        self._node_name = node.name
+        telemetry = node.telemetry
+        events: list[Event] = [
+            SOCKET_CONNECTED,
+            CHANNEL_JOINED,
+            CHANNEL_HANDLED_IN,
+            PUBSUB_BROADCAST,
+            NODE_UP,
+            NODE_DOWN,
+        ]
+        telemetry.attach_many(self.handler_id, events, self._handle)
+        try:
+            while True:
+                await receive()  # nothing to do but hold the handlers; stray messages dropped
+        finally:
+            telemetry.detach(self.handler_id)
+
+    def _handle(self, event: Event, measurements: Mapping[str, Any], metadata: Mapping[str, Any], config: Any) -> None:
+        endpoint = self.endpoint
+        node = self._node_name
+        if event == PUBSUB_BROADCAST:
+            if metadata["pubsub"] is endpoint.pubsub:
+                self.dispatches.labels(node).inc()
+                self.dispatch_deliveries.labels(node).inc(measurements["local_deliveries"])
+        elif event == NODE_UP:
+            self.node_ups.labels(node).inc()
+        elif event == NODE_DOWN:
+            self.node_downs.labels(node, metadata["reason"]).inc()
+        elif metadata["endpoint"] is not endpoint:
+            return
+        elif event == CHANNEL_HANDLED_IN:
+            channel = metadata["channel"].__qualname__
+            event_label = self._events(metadata["event"])
+            self.handle_in_duration.labels(node, channel, event_label).observe(measurements["duration"])
+        elif event == CHANNEL_JOINED:
+            channel = metadata["channel"].__qualname__
+            self.joins.labels(node, channel, metadata["result"]).inc()
+            self.join_duration.labels(node, channel).observe(measurements["duration"])
+        elif event == SOCKET_CONNECTED:
+            transport = metadata["transport"]
+            self.connects.labels(node, transport, metadata["vsn"], metadata["result"]).inc()
+            self.connect_duration.labels(node, transport).observe(measurements["duration"])
+
+    # -- the scrape ---------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Read what needs a call to a process (channel and long-poll session counts
+        from their supervisors); `scrape` does this before rendering. Call it from a
+        process before rendering `registry` yourself."""
+        endpoint = self.endpoint
+        self._channels = (await DynamicSupervisor.count_children(endpoint.channel_supervisor)).active
+        self._longpoll_sessions = (await DynamicSupervisor.count_children(endpoint.longpoll_supervisor)).active
+
+    async def scrape(self, request: HttpRequest) -> HttpResponse:
+        """``GET /metrics``: every metric of `registry`, in the format ``Accept`` asks
+        for (Prometheus text 0.0.4 by default, or OpenMetrics)."""
+        await self.refresh()
+        encoder, content_type = choose_encoder(request.header("accept") or "")
+        return HttpResponse(
+            200, (("content-type", content_type), ("cache-control", "no-store")), encoder(self.registry)
+        )
+
+
+class _LiveCollector(Collector):
+    """Gauges and counters read from the node and the endpoint at scrape time."""
+
+    def __init__(self, metrics: EndpointMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        # Nothing to check at registration (names are fixed below, unlike the
+        # library's metrics); without this the registry would call `collect` early.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        endpoint = self.metrics.endpoint
+        node = endpoint.node
+        labels = [node.name]
+        yield from _node_metrics(node, labels)
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(f"{NAMESPACE}_{name}", doc, labels=["node"])
+            family.add_metric(labels, value)
+            return family
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            family = CounterMetricFamily(f"{NAMESPACE}_{name}", doc, labels=["node"])
+            family.add_metric(labels, value)
+            return family
+
+        stats = endpoint.stats
+        yield gauge("connections", "Open socket connections", stats.connections)
+        yield gauge("channels", "Joined channels (processes)", self.metrics._channels)
+        yield gauge("longpoll_sessions", "Long-poll sessions", self.metrics._longpoll_sessions)
+        yield counter("endpoint_joins", "Successful joins", stats.joins)
+        yield counter(
+            "endpoint_invalid_frames", "Connections closed for a frame that did not decode", stats.invalid_frames
+        )
+        yield counter("endpoint_refused", "Connections refused before connect", stats.refused)
+        yield counter(
+            "endpoint_slow_consumer_disconnects",
+            "Long-poll and ASGI connections closed as slow consumers",
+            stats.slow_consumer_disconnects,
+        )
+        server = endpoint.server_stats
+        yield gauge("http_connections", "Open HTTP connections of the native listener", server.connections)
+        yield gauge("http_websockets", "Open WebSockets of the native listener", server.websockets)
+        for name, doc in _SERVER_COUNTERS:
+            yield counter(f"http_{name}", doc, getattr(server, name))
+        pubsub = endpoint.pubsub
+        yield gauge("pubsub_topics", "Topics with a subscriber on this node", len(pubsub.topics()))
+        for name, doc in _PUBSUB_COUNTERS:
+            yield counter(f"pubsub_{name}", doc, getattr(pubsub.stats, name))
+        yield from _cluster_metrics(node, labels)
+
+
+_SERVER_COUNTERS = (
+    ("connections_total", "HTTP connections accepted"),
+    ("requests", "HTTP requests"),
+    ("request_crashes", "HTTP requests whose handler crashed (500)"),
+    ("bad_requests", "Malformed HTTP requests (400)"),
+    ("slow_consumer_disconnects", "WebSockets closed as slow consumers"),
+    ("frames_in", "WebSocket frames received"),
+    ("frames_out", "WebSocket frames sent"),
+    ("bytes_in", "WebSocket bytes received"),
+    ("bytes_out", "WebSocket bytes sent"),
+)
+_PUBSUB_COUNTERS = (
+    ("broadcasts", "Broadcasts dispatched to at least one local subscriber"),
+    ("deliveries", "Broadcasts delivered as messages"),
+    ("fastlane_writes", "Broadcasts written straight to a connection (fastlane)"),
+    ("encode_errors", "Broadcasts a subscriber's serializer could not encode"),
+)
+_LINK_COUNTERS = (
+    ("frames_sent", "Cluster frames sent"),
+    ("messages_sent", "Cluster messages sent"),
+    ("frames_received", "Cluster frames received"),
+    ("messages_received", "Cluster messages received"),
+    ("bad_frames", "Cluster frames that did not decode"),
+    ("dropped", "Cluster messages dropped (a peer's queue full, or unpicklable)"),
+    ("send_retries", "Times a link was at its high-water mark"),
+)
+
+
+def _node_metrics(node: Node, labels: list[str]) -> Iterator[Metric]:
+    processes = node.processes()
+    count = GaugeMetricFamily(f"{NAMESPACE}_processes", "Live processes on the node", labels=["node"])
+    count.add_metric(labels, len(processes))
+    yield count
+    waiting = GaugeMetricFamily(f"{NAMESPACE}_mailbox_messages", "Messages waiting in every mailbox", labels=["node"])
+    waiting.add_metric(labels, sum(len(proc) for proc in processes))
+    yield waiting
+    crashes = CounterMetricFamily(f"{NAMESPACE}_process_crashes", "Processes that crashed", labels=["node"])
+    crashes.add_metric(labels, node.crashes)
+    yield crashes
+    blocked = CounterMetricFamily(
+        f"{NAMESPACE}_watchdog_reports", "Times the watchdog saw a process block the loop", labels=["node"]
+    )
+    blocked.add_metric(labels, node.watchdog.reported)
+    yield blocked
+
+
+def _cluster_metrics(node: Node, labels: list[str]) -> Iterator[Metric]:
+    if node.remote is None:
+        return
+    from .cluster.distribution import Distribution  # only on a clustered node: no ZeroMQ import otherwise
+
+    if not isinstance(node.remote, Distribution):
+        return
+    stats = node.remote.stats
+    up = GaugeMetricFamily(f"{NAMESPACE}_cluster_nodes_up", "Peers up", labels=["node"])
+    up.add_metric(labels, stats.nodes_up)
+    yield up
+    queued = GaugeMetricFamily(f"{NAMESPACE}_cluster_queued", "Messages queued for peers", labels=["node"])
+    queued.add_metric(labels, stats.links.queued)
+    yield queued
+    for name, doc in _LINK_COUNTERS:
+        family = CounterMetricFamily(f"{NAMESPACE}_cluster_{name}", doc, labels=["node"])
+        family.add_metric(labels, getattr(stats.links, name))
+        yield family
+
+
+__all__ = ["DURATION_BUCKETS", "MAX_EVENT_LABELS", "METRICS_PATH", "NAMESPACE", "EndpointMetrics"]
