@@ -8,6 +8,7 @@ supervision tree::
     ├── presence                tracker shards and diff dispatcher (with ``presence=True``)
     ├── channels                DynamicSupervisor of every channel process
     ├── longpoll                DynamicSupervisor of long-poll sessions
+    ├── dashboard               the dashboard's collector (with ``dashboard=True``)
     └── http                    the native listener (when a port is given)
 
 Build one, mount sockets and routes, and run it::
@@ -55,6 +56,7 @@ from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
+    from ..dashboard import Dashboard
     from .presence.presence import Presence
     from .socket import Socket
 
@@ -123,6 +125,10 @@ class Endpoint:
 
     ``presence=True`` binds a `Presence` (``endpoint.presence``) that starts with the
     tree; a `Presence` subclass binds itself with ``MyPresence(endpoint)``.
+
+    ``dashboard=True`` serves the live dashboard at ``GET /dashboard`` (`alight.dashboard`;
+    ``Dashboard(endpoint, path=..., interval=...)`` for other settings). It can kill
+    processes: an admin tool, for loopback or behind your own authentication.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class Endpoint:
         max_buffer: int = 1024 * 1024,
         name: str = "endpoint",
         presence: bool = False,
+        dashboard: bool = False,
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -167,6 +174,12 @@ class Endpoint:
             from .presence.presence import Presence
 
             Presence(self)
+        self.dashboard: Dashboard | None = None
+        """Set by `Dashboard(endpoint)`; its collector starts after the channel supervisors."""
+        if dashboard:
+            from ..dashboard import Dashboard
+
+            Dashboard(self)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -246,6 +259,7 @@ class Endpoint:
             *([] if self.presence is None else [self.presence.child_spec()]),
             ChildSpec(id="channels", start=start_channels, type="supervisor"),
             ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
+            *([] if self.dashboard is None else [self.dashboard.child_spec()]),
         ]
         if port is not None:
             from ..transports.server import HttpListener, ServerConfig
