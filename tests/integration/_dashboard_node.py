@@ -48,7 +48,7 @@ class RoomChannel(Channel):
 
 
 class UserSocket(Socket):
-    channels = {"room:*": RoomChannel}  # noqa: RUF012 - the Socket API's class attribute
+    channels = {"room:*": RoomChannel}
 
 
 app = Endpoint(check_origin=False, presence=True, dashboard=True)
@@ -98,7 +98,7 @@ async def broadcaster() -> None:
 
 async def blocker() -> None:
     await asyncio.sleep(1.0)
-    time.sleep(0.25)  # holds the loop: the watchdog reports this process
+    time.sleep(0.25)  # noqa: ASYNC251 - holds the loop on purpose: the watchdog reports it
     await receive(lambda m: m == "never")
 
 
