@@ -19,6 +19,7 @@ The snapshot is a JSON-safe dict (see `_snapshot`); its parts are listed in
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from ..actors import (
     Down,
     From,
     GenServer,
+    NoReply,
     Pid,
     Ref,
     Reply,
@@ -38,7 +40,7 @@ from ..actors import (
     demonitor,
     monitor,
     process_info,
-    processes,
+    reply,
     self_pid,
     send,
     send_after,
@@ -162,7 +164,7 @@ class Collector(GenServer):
         self.ticking = True
         send_after(self.interval, self_pid(), _TICK)
 
-    async def handle_call(self, request: Any, from_: From) -> Reply:
+    async def handle_call(self, request: Any, from_: From) -> Reply | NoReply:
         if request == ("snapshot",):
             return Reply(await self.snapshot())
         if isinstance(request, tuple) and len(request) == 2 and request[0] in ("info", "kill"):
@@ -175,8 +177,13 @@ class Collector(GenServer):
                 return Reply(("error", f"no process {request[1]} on {self.node.name}"))
             if request[0] == "info":
                 return Reply(("ok", snap.process_detail(info)))
+            answer = ("ok", {"killed": str(pid)})
+            if pid == self_pid():  # killing the collector itself: answer first
+                reply(from_, answer)
+                exit_signal(pid, KILL)
+                return NoReply()
             exit_signal(pid, KILL)
-            return Reply(("ok", {"killed": str(pid)}))
+            return Reply(answer)
         return Reply(("error", f"unknown request {request!r}"[:200]))
 
     # -- sampling -----------------------------------------------------------------------
@@ -189,9 +196,13 @@ class Collector(GenServer):
         sample) of PubSub, the listener, the endpoint and the cluster links, ``drops``
         and ``watchdog``."""
         node = self.node
+        # Only the busiest processes get a full `process_info`: picking them reads two
+        # counters per process, so a node with many thousands stays cheap to sample.
+        every = node.processes()
+        top = heapq.nlargest(MAX_PROCESSES, every, key=lambda proc: (len(proc), proc.received))
         rows = []
-        for pid in processes():
-            info = process_info(pid)
+        for proc in top:
+            info = process_info(proc.pid)
             if info is not None:
                 rows.append(snap.process_row(info))
         now = time.monotonic()
@@ -210,7 +221,7 @@ class Collector(GenServer):
             "interval": self.interval,
             "nodes": self._nodes(),
             "totals": {
-                "processes": len(rows),
+                "processes": len(every),
                 "crashes": node.crashes,
                 "registered": len(node.registered()),
                 "topics": topics[1],

@@ -192,3 +192,28 @@ def test_the_channel_pushes_snapshots_and_answers_info_and_kill(run: Runner, nod
         assert (await client.join("dashboard:nowhere@nohost"))[0] == "error"
 
     run(main)
+
+
+def test_the_channel_finds_its_collector_again_after_a_restart(run: Runner, node: Node) -> None:
+    async def main() -> None:
+        app = await _start(interval=0.05)
+        client = await connect(app, DashboardSocket)
+        topic = f"dashboard:{node.name}"
+        await client.join(topic)
+        await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+        old = str(whereis(COLLECTOR))
+        # Killing the collector from the dashboard: it answers first, then dies.
+        await client.assert_reply(client.push(topic, "kill", {"pid": old}), "ok", {"killed": old}, timeout=5 * UNIT)
+        down = await client.assert_push(topic, "collector_down", timeout=5 * UNIT)
+        assert down.payload == {"node": node.name, "reason": "killed"}
+        # The endpoint's supervisor restarts it; the channel asks again and snapshots resume.
+        deadline = time.monotonic() + 10 * UNIT
+        while True:
+            pushed = await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+            collector = _find(pushed.payload["tree"], "(endpoint, endpoint)", "dashboard")["pid"]
+            if collector != old:
+                break
+            assert time.monotonic() < deadline
+        assert collector == str(whereis(COLLECTOR))
+
+    run(main)
