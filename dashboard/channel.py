@@ -29,7 +29,8 @@ from ..actors import ActorError, Down, Pid, Ref, call, demonitor, monitor, self_
 from ..channels.channel import Channel, Error, NoReply, Ok, Reply, Stop
 from ..channels.message import Payload
 from ..channels.socket import Socket
-from .collector import Snapshot, Unwatch, Watch, Watching, _distribution
+from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of
+from .errors import DashboardError
 
 if TYPE_CHECKING:
     from .dashboard import Dashboard
@@ -52,8 +53,8 @@ _REWATCH = _Rewatch()
 def dashboard_of(channel: Channel) -> Dashboard:
     """The `Dashboard` of the channel's endpoint."""
     dashboard = channel.endpoint.dashboard
-    if dashboard is None:  # only mounted by a Dashboard, so this is a wiring bug
-        raise RuntimeError("the dashboard socket is mounted on an endpoint without a dashboard")
+    if dashboard is None:  # the socket is mounted by a Dashboard: only a wiring mistake gets here
+        raise DashboardError("DashboardSocket is mounted on an endpoint without a Dashboard; use Dashboard(endpoint)")
     return dashboard
 
 
@@ -67,7 +68,7 @@ class DashboardChannel(Channel):
         node = self.endpoint.node
         target = topic[len(TOPIC_PREFIX) :]
         known = {node.name}
-        distribution = _distribution(node.remote)
+        distribution = distribution_of(node)
         if distribution is not None:
             known.update(distribution.peer_states())
         if target not in known:

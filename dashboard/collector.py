@@ -54,7 +54,9 @@ from . import _snapshot as snap
 from .errors import BadPid
 
 if TYPE_CHECKING:
+    from ..actors import Node
     from ..channels.endpoint import Endpoint
+    from ..cluster.distribution import Distribution
 
 MAX_PROCESSES = 500
 """Process rows per snapshot: those with the longest mailboxes, then the busiest."""
@@ -125,6 +127,7 @@ class Collector(GenServer):
             self.reports.append(snap.report_row(report))
         self.node.watchdog.subscribe(self_pid())
         self.previous: tuple[float, dict[str, dict[str, int | float]]] | None = None
+        self.rates: dict[str, dict[str, float]] = {}
 
     async def terminate(self, reason: Any) -> None:
         self.node.watchdog.unsubscribe(self_pid())
@@ -207,13 +210,16 @@ class Collector(GenServer):
                 rows.append(snap.process_row(info))
         now = time.monotonic()
         sample = self._counters()
-        previous, self.previous = self.previous, (now, sample)
-        rates: dict[str, dict[str, float]] = {}
-        if previous is not None:
-            rates = {
-                group: snap.rates(previous[1].get(group, {}), values, now - previous[0])
-                for group, values in sample.items()
-            }
+        previous = self.previous
+        # Rates over at least half an interval: a snapshot asked for right after another
+        # (a second page joining) repeats the last rates instead of dividing by ~0.
+        if previous is None or now - previous[0] >= self.interval / 2:
+            self.previous = (now, sample)
+            if previous is not None:
+                self.rates = {
+                    group: snap.rates(previous[1].get(group, {}), values, now - previous[0])
+                    for group, values in sample.items()
+                }
         topics = self._topics()
         return {
             "node": node.name,
@@ -230,7 +236,7 @@ class Collector(GenServer):
             "processes": snap.busiest(rows, MAX_PROCESSES),
             "topics": topics[0],
             "counters": sample,
-            "rates": rates,
+            "rates": self.rates,
             "drops": _drops(sample),
             "watchdog": {
                 "threshold_ms": None if node.watchdog.threshold is None else node.watchdog.threshold * 1000,
@@ -241,7 +247,7 @@ class Collector(GenServer):
 
     def _nodes(self) -> list[dict[str, Any]]:
         nodes = [{"name": self.node.name, "state": "up", "self": True}]
-        distribution = _distribution(self.node.remote)
+        distribution = distribution_of(self.node)
         if distribution is not None:
             for name, state in distribution.peer_states().items():
                 nodes.append({"name": name, "state": state, "self": False})
@@ -254,7 +260,7 @@ class Collector(GenServer):
             "server": snap.counters(endpoint.server_stats),
             "endpoint": snap.counters(endpoint.stats),
         }
-        distribution = _distribution(self.node.remote)
+        distribution = distribution_of(self.node)
         if distribution is not None:
             stats = distribution.stats
             out["cluster"] = {**snap.counters(stats.links), **snap.counters(stats)}
@@ -305,13 +311,14 @@ class Collector(GenServer):
                 await self._fill(row, child.pid, depth + 1, budget)
 
 
-def _distribution(remote: object) -> Any:
-    # Imported only on a clustered node: a lone node needs no ZeroMQ.
-    if remote is None:
+def distribution_of(node: Node) -> Distribution | None:
+    """The node's `Distribution` when it is in a cluster, else None."""
+    if node.remote is None:
         return None
+    # Imported only on a clustered node: a lone node needs no ZeroMQ.
     from ..cluster.distribution import Distribution
 
-    return remote if isinstance(remote, Distribution) else None
+    return node.remote if isinstance(node.remote, Distribution) else None
 
 
 def _drops(sample: dict[str, dict[str, int | float]]) -> dict[str, int | float]:
@@ -332,4 +339,4 @@ def _drops(sample: dict[str, dict[str, int | float]]) -> dict[str, int | float]:
     }
 
 
-__all__ = ["CALL_TIMEOUT", "MAX_PROCESSES", "Collector", "Snapshot", "Unwatch", "Watch", "Watching"]
+__all__ = ["CALL_TIMEOUT", "MAX_PROCESSES", "Collector", "Snapshot", "Unwatch", "Watch", "Watching", "distribution_of"]

@@ -147,15 +147,21 @@ def test_bad_requests_get_errors_and_the_collector_goes_on(run: Runner) -> None:
     run(main)
 
 
-def test_a_watcher_gets_snapshots_until_it_unwatches(run: Runner, node: Node) -> None:
+def test_a_watcher_gets_snapshots_with_rates_until_it_unwatches(run: Runner, node: Node) -> None:
     async def main() -> None:
-        await _start(interval=0.02)
+        app = await _start(interval=0.02)
         send(COLLECTOR, Watch(self_pid()))
         watching = await receive(lambda m: isinstance(m, Watching), timeout=5 * UNIT)
         assert watching == Watching(whereis(COLLECTOR), node.name)  # type: ignore[arg-type]
-        for _ in range(3):  # the first at once, then one per interval
-            snapshot = await receive(lambda m: isinstance(m, Snapshot), timeout=5 * UNIT)
-            assert snapshot.node == node.name
+        first = await receive(lambda m: isinstance(m, Snapshot), timeout=5 * UNIT)  # at once
+        assert first.node == node.name
+        app.pubsub.subscribe(self_pid(), "room:1")
+        for n in range(10):
+            app.broadcast("room:1", "tick", {"n": n})
+        second = await receive(lambda m: isinstance(m, Snapshot), timeout=5 * UNIT)  # an interval later
+        assert second.data["counters"]["pubsub"]["broadcasts"] - first.data["counters"]["pubsub"]["broadcasts"] == 10
+        assert second.data["rates"]["pubsub"]["broadcasts"] > 0
+        assert second.data["rates"]["pubsub"]["deliveries"] > 0  # to this process
         send(COLLECTOR, Unwatch(self_pid()))
         await call(COLLECTOR, ("snapshot",))  # the Unwatch is handled by now
         # Drain what was already sent, then nothing more comes.
