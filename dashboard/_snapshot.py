@@ -130,6 +130,26 @@ def rates(before: Mapping[str, float], after: Mapping[str, float], seconds: floa
     }
 
 
+def drops(sample: Mapping[str, Mapping[str, int | float]]) -> dict[str, int | float]:
+    """What was lost or refused, from the counters of one sample (groups ``server``,
+    ``endpoint``, ``pubsub``, ``cluster``; a missing group counts 0): slow consumers
+    disconnected (native listener, ASGI and long-poll together), frames that did not
+    decode, refused connections, bad HTTP requests, PubSub encode errors, and messages
+    the cluster links dropped or could not decode."""
+    server, endpoint = sample.get("server", {}), sample.get("endpoint", {})
+    cluster, pubsub = sample.get("cluster", {}), sample.get("pubsub", {})
+    return {
+        "slow_consumer_disconnects": server.get("slow_consumer_disconnects", 0)
+        + endpoint.get("slow_consumer_disconnects", 0),
+        "invalid_frames": endpoint.get("invalid_frames", 0),
+        "refused_connections": endpoint.get("refused", 0),
+        "bad_requests": server.get("bad_requests", 0),
+        "pubsub_encode_errors": pubsub.get("encode_errors", 0),
+        "cluster_dropped": cluster.get("dropped", 0),
+        "cluster_bad_frames": cluster.get("bad_frames", 0),
+    }
+
+
 def report_row(report: BlockReport) -> dict[str, Any]:
     """A watchdog `BlockReport` for the page: who held the loop, for how long (ms), when."""
     return {
@@ -161,6 +181,7 @@ __all__ = [
     "busiest",
     "counters",
     "describe_id",
+    "drops",
     "parse_pid",
     "process_detail",
     "process_row",

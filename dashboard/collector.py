@@ -237,7 +237,7 @@ class Collector(GenServer):
             "topics": topics[0],
             "counters": sample,
             "rates": self.rates,
-            "drops": _drops(sample),
+            "drops": snap.drops(sample),
             "watchdog": {
                 "threshold_ms": None if node.watchdog.threshold is None else node.watchdog.threshold * 1000,
                 "reported": node.watchdog.reported,
@@ -319,24 +319,6 @@ def distribution_of(node: Node) -> Distribution | None:
     from ..cluster.distribution import Distribution
 
     return node.remote if isinstance(node.remote, Distribution) else None
-
-
-def _drops(sample: dict[str, dict[str, int | float]]) -> dict[str, int | float]:
-    """What was lost or refused, in one place: slow consumers disconnected (native
-    listener, ASGI and long-poll), frames that did not decode, PubSub encode errors and
-    messages the cluster links dropped."""
-    server, endpoint = sample.get("server", {}), sample.get("endpoint", {})
-    cluster = sample.get("cluster", {})
-    return {
-        "slow_consumer_disconnects": server.get("slow_consumer_disconnects", 0)
-        + endpoint.get("slow_consumer_disconnects", 0),
-        "invalid_frames": endpoint.get("invalid_frames", 0),
-        "refused_connections": endpoint.get("refused", 0),
-        "bad_requests": server.get("bad_requests", 0),
-        "pubsub_encode_errors": sample.get("pubsub", {}).get("encode_errors", 0),
-        "cluster_dropped": cluster.get("dropped", 0),
-        "cluster_bad_frames": cluster.get("bad_frames", 0),
-    }
 
 
 __all__ = ["CALL_TIMEOUT", "MAX_PROCESSES", "Collector", "Snapshot", "Unwatch", "Watch", "Watching", "distribution_of"]

@@ -20,6 +20,7 @@ from alight.actors import (
     receive,
     self_pid,
     send,
+    spawn,
     start_child,
     whereis,
     which_children,
@@ -223,3 +224,28 @@ def test_the_channel_finds_its_collector_again_after_a_restart(run: Runner, node
         assert collector == str(whereis(COLLECTOR))
 
     run(main)
+
+
+def test_the_watchdog_reports_reach_the_snapshot() -> None:
+    node = Node("test@127.0.0.1", watchdog_threshold=0.05)
+
+    async def hog() -> None:
+        time.sleep(0.3)  # noqa: ASYNC251 - holds the loop on purpose: the watchdog reports it
+
+    async def main() -> dict[str, Any]:
+        await _start()
+        hogger = spawn(hog)
+        deadline = time.monotonic() + 10 * UNIT
+        while True:  # the report reaches the collector once the loop runs again
+            snapshot: dict[str, Any] = await call(COLLECTOR, ("snapshot",))
+            reports: list[dict[str, Any]] = [r for r in snapshot["watchdog"]["reports"] if r["pid"] == str(hogger)]
+            if reports:
+                return reports[0]
+            assert time.monotonic() < deadline, snapshot["watchdog"]
+            await receive(timeout=0.01, default=None)
+
+    report = node.run(main, debug=True)
+    assert report["entry"].endswith("hog")
+    assert report["blocked_ms"] > 50
+    assert report["total_ms"] >= report["blocked_ms"]
+    assert "time.sleep(0.3)" in report["stack"]

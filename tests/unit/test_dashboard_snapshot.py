@@ -17,6 +17,7 @@ from alight.dashboard._snapshot import (
     busiest,
     counters,
     describe_id,
+    drops,
     parse_pid,
     process_detail,
     process_row,
@@ -162,3 +163,22 @@ def test_report_rows_keep_the_end_of_the_stack() -> None:
     assert row["stack"].endswith("END")
     assert len(row["stack"]) == MAX_STACK
     assert report_row(BlockReport(None, None, "?", 0.2, "s"))["pid"] is None
+
+
+def test_drops_gather_what_was_lost_or_refused() -> None:
+    sample = {
+        "server": {"slow_consumer_disconnects": 2, "bad_requests": 1},
+        "endpoint": {"slow_consumer_disconnects": 3, "invalid_frames": 4, "refused": 5},
+        "pubsub": {"encode_errors": 6},
+        "cluster": {"dropped": 7, "bad_frames": 8},
+    }
+    assert drops(sample) == {
+        "slow_consumer_disconnects": 5,  # native listener + ASGI and long-poll
+        "invalid_frames": 4,
+        "refused_connections": 5,
+        "bad_requests": 1,
+        "pubsub_encode_errors": 6,
+        "cluster_dropped": 7,
+        "cluster_bad_frames": 8,
+    }
+    assert set(drops({}).values()) == {0}  # a lone node has no cluster group
