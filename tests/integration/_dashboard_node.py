@@ -16,6 +16,7 @@ subscribed and tracked on a few topics, a broadcaster, a slow reader whose mailb
 grows, and one process that blocks the loop once (a watchdog report).
 
 Prints ``http <port>``, (``address <cluster address>``,) then ``ready``; runs until SIGTERM.
+``asgi_app`` is the same endpoint (without the extra tree) for uvicorn.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ async def health(request: HttpRequest) -> HttpResponse:
 
 
 app.route("GET", "/health", health)
+asgi_app = app.asgi()
+"""The same endpoint for uvicorn (``uvicorn tests.integration._dashboard_node:asgi_app``)."""
 
 
 def workers() -> ChildSpec:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import UNIT
-from .conftest import REPO, kill_group, run_node
+from .conftest import REPO, kill_group, run_node, running_app, uvicorn_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 JOB = "alight.root/workers/jobs/job.1"
@@ -170,4 +170,16 @@ def test_the_dashboard_in_chromium_kills_a_worker_and_shows_its_restart(dashboar
     assert "job.1" in killed["detail"]
     assert killed["note"] == f"restarted by its supervisor: {killed['before']} → {killed['after']}"
     assert killed["after"] in killed["after_detail"]
+    assert run["console"]["errors"] == []
+
+
+def test_the_dashboard_under_uvicorn(tmp_path: Path) -> None:
+    require_browser()
+    with running_app("tests.integration._dashboard_node:asgi_app", tmp_path / "app.log", command=uvicorn_run) as app:
+        run = run_node("dashboard.js", app.http("/dashboard"), str(CHROMIUM), timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    page = run["page"]
+    assert page["status"] == "live"
+    assert [node["name"] for node in page["nodes"]] == [page["snapshot_node"]]
+    assert "alight.root/(endpoint, endpoint)/dashboard" in {row["path"] for row in page["tree"]}
     assert run["console"]["errors"] == []
