@@ -15,8 +15,11 @@ Events from the page (``handle_in``):
 
 Pids are parsed strictly by the collector; bad input gets an ``error`` reply and the
 channel goes on. If the collector goes away (killed from this very page, or its node
-went down) the channel pushes ``"collector_down"`` and asks again every
-`REWATCH_INTERVAL` seconds; snapshots resume when a collector answers.
+went down) the channel pushes ``"collector_down"``, then asks again every
+`REWATCH_INTERVAL` seconds, pushing ``"nodes"`` (``{"nodes": [...]}``, the cluster as this
+node sees it) each time; snapshots resume when a collector answers. A snapshot of
+another node carries the nodes as this node sees them too: the page's nodes table is
+always its own node's view.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ..actors import ActorError, Down, Pid, Ref, call, demonitor, monitor, self_
 from ..channels.channel import Channel, Error, NoReply, Ok, Reply, Stop
 from ..channels.message import Payload
 from ..channels.socket import Socket
-from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of
+from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of, nodes_of
 from .errors import DashboardError
 
 if TYPE_CHECKING:
@@ -88,7 +91,11 @@ class DashboardChannel(Channel):
     async def handle_info(self, message: Any) -> NoReply | Stop | None:
         if isinstance(message, Snapshot):
             if message.node == self.target:
-                self.push("snapshot", message.data)
+                data = message.data
+                local = self.endpoint.node
+                if self.target != local.name:  # the nodes as the page's own node sees them
+                    data = {**data, "nodes": nodes_of(local)}
+                self.push("snapshot", data)
         elif isinstance(message, Watching):
             if message.node == self.target and message.collector != self.collector:
                 if self.collector_ref is not None:
@@ -102,6 +109,7 @@ class DashboardChannel(Channel):
         elif isinstance(message, _Rewatch):
             if self.collector is None:
                 self._ask()
+                self.push("nodes", {"nodes": nodes_of(self.endpoint.node)})
             send_after(REWATCH_INTERVAL, self_pid(), _REWATCH)
         return None
 

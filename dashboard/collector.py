@@ -225,7 +225,7 @@ class Collector(GenServer):
             "node": node.name,
             "at": time.time(),
             "interval": self.interval,
-            "nodes": self._nodes(),
+            "nodes": nodes_of(node),
             "totals": {
                 "processes": len(every),
                 "crashes": node.crashes,
@@ -244,14 +244,6 @@ class Collector(GenServer):
                 "reports": list(reversed(self.reports)),
             },
         }
-
-    def _nodes(self) -> list[dict[str, Any]]:
-        nodes = [{"name": self.node.name, "state": "up", "self": True}]
-        distribution = distribution_of(self.node)
-        if distribution is not None:
-            for name, state in distribution.peer_states().items():
-                nodes.append({"name": name, "state": state, "self": False})
-        return nodes
 
     def _counters(self) -> dict[str, dict[str, int | float]]:
         endpoint = self.endpoint
@@ -311,6 +303,15 @@ class Collector(GenServer):
                 await self._fill(row, child.pid, depth + 1, budget)
 
 
+def nodes_of(node: Node) -> list[dict[str, Any]]:
+    """``node`` (``"self": True``) and every peer it knows of, with their state."""
+    nodes: list[dict[str, Any]] = [{"name": node.name, "state": "up", "self": True}]
+    distribution = distribution_of(node)
+    if distribution is not None:
+        nodes += [{"name": name, "state": state, "self": False} for name, state in distribution.peer_states().items()]
+    return nodes
+
+
 def distribution_of(node: Node) -> Distribution | None:
     """The node's `Distribution` when it is in a cluster, else None."""
     if node.remote is None:
@@ -321,4 +322,14 @@ def distribution_of(node: Node) -> Distribution | None:
     return node.remote if isinstance(node.remote, Distribution) else None
 
 
-__all__ = ["CALL_TIMEOUT", "MAX_PROCESSES", "Collector", "Snapshot", "Unwatch", "Watch", "Watching", "distribution_of"]
+__all__ = [
+    "CALL_TIMEOUT",
+    "MAX_PROCESSES",
+    "Collector",
+    "Snapshot",
+    "Unwatch",
+    "Watch",
+    "Watching",
+    "distribution_of",
+    "nodes_of",
+]

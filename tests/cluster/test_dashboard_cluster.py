@@ -1,6 +1,6 @@
 """The dashboard on a real two-node cluster: the page served by node A lists both
-nodes, shows node B's supervision tree (asked from B's collector over the mesh), and
-kills a worker on B, whose supervisor there restarts it.
+nodes, shows node B's supervision tree (asked from B's collector over the mesh), kills
+a worker on B, whose supervisor there restarts it, and shows B down once B is SIGKILLed.
 
 Each node is a `_dashboard_node` OS process (own process group, killed in teardown).
 With ``ALIGHT_DASHBOARD_SCREENSHOT=docs/dashboard.png`` the test also saves the page
@@ -41,7 +41,7 @@ def two_nodes() -> Iterator[tuple[DashboardNode, DashboardNode]]:
 def test_the_dashboard_of_node_a_shows_and_kills_on_node_b(two_nodes: tuple[DashboardNode, DashboardNode]) -> None:
     require_browser()
     a, b = two_nodes
-    args = ["--view", b.name, "--kill", JOB]
+    args = ["--view", b.name, "--kill", JOB, "--down", str(b.proc.pid)]  # B leads its own process group
     screenshot = os.environ.get("ALIGHT_DASHBOARD_SCREENSHOT")
     if screenshot:
         args += ["--screenshot", str(REPO / screenshot)]
@@ -52,7 +52,7 @@ def test_the_dashboard_of_node_a_shows_and_kills_on_node_b(two_nodes: tuple[Dash
     viewed = run["viewed"]
     assert viewed["viewing"] == b.name
     assert viewed["snapshot_node"] == b.name
-    # Seen from B: B itself and A, both up.
+    # The nodes table is always the view of the page's own node: A, and B, both up.
     assert sorted((n["name"], n["state"]) for n in viewed["nodes"]) == [(a.name, "up"), (b.name, "up")]
     paths = {row["path"] for row in viewed["tree"]}
     assert {"alight.root/workers/jobs", JOB, "alight.root/(endpoint, endpoint)/dashboard"} <= paths
@@ -61,6 +61,10 @@ def test_the_dashboard_of_node_a_shows_and_kills_on_node_b(two_nodes: tuple[Dash
     assert re.fullmatch(r"<0\.\d+\.0>", killed["after"])  # a pid of B, as B prints it
     assert killed["after"] != killed["before"]
     assert killed["note"].startswith("restarted by its supervisor")
+
+    down = run["down"]  # B was SIGKILLed: A's page says so, in A's view of the cluster
+    assert sorted((n["name"], n["state"]) for n in down["nodes"]) == [(a.name, "up"), (b.name, "down")]
+    assert down["status"] == f"no answer from {b.name}"
     assert run["console"]["errors"] == []
     if screenshot:
         assert run["screenshot"]["path"].endswith(".png")

@@ -2,13 +2,15 @@
 // driven by playwright-core. The assertions are in tests/integration/test_dashboard.py
 // and tests/cluster/test_dashboard_cluster.py.
 //
-//   node dashboard.js URL CHROMIUM [--view NODE] [--kill PATH] [--screenshot FILE]
+//   node dashboard.js URL CHROMIUM [--view NODE] [--kill PATH] [--screenshot FILE] [--down PGID]
 //
 // Opens URL (http://HOST:PORT/dashboard), waits for the nodes table and the supervision
 // tree, sorts the process table, optionally views another node (--view) and kills the
-// process at tree path PATH (--kill), waiting for its supervisor to restart it.
+// process at tree path PATH (--kill), waiting for its supervisor to restart it. With
+// --down, then SIGKILLs the process group PGID (the viewed node) and waits for the page
+// to show that node down.
 // Prints JSON lines: {"check": "page"}, "sorted", "viewed", "killed", "screenshot",
-// then {"check": "done"}; a step that fails prints its check with an "error".
+// "down", then {"check": "done"}; a step that fails prints its check with an "error".
 "use strict"
 
 const {chromium} = require("playwright-core")
@@ -19,6 +21,7 @@ const option = name => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 
 const viewNode = option("--view")
 const killPath = option("--kill")
 const screenshot = option("--screenshot")
+const downGroup = option("--down")
 const STEP_MS = 10000 * UNIT
 startDeadline(60000 * UNIT)
 
@@ -125,6 +128,16 @@ async function main(){
         await page.click('#processes-table th[data-key="mailbox"]')  // the busiest first
         await page.screenshot({path: screenshot, fullPage: true})
         return {path: screenshot}
+      })
+    }
+    if(ok && downGroup){
+      await step("down", async () => {
+        process.kill(-Number(downGroup), "SIGKILL")
+        await page.waitForFunction(node => {
+          const row = document.querySelector(`#nodes tr[data-node="${node}"]`)
+          return row && row.children[1].textContent.trim() === "down"
+        }, viewNode, {timeout: STEP_MS})
+        return page.evaluate(readPage)
       })
     }
     await page.close()
