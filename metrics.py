@@ -264,6 +264,8 @@ class _LiveCollector(Collector):
         yield gauge("http_websockets", "Open WebSockets of the native listener", server.websockets)
         for name, doc in _SERVER_COUNTERS:
             yield counter(f"http_{name}", doc, getattr(server, name))
+        if endpoint.presence is not None:
+            yield gauge("presences", "Presences this node sees, every topic", endpoint.presence.tracker.count())
         pubsub = endpoint.pubsub
         yield gauge("pubsub_topics", "Topics with a subscriber on this node", len(pubsub.topics()))
         for name, doc in _PUBSUB_COUNTERS:

@@ -336,16 +336,18 @@ def _counts(children: list[_Child]) -> ChildCounts:
 # -- client functions ------------------------------------------------------------
 
 
-async def _request(sup: Server, op: str, arg: Any = None) -> Any:
-    answer = await call(sup, (op, arg), timeout=None)
+async def _request(sup: Server, op: str, arg: Any = None, timeout: float | None = None) -> Any:
+    answer = await call(sup, (op, arg), timeout=timeout)
     if isinstance(answer, Exception):
         raise answer
     return answer
 
 
-async def which_children(sup: Server) -> list[ChildInfo]:
-    """Every child in start order, with its pid (None if not running)."""
-    result: list[ChildInfo] = await _request(sup, "which_children")
+async def which_children(sup: Server, timeout: float | None = None) -> list[ChildInfo]:
+    """Every child in start order, with its pid (None if not running). Works on a
+    `DynamicSupervisor` too. With ``timeout``, a supervisor busy for longer (starting
+    or restarting a child) raises `CallTimeout`, as any call does."""
+    result: list[ChildInfo] = await _request(sup, "which_children", timeout=timeout)
     return result
 
 

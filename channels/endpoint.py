@@ -9,6 +9,7 @@ supervision tree::
     ├── presence                tracker shards and diff dispatcher (with ``presence=True``)
     ├── channels                DynamicSupervisor of every channel process
     ├── longpoll                DynamicSupervisor of long-poll sessions
+    ├── dashboard               the dashboard's collector (with ``dashboard=True``)
     └── http                    the native listener (when a port is given)
 
 Build one, mount sockets and routes, and run it::
@@ -56,6 +57,7 @@ from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
+    from ..dashboard import Dashboard
     from ..metrics import EndpointMetrics
     from .presence.presence import Presence
     from .socket import Socket
@@ -128,6 +130,10 @@ class Endpoint:
 
     ``metrics=True`` serves Prometheus metrics at ``GET /metrics`` (`alight.metrics`;
     ``endpoint.metrics.registry`` takes metrics of your own).
+
+    ``dashboard=True`` serves the live dashboard at ``GET /dashboard`` (`alight.dashboard`;
+    ``Dashboard(endpoint, path=..., interval=...)`` for other settings). It can kill
+    processes: an admin tool, for loopback or behind your own authentication.
     """
 
     def __init__(
@@ -142,6 +148,7 @@ class Endpoint:
         name: str = "endpoint",
         presence: bool = False,
         metrics: bool = False,
+        dashboard: bool = False,
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -180,6 +187,12 @@ class Endpoint:
 
             self.metrics = EndpointMetrics(self)
             self.route("GET", METRICS_PATH, self.metrics.scrape)
+        self.dashboard: Dashboard | None = None
+        """Set by `Dashboard(endpoint)`; its collector starts after the channel supervisors."""
+        if dashboard:
+            from ..dashboard import Dashboard
+
+            Dashboard(self)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -260,6 +273,7 @@ class Endpoint:
             *([] if self.presence is None else [self.presence.child_spec()]),
             ChildSpec(id="channels", start=start_channels, type="supervisor"),
             ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
+            *([] if self.dashboard is None else [self.dashboard.child_spec()]),
         ]
         if port is not None:
             from ..transports.server import HttpListener, ServerConfig

@@ -235,6 +235,12 @@ class Distribution:
         """The names of the peers up now (Erlang's ``nodes()``), sorted."""
         return sorted(self._up)
 
+    def peer_states(self) -> dict[str, str]:
+        """Every other node this one knows of, by name, with its state: ``"up"``,
+        ``"connecting"`` or ``"down"`` (for tools such as the dashboard; `nodes` lists
+        the ones up)."""
+        return {name: peer.state for name, peer in sorted(self._peers.items())}
+
     def monitor_nodes(self, pid: Pid, flag: bool = True) -> None:
         """Send ``pid`` a `Nodeup`/`Nodedown` for every node that comes or goes."""
         if flag:

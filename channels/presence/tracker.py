@@ -287,6 +287,11 @@ class Tracker:
         """Every (key, meta) on ``topic`` (of replicas that are up), in join order."""
         return [(key, meta) for key, meta, _pid in self._shard(topic).state.get_by_topic(topic)]
 
+    def count(self) -> int:
+        """How many presences this node sees across every topic (of replicas that are up):
+        a gauge for metrics, O(presences)."""
+        return sum(sum(1 for _ in shard.state.values()) for shard in self._shards if shard is not None)
+
     def version(self, topic: str) -> int:
         """A number that changes whenever ``topic``'s presences change (for caches)."""
         shard = self._shards[self.shard_index(topic)]

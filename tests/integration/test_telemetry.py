@@ -310,3 +310,19 @@ def test_metrics_are_off_by_default_and_their_handlers_go_with_the_endpoint(run:
         assert node.telemetry.list_handlers() == []
 
     run(main)
+
+
+def test_presences_are_a_gauge_read_at_scrape_time(run: Runner, node: Node) -> None:
+    async def main() -> None:
+        app, port = await serve(node, metrics=True, presence=True)
+        assert app.presence is not None
+        assert (await scrape(port))[("alight_presences", ())] == 0
+        tracker = app.presence.tracker
+        await tracker.track(self_pid(), "room:a", "ann", {"device": "phone"})
+        await tracker.track(self_pid(), "room:a", "bob", {})
+        await tracker.track(self_pid(), "room:b", "ann", {"device": "laptop"})
+        assert value(await scrape(port), "alight_presences") == 3
+        await tracker.untrack(self_pid(), "room:a", "bob")
+        assert value(await scrape(port), "alight_presences") == 2
+
+    run(main)

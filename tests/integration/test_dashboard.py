@@ -1,0 +1,185 @@
+"""The dashboard in headless Chromium against a real server process.
+
+`_dashboard_node` (an endpoint with ``dashboard=True`` and a small supervision tree,
+with some load) runs as its own OS process; ``tests/js/dashboard.js`` opens
+``/dashboard`` on it with playwright-core, checks the nodes table and the tree, sorts
+the process table, clicks the supervised worker ``job.1``, kills it, and waits for the
+page to show its supervisor's restart (a new pid at the same place in the tree).
+
+Skipped when ``/usr/bin/chromium`` is missing, unless ``ALIGHT_REQUIRE_BROWSER`` is
+set (CI sets it): then a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..conftest import UNIT
+from .conftest import REPO, kill_group, run_node, running_app, uvicorn_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+JOB = "alight.root/workers/jobs/job.1"
+
+
+@dataclass
+class DashboardNode:
+    """A `_dashboard_node` OS process: its name, HTTP port and cluster address."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    http_port: int
+    address: str
+
+    def url(self, path: str = "/dashboard") -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def stop(self) -> None:
+        kill_group(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def start_dashboard_node(name: str, *args: str, env: dict[str, str] | None = None) -> DashboardNode:
+    """Start ``python -m tests.integration._dashboard_node NAME ARGS`` and wait (bounded)
+    for its ``ready`` line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration._dashboard_node", name, *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 15 * UNIT
+    buffer = b""
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            while b"ready\n" not in buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise TimeoutError(f"node {name} did not start: {buffer.decode()!r}")
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"node {name} exited with {proc.poll()}: {buffer.decode()!r}")
+                buffer += chunk
+    except BaseException:
+        kill_group(proc)
+        raise
+    port, address = 0, ""
+    for line in buffer.decode().splitlines():
+        if line.startswith("http "):
+            port = int(line.split()[1])
+        elif line.startswith("address "):
+            address = line.split()[1]
+    return DashboardNode(name, proc, port, address)
+
+
+def require_browser() -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
+            pytest.fail(f"ALIGHT_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; ./dev test does it)")
+
+
+@pytest.fixture(scope="module")
+def dashboard_node() -> Iterator[DashboardNode]:
+    node = start_dashboard_node("dash@127.0.0.1", "--load")
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def _get(node: DashboardNode, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=10 * UNIT)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_the_page_is_served_self_contained(dashboard_node: DashboardNode) -> None:
+    status, headers, body = _get(dashboard_node, "/dashboard")
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    page = body.decode()
+    assert 'data-node="dash@127.0.0.1"' in page
+    assert '<script src="/alight.js"></script>' in page
+    assert not re.search(r"""src=["']https?://""", page)  # no CDN: everything from this node
+
+
+def test_the_socket_refuses_other_origins(dashboard_node: DashboardNode) -> None:
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    path = "/dashboard/socket/websocket?vsn=2.0.0"
+    status, _, _ = _get(dashboard_node, path, {**upgrade, "Origin": "http://evil.example"})
+    assert status == 403
+    # Its own page's origin is allowed (the endpoint itself checks no origin at all).
+    status, _, _ = _get(dashboard_node, path, {**upgrade, "Origin": dashboard_node.url("")})
+    assert status == 101
+
+
+def test_the_dashboard_in_chromium_kills_a_worker_and_shows_its_restart(dashboard_node: DashboardNode) -> None:
+    require_browser()
+    run = run_node("dashboard.js", dashboard_node.url(), str(CHROMIUM), "--kill", JOB, timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    page = run["page"]
+    assert page["title"] == "alight dashboard"
+    assert page["nodes"] == [{"name": "dash@127.0.0.1", "state": "up"}]
+    assert page["snapshot_node"] == "dash@127.0.0.1"
+    paths = {row["path"] for row in page["tree"]}
+    assert {"alight.root", "alight.root/workers", "alight.root/workers/jobs", JOB} <= paths
+    assert "alight.root/(endpoint, endpoint)/dashboard" in paths
+    assert {"room:lobby", "room:dev", "room:ops"} <= set(page["topics"])
+
+    orders = run["sorted"]["orders"]
+    for key in ("mailbox", "messages"):  # descending by default
+        values = orders[key]["values"]
+        assert values == sorted(values, reverse=True), key
+        assert "sorted" in orders[key]["header"]
+    for key in ("name", "status"):  # a first click sorts ascending
+        values = orders[key]["values"]
+        assert values == sorted(values, key=str.lower) or values == sorted(values), key
+        assert "asc" in orders[key]["header"]
+
+    killed = run["killed"]
+    assert re.fullmatch(r"<0\.\d+\.0>", killed["before"])
+    assert re.fullmatch(r"<0\.\d+\.0>", killed["after"])
+    assert killed["after"] != killed["before"]
+    assert "job.1" in killed["detail"]
+    assert killed["note"] == f"restarted by its supervisor: {killed['before']} → {killed['after']}"
+    assert killed["after"] in killed["after_detail"]
+    assert run["console"]["errors"] == []
+
+
+def test_the_dashboard_under_uvicorn(tmp_path: Path) -> None:
+    require_browser()
+    with running_app("tests.integration._dashboard_node:asgi_app", tmp_path / "app.log", command=uvicorn_run) as app:
+        run = run_node("dashboard.js", app.http("/dashboard"), str(CHROMIUM), timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    page = run["page"]
+    assert page["status"] == "live"
+    assert [node["name"] for node in page["nodes"]] == [page["snapshot_node"]]
+    assert "alight.root/(endpoint, endpoint)/dashboard" in {row["path"] for row in page["tree"]}
+    assert run["console"]["errors"] == []
