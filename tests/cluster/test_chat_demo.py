@@ -140,6 +140,9 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
     assert _index(crash_socket, "socket reconnected after ") > closed
     assert _index(crash_socket, "rejoined room:lobby on ") > closed
 
+    rooms = check("rooms")
+    assert rooms["tabs"] == ["room:lobby", "room:random"]
+
     kill = check("kill_node")
     assert kill["killed"] in NODES
     assert kill["node_after"] in NODES
@@ -155,6 +158,8 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
 
     assert check("screenshot")["path"] == str(screenshot)
     assert screenshot.read_bytes().startswith(PNG_SIGNATURE)
+    console = check("console")
+    assert (console["room"], console["node"] in NODES) == ("lobby", True)
     pages = check("pages")
     assert pages["page_errors"] == []
     assert pages["console_api"] == [True, True]

@@ -5,10 +5,12 @@
 //   node chat.js URL SCREENSHOT [CHROMIUM]
 //
 // Two browser contexts (alice, bob) pick names and chat in room:lobby; a third one
-// (alice on a second device) comes and goes; alice crashes her channel, bob his socket,
-// and alice kills the node she is connected to. One JSON line per step:
-// {"check": STEP, ...what the pages showed} (or {"check": STEP, "error": ...}), then a
-// screenshot of alice's page at 1280x800 to SCREENSHOT and {"check": "done"}.
+// (alice on a second device) comes and goes; alice crashes her channel, bob his socket;
+// alice joins a second room, then kills the node she is connected to; a screenshot of
+// alice's page (1280x800) goes to SCREENSHOT; last, bob's console drives alight.js by
+// hand, as the README shows. One JSON line per step: {"check": STEP, ...what the pages
+// showed} (or {"check": STEP, "error": ...}; the steps after a failed one are skipped),
+// then {"check": "pages"} (uncaught page errors) and {"check": "done"}.
 "use strict"
 
 const {chromium} = require("playwright-core")
@@ -131,8 +133,8 @@ async function scenario(browser){
       await until(a, v => v.log.some(t => t.includes("channel crashed")), "alice's channel to crash")
       await until(a, (v, topic) => v.log.some(t => t.startsWith(`rejoined ${topic}`)) && v.channel_state === "joined",
         "alice's channel to rejoin", TOPIC)
-      await say(a, "after the channel crash")
-      await until(b, v => v.messages.some(m => m.body === "after the channel crash"), "bob to get it")
+      await say(a, "my channel crashed and I am still here")
+      await until(b, v => v.messages.some(m => m.body === "my channel crashed and I am still here"), "bob to get it")
       return {log: (await view(a)).log}
     }],
     ["crash_socket", async () => {
@@ -140,9 +142,18 @@ async function scenario(browser){
       await until(b, v => v.log.some(t => t.startsWith("connection closed (code 1011)")), "bob's socket to close")
       await until(b, v => v.log.some(t => t.startsWith("socket reconnected")) && v.channel_state === "joined"
         && v.status === "connected", "bob to reconnect and rejoin")
-      await say(b, "after the socket crash")
-      await until(a, v => v.messages.some(m => m.body === "after the socket crash"), "alice to get it")
+      await say(b, "socket crashed, reconnected in a blink")
+      await until(a, v => v.messages.some(m => m.body === "socket crashed, reconnected in a blink"), "alice to get it")
       return {log: (await view(b)).log}
+    }],
+    ["rooms", async () => {
+      await a.fill("#room-input", "random")
+      await a.press("#room-input", "Enter")
+      await until(a, v => v.log.some(t => t.startsWith("joined room:random on ")), "alice to join room:random")
+      const tabs = await a.$$eval("#room-list li", items => items.map(li => li.dataset.topic))
+      await a.click('#room-list li[data-topic="room:lobby"]')
+      await until(a, v => v.status === "connected" && v.presence.length === 2, "alice back in room:lobby")
+      return {tabs, log: (await view(a)).log}
     }],
     ["kill_node", async () => {
       const before = await view(a)
@@ -159,10 +170,10 @@ async function scenario(browser){
         const refs = v.metas.filter(m => m.name === "alice").map(m => m.ref)
         return refs.length > 0 && refs.every(r => !old.includes(r))
       }, "bob to see alice leave and return", seenByBob)
-      await say(a, "back again")
-      await until(b, v => v.messages.some(m => m.body === "back again"), "bob to get alice's message after the kill")
-      await say(b, "welcome back")
-      await until(a, v => v.messages.some(m => m.body === "welcome back"), "alice to get bob's message after the kill")
+      await say(a, "back after my node was killed")
+      await until(b, v => v.messages.some(m => m.body === "back after my node was killed"), "bob to get alice's message after the kill")
+      await say(b, "welcome back!")
+      await until(a, v => v.messages.some(m => m.body === "welcome back!"), "alice to get bob's message after the kill")
       const after = await view(a)
       return {
         killed: before.node, node_after: after.node, status_after: after.status_text,
@@ -174,6 +185,22 @@ async function scenario(browser){
       await a.bringToFront()
       await a.screenshot({path: screenshot})
       return {path: screenshot}
+    }],
+    ["console", async () => {
+      // What the README shows: driving alight.js by hand from the browser's console.
+      const reply = await b.evaluate(() => new Promise((resolve, reject) => {
+        const s = new alight.Socket("/socket", {params: {name: "console", device: "devtools"}})
+        s.connect()
+        const room = s.channel("room:lobby")
+        room.join().receive("ok", joined => {
+          room.push("new_msg", {body: "hello from the console"})
+            .receive("ok", () => resolve(joined))
+            .receive("error", reject)
+        }).receive("error", reject)
+      }))
+      await until(a, v => v.messages.some(m => m.name === "console" && m.body === "hello from the console")
+        && v.presence.some(p => p.name === "console"), "alice to see the console user and message")
+      return {node: reply.node, room: reply.room}
     }],
   ]
   for(const [check, body] of steps){
