@@ -5,10 +5,10 @@
 //   node chat.js URL SCREENSHOT [CHROMIUM]
 //
 // Two browser contexts (alice, bob) pick names and chat in room:lobby; a third one
-// (alice on a second device) comes and goes; alice crashes her channel, bob his socket;
-// alice joins a second room, then kills the node she is connected to; a screenshot of
-// alice's page (1280x800) goes to SCREENSHOT; last, bob's console drives alight.js by
-// hand, as the README shows. One JSON line per step: {"check": STEP, ...what the pages
+// (alice on a second device) comes and goes; bob's console drives alight.js by hand, as
+// the README shows; alice crashes her channel, bob his socket; alice joins a second
+// room, then kills the node she is connected to; a screenshot of alice's page
+// (1280x800) goes to SCREENSHOT. One JSON line per step: {"check": STEP, ...what the pages
 // showed} (or {"check": STEP, "error": ...}; the steps after a failed one are skipped),
 // then {"check": "pages"} (uncaught page errors) and {"check": "done"}.
 "use strict"
@@ -128,6 +128,25 @@ async function scenario(browser){
       await until(b, both, "bob to see both messages")
       return {alice: (await view(a)).messages, bob: (await view(b)).messages}
     }],
+    ["console", async () => {
+      // What the README shows: driving alight.js by hand from the browser's console.
+      const reply = await b.evaluate(() => new Promise((resolve, reject) => {
+        const s = new alight.Socket("/socket", {params: {name: "console", device: "devtools"}})
+        window.consoleSocket = s
+        s.connect()
+        const room = s.channel("room:lobby")
+        room.join().receive("ok", joined => {
+          room.push("new_msg", {body: "hello from the console"})
+            .receive("ok", () => resolve(joined))
+            .receive("error", reject)
+        }).receive("error", reject)
+      }))
+      await until(a, v => v.messages.some(m => m.name === "console" && m.body === "hello from the console")
+        && v.presence.some(p => p.name === "console"), "alice to see the console user and message")
+      await b.evaluate(() => window.consoleSocket.disconnect())
+      await until(a, v => !v.presence.some(p => p.name === "console"), "the console user to leave")
+      return {node: reply.node, room: reply.room}
+    }],
     ["crash_channel", async () => {
       await a.click("#crash-channel")
       await until(a, v => v.log.some(t => t.includes("channel crashed")), "alice's channel to crash")
@@ -185,22 +204,6 @@ async function scenario(browser){
       await a.bringToFront()
       await a.screenshot({path: screenshot})
       return {path: screenshot}
-    }],
-    ["console", async () => {
-      // What the README shows: driving alight.js by hand from the browser's console.
-      const reply = await b.evaluate(() => new Promise((resolve, reject) => {
-        const s = new alight.Socket("/socket", {params: {name: "console", device: "devtools"}})
-        s.connect()
-        const room = s.channel("room:lobby")
-        room.join().receive("ok", joined => {
-          room.push("new_msg", {body: "hello from the console"})
-            .receive("ok", () => resolve(joined))
-            .receive("error", reject)
-        }).receive("error", reject)
-      }))
-      await until(a, v => v.messages.some(m => m.name === "console" && m.body === "hello from the console")
-        && v.presence.some(p => p.name === "console"), "alice to see the console user and message")
-      return {node: reply.node, room: reply.room}
     }],
   ]
   for(const [check, body] of steps){
