@@ -105,6 +105,7 @@ def screenshot(tmp_path: Path) -> Path:
     return Path(chosen).resolve() if chosen else tmp_path / "demo.png"
 
 
+@pytest.mark.timeout(200 * UNIT)  # the browser script's own bound is 170 units
 def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screenshot: Path) -> None:
     _wait_up(demo)
     before = {node["name"]: node["pid"] for node in demo.nodes()}
@@ -141,7 +142,9 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
     assert _index(crash_socket, "rejoined room:lobby on ") > closed
 
     rooms = check("rooms")
-    assert rooms["tabs"] == ["room:lobby", "room:random"]
+    assert rooms["tabs"] == ["room:lobby", "room:random"]  # the refused room left no tab
+    refused = rooms["log"][_index(rooms["log"], "join room:no spaces! refused: ")]
+    assert "room names are 1-32 lowercase letters, digits" in refused
 
     kill = check("kill_node")
     assert kill["killed"] in NODES

@@ -169,6 +169,10 @@ async function scenario(browser){
       await a.fill("#room-input", "random")
       await a.press("#room-input", "Enter")
       await until(a, v => v.log.some(t => t.startsWith("joined room:random on ")), "alice to join room:random")
+      await a.fill("#room-input", "no spaces!")
+      await a.press("#room-input", "Enter")
+      await until(a, v => v.log.some(t => t.startsWith("join room:no spaces! refused: room names are")),
+        "the bad room name to be refused")
       const tabs = await a.$$eval("#room-list li", items => items.map(li => li.dataset.topic))
       await a.click('#room-list li[data-topic="room:lobby"]')
       await until(a, v => v.status === "connected" && v.presence.length === 2, "alice back in room:lobby")
