@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,9 +23,33 @@ def main() -> None:
     """alight: Phoenix Channels for Python, on a BEAM-like actor runtime."""
 
 
-@main.group()
-def demo() -> None:
-    """Demos you can watch."""
+@main.group(invoke_without_command=True)
+@click.option("--port", default=4000, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option("--nodes", "count", default=3, show_default=True, type=click.IntRange(1, 16), help="How many nodes.")
+@click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path), help="Keep a JSON node list here.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Node output to DIR/NAME.log.")
+@click.pass_context
+def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, log_dir: Path | None) -> None:
+    """The chat demo: a cluster of nodes on this machine serving a chat at
+    http://127.0.0.1:PORT (they share the port), until Ctrl-C.
+
+    Pick a name, join rooms, chat; crash your channel or your socket, or kill the
+    node you are connected to, and watch the page recover while the launcher
+    restarts the node. Each run makes a fresh cluster secret, given to the nodes
+    in their environment. Other demos are subcommands: alight demo supervision.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from alight.cluster.launcher import LaunchConfig
+    from alight.demo.chat import APP
+
+    try:
+        config = LaunchConfig(app=APP, nodes=count, port=port, restart=True, status_file=status_file, log_dir=log_dir)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    url = f"http://127.0.0.1:{port}"
+    up = f"[bold green]chat demo up:[/bold green] open [link={url}]{url}[/link] in two browser windows; Ctrl-C stops it"
+    sys.exit(asyncio.run(_run_cluster(config, secret=secrets.token_urlsafe(32), up_message=up)))
 
 
 @demo.command("supervision")
@@ -229,12 +254,13 @@ def cluster_start(
     sys.exit(asyncio.run(_run_cluster(config)))
 
 
-async def _run_cluster(config: LaunchConfig) -> int:
+async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_message: str | None = None) -> int:
     """`ClusterLauncher` until SIGTERM/SIGINT: 0 after a clean stop, 1 if the cluster
-    could not start or every node is down for good."""
+    could not start or every node is down for good. ``secret`` (default:
+    $ALIGHT_CLUSTER_SECRET, else a random one) goes to the nodes in their environment;
+    ``up_message`` (rich markup) is printed once every node is up."""
     import logging
     import os
-    import secrets
     import signal
 
     from rich.console import Console
@@ -252,7 +278,8 @@ async def _run_cluster(config: LaunchConfig) -> int:
 
     # A cluster of its own: a fresh secret unless the caller shares one through the
     # environment (the launcher gives it to the nodes the same way, never in argv).
-    secret = os.environ.get(ENV_VAR) or secrets.token_urlsafe(32)
+    if secret is None:
+        secret = os.environ.get(ENV_VAR) or secrets.token_urlsafe(32)
     try:
         launcher = ClusterLauncher(config, secret=secret, on_change=show)
     except BadSecret as error:
@@ -282,6 +309,8 @@ async def _run_cluster(config: LaunchConfig) -> int:
         started = True
         show(launcher.nodes)
         console.print(f"cluster of {config.nodes} nodes up; Ctrl-C or SIGTERM stops it")
+        if up_message is not None:
+            console.print(up_message)
         await launcher.monitor(stopping)
         return 0 if stopping.is_set() else 1
     finally:

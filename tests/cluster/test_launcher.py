@@ -116,9 +116,11 @@ class Child:
                     pytest.fail(f"exited ({self.proc.poll()}) first; output:\n" + "\n".join(self.lines))
                 self._buffer += chunk
                 *complete, self._buffer = self._buffer.split(b"\n")
-                for raw in complete:
-                    line = raw.decode(errors="replace")
-                    self.lines.append(line)
+                # Keep every line of the chunk (a later wait may need the ones after
+                # the match), then answer with the first match.
+                start = len(self.lines)
+                self.lines.extend(raw.decode(errors="replace") for raw in complete)
+                for line in self.lines[start:]:
                     if predicate(line):
                         return line
 

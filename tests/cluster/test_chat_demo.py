@@ -1,0 +1,201 @@
+"""``alight demo``, run as a user runs it: the console script starts a 3-node cluster on
+a free port, and headless Chromium (tests/js/chat.js, playwright-core) drives the chat
+page through its UI: two browser contexts chat and see each other's presence, one
+crashes its channel, the other its socket, and one kills the node it is connected to;
+the pages recover and the launcher restarts the node.
+
+The launcher runs in a session of its own; teardown SIGKILLs its group and every node
+pid the status file ever listed, so nothing is left behind. The screenshot of alice's
+page goes to a temporary file, or to ``$ALIGHT_DEMO_SCREENSHOT`` (``docs/demo.png`` is
+made this way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import UNIT
+from ..integration.conftest import run_node
+from .test_launcher import Child, _alive, _free_port, _status
+
+CHROMIUM = Path("/usr/bin/chromium")
+NODES = ["node0@127.0.0.1", "node1@127.0.0.1", "node2@127.0.0.1"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Demo:
+    """A running ``alight demo``: its launcher, port and status file."""
+
+    def __init__(self, launcher: Child, port: int, status_file: Path) -> None:
+        self.launcher = launcher
+        self.port = port
+        self.status_file = status_file
+        self.pids_seen: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def nodes(self) -> list[dict[str, Any]]:
+        nodes = _status(self.status_file)
+        self.pids_seen |= {node["pid"] for node in nodes if node["pid"]}
+        return nodes
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    if not CHROMIUM.exists():
+        if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
+            pytest.fail(f"ALIGHT_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; ./dev test does it)")
+    port = _free_port()
+    status_file = tmp_path / "status.json"
+    # Node output to files: nobody reads the launcher's pipe while Chromium runs, and a
+    # full pipe would block the launcher.
+    args = ["demo", "--port", str(port), "--status-file", str(status_file), "--log-dir", str(tmp_path / "logs")]
+    running = Demo(Child(args, secret=None), port, status_file)
+    try:
+        yield running
+    finally:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            running.nodes()
+        running.launcher.kill()
+        for pid in running.pids_seen:  # every node is the leader of its own group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _wait_up(demo: Demo) -> None:
+    demo.launcher.wait_line(lambda line: "chat demo up: open" in line)
+
+
+def test_demo_serves_the_page_on_a_three_node_cluster(demo: Demo) -> None:
+    _wait_up(demo)
+    line = demo.launcher.wait_line(lambda line: "chat demo up: open" in line)
+    assert f"http://127.0.0.1:{demo.port}" in line
+    nodes = demo.nodes()
+    assert [node["name"] for node in nodes] == NODES
+    assert {node["state"] for node in nodes} == {"up"}
+    assert {node["http_port"] for node in nodes} == {demo.port}
+    for node in nodes:  # a secret was made for this run and never put on a command line
+        assert b"SECRET" not in Path(f"/proc/{node['pid']}/cmdline").read_bytes().upper()
+        assert b"ALIGHT_CLUSTER_SECRET=" in Path(f"/proc/{node['pid']}/environ").read_bytes()
+    with urllib.request.urlopen(demo.url, timeout=5 * UNIT) as response:
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        page = response.read()
+    assert b'<script src="/alight.js"></script>' in page
+    with urllib.request.urlopen(demo.url + "alight.js", timeout=5 * UNIT) as response:
+        assert b"root.alight = {" in response.read()
+    demo.launcher.proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0
+    assert not any(_alive(node["pid"]) for node in nodes)
+
+
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Path:
+    chosen = os.environ.get("ALIGHT_DEMO_SCREENSHOT")
+    return Path(chosen).resolve() if chosen else tmp_path / "demo.png"
+
+
+@pytest.mark.timeout(200 * UNIT)  # the browser script's own bound is 170 units
+def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screenshot: Path) -> None:
+    _wait_up(demo)
+    before = {node["name"]: node["pid"] for node in demo.nodes()}
+    run = run_node("chat.js", demo.url, str(screenshot), str(CHROMIUM), timeout=170 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    check = run.__getitem__  # an observation, or a failure with the whole transcript
+
+    presence = check("presence")
+    for page in ("alice", "bob"):
+        seen = presence[page]
+        assert seen["presence"] == [{"name": "alice", "devices": 1}, {"name": "bob", "devices": 1}]
+        assert seen["status"] == "connected"
+        assert seen["node"] in NODES
+        assert seen["status_text"] == f"connected to {seen['node']}"
+        assert seen["console_ok"] is True
+
+    devices = check("devices")
+    assert {"name": "alice", "devices": 2} in devices["two"]
+    assert {"name": "alice", "devices": 1} in devices["one"]
+
+    chat = check("chat")
+    for page in ("alice", "bob"):
+        bodies = [(m["name"], m["body"]) for m in chat[page]]
+        assert bodies == [("alice", "hi bob"), ("bob", "hello alice")]
+        assert all(" · via node" in m["meta"] for m in chat[page])
+
+    crash_channel = check("crash_channel")["log"]
+    crashed = _index(crash_channel, "room:lobby: channel crashed on node")
+    assert _index(crash_channel, "rejoined room:lobby on ") > crashed
+
+    crash_socket = check("crash_socket")["log"]
+    closed = _index(crash_socket, "connection closed (code 1011)")
+    assert _index(crash_socket, "socket reconnected after ") > closed
+    assert _index(crash_socket, "rejoined room:lobby on ") > closed
+
+    rooms = check("rooms")
+    assert rooms["tabs"] == ["room:lobby", "room:random"]  # the refused room left no tab
+    refused = rooms["log"][_index(rooms["log"], "join room:no spaces! refused: ")]
+    assert "room names are 1-32 lowercase letters, digits" in refused
+
+    kill = check("kill_node")
+    assert kill["killed"] in NODES
+    assert kill["node_after"] in NODES
+    assert kill["status_after"] == f"connected to {kill['node_after']}"
+    alice_log = kill["alice_log"]
+    dropped = _index(alice_log, "connection closed (code ")
+    assert _index(alice_log, f"{kill['killed']} is about to be SIGKILLed") < dropped
+    assert _index(alice_log, "rejoined room:lobby on ") > dropped
+    alice_now = [meta for meta in kill["bob_metas"] if meta["name"] == "alice"]
+    assert alice_now
+    assert not {meta["ref"] for meta in alice_now} & set(kill["old_refs"])
+    assert _index(kill["bob_log"], "room:lobby: alice killed ") >= 0
+
+    assert check("screenshot")["path"] == str(screenshot)
+    assert screenshot.read_bytes().startswith(PNG_SIGNATURE)
+    console = check("console")
+    assert (console["room"], console["node"] in NODES) == ("lobby", True)
+    pages = check("pages")
+    assert pages["page_errors"] == []
+    assert pages["console_api"] == [True, True]
+
+    # The launcher restarted the killed node: a new OS process under the same name,
+    # shown in its node table.
+    killed, old_pid = kill["killed"], str(before[kill["killed"]])
+    down = _row(demo.launcher.wait_line(lambda line: _cells(line, 0, -1) == (killed, "down")))
+    assert down[1] == old_pid
+    up = _row(demo.launcher.wait_line(lambda line: _cells(line, 0, -1) == (killed, "up") and old_pid not in _row(line)))
+    assert up[1].isdigit()
+    assert not _alive(int(old_pid))
+    assert demo.nodes()[NODES.index(killed)]["pid"] == int(up[1])
+
+    demo.launcher.proc.send_signal(signal.SIGTERM)
+    assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0
+    assert not any(_alive(pid) for pid in demo.pids_seen)
+
+
+def _row(line: str) -> list[str]:
+    """The cells of a row of the launcher's node table (name, pid, port, address, state)."""
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def _cells(line: str, *indexes: int) -> tuple[str, ...] | None:
+    """Those cells of a node-table row, or None for any other line."""
+    row = _row(line)
+    return tuple(row[i] for i in indexes) if len(row) == 5 else None
+
+
+def _index(lines: list[str], prefix: str) -> int:
+    """The index of the last line starting with ``prefix`` (-1 if none)."""
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith(prefix):
+            return index
+    return -1
