@@ -48,7 +48,11 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     url = f"http://127.0.0.1:{port}"
-    up = f"[bold green]chat demo up:[/bold green] open [link={url}]{url}[/link] in two browser windows; Ctrl-C stops it"
+    up = (
+        f"[bold green]chat demo up:[/bold green] open [link={url}]{url}[/link] in two browser windows;"
+        f" the live dashboard is at [link={url}/dashboard]{url}/dashboard[/link], metrics at {url}/metrics."
+        " Ctrl-C stops it"
+    )
     sys.exit(asyncio.run(_run_cluster(config, secret=secrets.token_urlsafe(32), up_message=up)))
 
 

@@ -174,7 +174,9 @@ class ChatSocket(Socket):
 
 class ChatEndpoint(Endpoint):
     """The chat's endpoint: the socket at ``/socket``, the page at ``/``, presence on,
-    and a `HistoryServer` beside the endpoint's own tree.
+    the dashboard at ``/dashboard`` and metrics at ``/metrics`` (both on unless
+    ``dashboard=False`` / ``metrics=False``), and a `HistoryServer` beside the
+    endpoint's own tree.
 
     ``kill_node`` is what ``kill_node`` does after its reply (default:
     `kill_this_process`); tests pass a harmless stand-in. Other keyword arguments go
@@ -190,6 +192,10 @@ class ChatEndpoint(Endpoint):
         **settings: Any,
     ) -> None:
         settings.setdefault("check_origin", "conn")
+        # The demo is about seeing inside: the live dashboard and Prometheus metrics on
+        # every node (loopback only, as `alight demo` binds 127.0.0.1).
+        settings.setdefault("dashboard", True)
+        settings.setdefault("metrics", True)
         super().__init__(name=name, presence=True, **settings)
         self.limits = limits or ChatLimits()
         self.kill_node = kill_node

@@ -94,9 +94,33 @@ def test_demo_serves_the_page_on_a_three_node_cluster(demo: Demo) -> None:
     assert b'<script src="/alight.js"></script>' in page
     with urllib.request.urlopen(demo.url + "alight.js", timeout=5 * UNIT) as response:
         assert b"root.alight = {" in response.read()
+    with urllib.request.urlopen(demo.url + "metrics", timeout=5 * UNIT) as response:
+        metrics = response.read().decode()
+    assert "alight_processes{" in metrics
+    assert "alight_cluster_nodes_up{" in metrics
     demo.launcher.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0
     assert not any(_alive(node["pid"]) for node in nodes)
+
+
+HISTORY = "alight.root/(chat, chat)/history"
+"""The tree path of a node's chat history server, as the dashboard names it."""
+
+
+@pytest.mark.timeout(90 * UNIT)
+def test_the_dashboard_of_the_demo_shows_the_cluster_and_a_killed_process_comes_back(demo: Demo) -> None:
+    _wait_up(demo)
+    run = run_node("dashboard.js", demo.url + "dashboard", str(CHROMIUM), "--kill", HISTORY, timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    page = run["page"]
+    assert page["snapshot_node"] in NODES
+    assert sorted(node["name"] for node in page["nodes"]) == NODES
+    assert {node["state"] for node in page["nodes"]} == {"up"}
+    assert HISTORY in {row["path"] for row in page["tree"]}
+    killed = run["killed"]
+    assert killed["after"] != killed["before"]
+    assert killed["note"].startswith("restarted by its supervisor")
+    assert run["console"]["errors"] == []
 
 
 @pytest.fixture
