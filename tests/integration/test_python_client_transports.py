@@ -9,6 +9,8 @@ and a refused connection that backs off. V1 (§2.2): join and ping over both tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -296,5 +298,51 @@ def test_no_fallback_when_the_websocket_works(reference_app: RunningApp) -> None
             assert await channel.push("ping", {}) == Reply("ok", {})
             assert socket.transport == "websocket"
             assert socket.connections == 1
+
+    run(main)
+
+
+# -- presence with three users ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_presence_with_three_users(reference_app: RunningApp, transport: str) -> None:
+    """Three clients on one topic: each one's Presence syncs to all three users; when
+    the third leaves, the other two see it leave and their lists are right."""
+
+    async def main() -> None:
+        topic = f"room:three-{transport}"
+        users = ("alice", "bob", "carol")
+        async with contextlib.AsyncExitStack() as stack:
+            changed = asyncio.Event()
+            channels, presences = {}, {}
+            joins: dict[str, list[str]] = {user: [] for user in users}
+            leaves: dict[str, list[str]] = {user: [] for user in users}
+
+            def record(into: list[str], key: str, current: object, presence: object) -> None:
+                into.append(key)
+
+            for user in users:
+                socket = await stack.enter_async_context(client(reference_app, user, transport=transport))
+                channel = socket.channel(topic, {"device": f"py-{user}"})
+                presence = Presence(channel)
+                presence.on_sync(changed.set)
+                presence.on_join(functools.partial(record, joins[user]))
+                presence.on_leave(functools.partial(record, leaves[user]))
+                channels[user], presences[user] = channel, presence
+                await channel.join()
+
+            def listed(user: str) -> list[tuple[str, list[str]]]:
+                return sorted(presences[user].list(lambda key, p: (key, [m["device"] for m in p["metas"]])))
+
+            everyone = [(user, [f"py-{user}"]) for user in users]
+            await wait_until(lambda: all(listed(user) == everyone for user in users), changed)
+            for user in users:
+                assert set(joins[user]) == set(users)
+                assert leaves[user] == []
+
+            await channels["carol"].leave()
+            await wait_until(lambda: listed("alice") == listed("bob") == everyone[:2], changed)
+            assert leaves["alice"] == leaves["bob"] == ["carol"]
 
     run(main)
