@@ -1,0 +1,55 @@
+// The side-by-side scenario (tests/integration/test_side_by_side.py) run by the official
+// phoenix client; the Python client runs the same steps, and the test compares the frames
+// each sent on the wire (recorded by a relay between the client and the app).
+//
+//   node side_by_side.js WS_URL
+//
+// WS_URL is the socket endpoint (ws://HOST:PORT/socket). Steps, each awaited: connect
+// with params {user_id: "side"}, join "room:side" {device: "d"}, push ping {n: 1},
+// push_me {x: 1} (and its "pushed"), error_reply, async {a: 1}, nope, binary [1, 2, 3],
+// leave, disconnect. Prints {"check": "done", replies} or an error line.
+"use strict"
+
+const {Socket} = require("phoenix")
+const WebSocket = require("ws")
+const {UNIT, emit, startDeadline} = require("./_harness")
+
+const [url] = process.argv.slice(2)
+const STEP_MS = 5000 * UNIT
+startDeadline(20000 * UNIT)
+
+function reply(push){
+  return new Promise((resolve, reject) => {
+    push.receive("ok", response => resolve({status: "ok", response}))
+      .receive("error", response => resolve({status: "error", response}))
+      .receive("timeout", () => reject(new Error("push timed out")))
+  })
+}
+
+async function main(){
+  const socket = new Socket(url, {params: {user_id: "side"}, transport: WebSocket, timeout: STEP_MS})
+  const opened = new Promise(resolve => socket.onOpen(resolve))
+  socket.connect()
+  await opened
+  const channel = socket.channel("room:side", {device: "d"})
+  const pushed = new Promise(resolve => channel.on("pushed", resolve))
+  const replies = {}
+  replies.join = await reply(channel.join())
+  replies.ping = await reply(channel.push("ping", {n: 1}))
+  replies.push_me = await reply(channel.push("push_me", {x: 1}))
+  replies.pushed = await pushed
+  replies.error_reply = await reply(channel.push("error_reply", {}))
+  replies.async = await reply(channel.push("async", {a: 1}))
+  replies.nope = await reply(channel.push("nope", {}))
+  const binary = await reply(channel.push("binary", new Uint8Array([1, 2, 3]).buffer))
+  replies.binary = {status: binary.status, bytes: Array.from(new Uint8Array(binary.response))}
+  channel.leave()
+  const closed = new Promise(resolve => socket.disconnect(resolve))
+  await closed
+  emit("done", {replies})
+}
+
+main().then(() => process.exit(0), error => {
+  emit("scenario", {error: String(error && error.stack || error)})
+  process.exit(1)
+})
