@@ -227,11 +227,16 @@ async function main(){
   const stopper = makeChannel(a, "room:stopper")
   await step("stop", async () => {
     await stopper.joinAll()
-    const reply = push(stopper, "stop", {})
+    // The order is taken in the callbacks themselves: two frames read in one chunk
+    // resolve their promises in the same tick, where promise hops would decide it.
     const order = []
+    stopper.onClose(() => order.push({what: "close"}))
+    const reply = within(new Promise(resolve => {
+      const record = status => response => { order.push({what: "reply", status, response}); resolve() }
+      stopper.push("stop", {}).receive("ok", record("ok")).receive("error", record("error"))
+        .receive("timeout", () => { order.push({what: "reply", status: "timeout"}); resolve() })
+    }), "reply to stop")
     const closed = stopper.rec.waiter.until(() => stopper.rec.closes > 0, "phx_close of the stopped channel")
-    reply.then(r => order.push({what: "reply", ...r}))
-    closed.then(() => order.push({what: "close"}))
     await Promise.all([reply, closed])
     emit("stop", {order, state: stopper.state, still_on_socket: a.channels.includes(stopper)})
   })
