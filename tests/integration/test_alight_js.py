@@ -172,6 +172,7 @@ def test_every_event_of_the_reference_app(
     assert seen["push_me"] == {"status": "ok", "response": {}}
     assert seen["pushed"] == [{"x": 1}]
     assert seen["async"] == {"status": "ok", "response": {"later": True}}
+    assert seen["burst"] == [{"status": "ok", "response": {"n": n}} for n in (1, 2, 3)]
     if vsn == "1.0.0":
         assert "vsn 2.0.0" in seen["binary"]["thrown"]
     elif transport == "websocket":
@@ -249,3 +250,27 @@ def test_es_module_build(alight_browser_run: NodeRun) -> None:
         assert seen[transport]["join"] == {"status": "ok", "response": {"joined": f"module-{transport}"}}
         assert seen[transport]["ping"] == {"status": "ok", "response": {"m": 1}}
     assert alight_browser_run["module_page"]["console_errors"] == []
+
+
+@pytest.mark.parametrize("vsn", ["2.0.0", "1.0.0"])
+def test_longpoll_requests_on_the_wire(alight_browser_run: NodeRun, reference_app: RunningApp, vsn: str) -> None:
+    """What alice's long-poll transport sent (PROTOCOL.md §5.1): the first GET has no
+    token yet (a bare ``&``), later ones carry it; GETs accept JSON; with vsn 2.0.0 a
+    POST is ndjson and pushes made in one tick share one; a vsn 1.0.0 frame (a JSON
+    object) goes alone, as ``application/json``."""
+    base = f"http://{reference_app.host}/socket/longpoll?user_id=alice&vsn={vsn}&"
+    requests = [r for r in alight_browser_run["page"]["longpoll_requests"] if r["url"].startswith(base)]
+    gets = [r for r in requests if r["method"] == "GET"]
+    posts = [r for r in requests if r["method"] == "POST"]
+    assert gets[0]["url"] == base
+    assert len(gets) > 3
+    assert all(r["url"].startswith(base + "token=") for r in gets[1:] if r["url"] != base)
+    assert all(r["accept"] == "application/json" for r in gets)
+    assert posts
+    assert all(r["url"].startswith(base + "token=") for r in posts)
+    if vsn == "2.0.0":
+        assert {r["content_type"] for r in posts} == {"application/x-ndjson"}
+        assert max(r["lines"] for r in posts) >= 3  # the burst
+    else:
+        assert {r["content_type"] for r in posts} == {"application/json"}
+        assert {r["lines"] for r in posts} == {1}

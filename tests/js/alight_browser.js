@@ -116,6 +116,8 @@ async function modeScenario({host, transport, vsn}){
   await until(() => seen.a.pushed.length > 0, "pushed")
   out.pushed = seen.a.pushed
   out.async = await reply(room.push("async", {later: true}), "async reply")
+  // Three pushes in one tick (one long-poll POST with vsn 2.0.0).
+  out.burst = await Promise.all([1, 2, 3].map(n => reply(room.push("ping", {n}), "burst")))
   if(vsn === "1.0.0"){
     try {
       room.push("binary", new Uint8Array([1]).buffer)
@@ -311,7 +313,17 @@ async function main(){
   const run = async (url, pageCheck, parts) => {
     const page = await browser.newPage()
     const consoleErrors = []
+    const longpollRequests = []
     page.on("console", message => { if(message.type() === "error"){ consoleErrors.push(message.text()) } })
+    page.on("request", request => {
+      if(!request.url().includes("/socket/longpoll?user_id=alice&")){ return }
+      const headers = request.headers()
+      longpollRequests.push({
+        method: request.method(), url: request.url(),
+        accept: headers.accept || null, content_type: headers["content-type"] || null,
+        lines: request.method() === "POST" ? (request.postData() || "").split("\n").length : 0,
+      })
+    })
     page.on("pageerror", error => consoleErrors.push(String(error)))
     try {
       await page.goto(url, {timeout: STEP_MS})
@@ -330,7 +342,7 @@ async function main(){
         has_alight: await page.evaluate(() => typeof window.alight === "object"),
         has_phoenix: await page.evaluate(() => typeof window.Phoenix !== "undefined"),
         user_agent: await page.evaluate(() => navigator.userAgent),
-        url, console_errors: consoleErrors,
+        url, console_errors: consoleErrors, longpoll_requests: longpollRequests,
       })
     } finally {
       await page.close()
