@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from alight.client import ChannelState, EncodeError, LongPoll, Presence, PushTimeout, Reply, Socket
+from alight.client import ChannelState, EncodeError, JoinError, LongPoll, Presence, PushTimeout, Reply, Socket
 
 from ..conftest import UNIT
 from .conftest import RunningApp
@@ -344,5 +344,63 @@ def test_presence_with_three_users(reference_app: RunningApp, transport: str) ->
             await channels["carol"].leave()
             await wait_until(lambda: listed("alice") == listed("bob") == everyone[:2], changed)
             assert leaves["alice"] == leaves["bob"] == ["carol"]
+
+    run(main)
+
+
+# -- every event, each transport and vsn ------------------------------------------------
+
+
+@pytest.mark.parametrize(("transport", "vsn"), [(t, v) for t in ("websocket", "longpoll") for v in ("2.0.0", "1.0.0")])
+def test_every_event_of_the_reference_app(reference_app: RunningApp, transport: str, vsn: str) -> None:
+    """Two clients on one topic: join ok and refused, every ``handle_in`` event, server
+    pushes, shouts, the HTTP broadcast route, a crash (rejoin with a new join_ref) and a
+    stop (closed for good) — over ``transport`` with ``vsn``."""
+
+    async def main() -> None:
+        name = f"every-{transport}-{vsn}"
+        topic = f"room:{name}"
+        options: dict[str, Any] = {"transport": transport, "vsn": vsn}
+        async with client(reference_app, "eve", **options) as socket, client(reference_app, "fay", **options) as other:
+            channel, second = socket.channel(topic, {"device": "py"}), other.channel(topic)
+            assert await channel.join() == {"joined": name}
+            assert await second.join() == {"joined": name}
+            with pytest.raises(JoinError) as refused:
+                await socket.channel("room:forbidden").join()
+            assert refused.value.response == {"reason": "unauthorized"}
+
+            assert await channel.push("ping", {"n": 1}) == Reply("ok", {"n": 1})
+            assert await channel.push("error_reply") == Reply("error", {"reason": "nope"})
+            assert await channel.push("user") == Reply("ok", {"user_id": "eve"})
+            assert await channel.push("nope") == Reply("error", {"reason": "unknown event nope"})
+            assert await channel.push("push_me", {"x": 1}) == Reply("ok", {})
+            assert (await next_event(channel, "pushed")).payload == {"x": 1}
+            assert await channel.push("async", {"a": 1}) == Reply("ok", {"a": 1})
+            if vsn == "1.0.0":
+                with pytest.raises(EncodeError):
+                    await channel.push("binary", b"\x01")
+            elif transport == "websocket":
+                assert await channel.push("binary", b"\x01\x02") == Reply("ok", b"\x01\x02")
+
+            with pytest.raises(PushTimeout):  # shout has no reply
+                await channel.push("shout", {"text": "hi"}, timeout=0.2 * UNIT)
+            assert (await next_event(second, "shout")).payload == {"text": "hi"}
+            await post_broadcast(reference_app, topic, "announce", {"n": 1})
+            assert (await next_event(channel, "announce")).payload == {"n": 1}
+            assert (await next_event(second, "announce")).payload == {"n": 1}
+
+            old = channel.join_ref
+            with pytest.raises(PushTimeout):  # a crash answers with phx_error
+                await channel.push("crash", timeout=0.5 * UNIT)
+            await next_event(channel, "presence_state", lambda m: channel.join_ref != old)
+            assert channel.state is ChannelState.JOINED
+            assert await channel.push("ping", {"after": "crash"}) == Reply("ok", {"after": "crash"})
+
+            assert await second.push("stop") == Reply("ok", {})
+            assert [m async for m in second if m.event == "never"] == []  # iteration ends on phx_close
+            assert second.state is ChannelState.CLOSED
+            await asyncio.sleep(0.3 * UNIT)  # several rejoin periods (0.05 s here): none happens
+            assert second.state is ChannelState.CLOSED
+            assert await channel.push("ping", {"still": "here"}) == Reply("ok", {"still": "here"})
 
     run(main)
