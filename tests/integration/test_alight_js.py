@@ -150,8 +150,10 @@ def test_loads_from_the_app(alight_browser_run: NodeRun) -> None:
     assert page["has_alight"] is True
     assert page["has_phoenix"] is False
     assert "Chrome" in page["user_agent"]
-    # Chromium logs the WebSocket the fallback test's proxy refuses; nothing else.
-    assert [e for e in page["console_errors"] if "user_id=fallback-refuse" not in e] == []
+    # Chromium logs the WebSockets the fallback test's proxy and the refusal test's app
+    # refuse; nothing else.
+    expected = ("user_id=fallback-refuse", "user_id=refused")
+    assert [e for e in page["console_errors"] if not any(x in e for x in expected)] == []
 
 
 @pytest.mark.parametrize(("transport", "vsn"), MODES)
@@ -213,6 +215,16 @@ def test_crash_reconnect_close_and_leave(alight_browser_run: NodeRun, transport:
     assert seen["after_close"] == {"state": "closed", "closes": 1, "in_socket": False}
     assert seen["after_leave"] == {"state": "closed", "in_socket": False}
     assert seen["after_disconnect"] == "closed"
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_refused_connection_backs_off(alight_browser_run: NodeRun, transport: str) -> None:
+    seen = alight_browser_run["backoff"][transport]
+    assert seen["opens"] == 0
+    # The default steps 10, 50, 100, 150, 200 ms between the closes of attempts 1-6,
+    # each less up to half of it (jitter), plus the time a refusal takes: no tight loop.
+    for gap, step in zip(seen["gaps"], (10, 50, 100, 150, 200), strict=True):
+        assert gap >= step * 0.5 - 5, seen["gaps"]
 
 
 def test_reconnect_backoff_has_jitter(alight_browser_run: NodeRun) -> None:

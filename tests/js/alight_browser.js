@@ -187,8 +187,8 @@ async function modeScenario({host, transport, vsn}){
 }
 
 // Backoff with jitter: a transport that always fails at once; the gaps between attempts
-// are 200 ms minus up to half of it, at random.
-async function backoffScenario(){
+// are 200 ms minus up to half of it, at random. Then a server that refuses.
+async function backoffScenario({host}){
   const {until} = window.kit
   const attempts = []
   class FailingTransport {
@@ -203,7 +203,25 @@ async function backoffScenario(){
   failing.connect()
   await until(() => attempts.length >= 6, "six connection attempts")
   failing.disconnect()
-  return {gaps: attempts.slice(1).map((t, i) => Math.round(t - attempts[i]))}
+  const out = {gaps: attempts.slice(1).map((t, i) => Math.round(t - attempts[i]))}
+
+  // The reference app refuses the connection (token=bad: 403 on the WebSocket upgrade,
+  // {"status": 403} over long-poll): the default backoff, with jitter, never a tight loop.
+  for(const transport of ["websocket", "longpoll"]){
+    const closes = []
+    let opens = 0
+    const refused = new window.alight.Socket(`ws://${host}/socket`, {
+      params: {user_id: "refused", token: "bad"},
+      transport: transport === "longpoll" ? window.alight.LongPoll : window.WebSocket,
+    })
+    refused.onOpen(() => { opens++ })
+    refused.onClose(() => closes.push(performance.now()))
+    refused.connect()
+    await until(() => closes.length >= 6, `six refused ${transport} attempts`)
+    refused.disconnect()
+    out[transport] = {opens, gaps: closes.slice(1, 6).map((t, i) => Math.round(t - closes[i]))}
+  }
+  return out
 }
 
 // WebSocket → long-poll. `proxy` answers WebSocket upgrades itself (refused, or accepted
@@ -357,7 +375,7 @@ async function main(){
     }
     await run(pageUrl, "page", [
       ...modes,
-      ["backoff", backoffScenario, {}],
+      ["backoff", backoffScenario, {host}],
       ["fallback", fallbackScenario, {proxy: proxyHost}],
     ])
     await run(modulePageUrl, "module_page", [["module", moduleScenario, {host}]])
