@@ -10,8 +10,9 @@ and long-poll, vsn 2.0.0 and 1.0.0, three users drive every event of the referen
 join ok and error, replies (ok, error, binary, async), pushes, shouts, the HTTP
 broadcast route, presence (three users, a leave), a channel crash and its rejoin, a
 dropped connection (reconnect and rejoin), heartbeats (WebSocket only), ``phx_close``.
-Then the reconnect backoff's jitter, and the fallback to long-poll when the WebSocket
-is refused or mute (a proxy in the Node script).
+Then the reconnect backoff's jitter, a connection the app refuses (backoff, no tight
+loop), the fallback to long-poll when the WebSocket is refused or mute (a proxy in the
+Node script), the long-poll requests on the wire, and the ES module build.
 
 Skipped when ``/usr/bin/chromium`` is missing, unless ``ALIGHT_REQUIRE_BROWSER`` is
 set (CI sets it): then a missing browser fails the test.
@@ -286,3 +287,13 @@ def test_longpoll_requests_on_the_wire(alight_browser_run: NodeRun, reference_ap
     else:
         assert {r["content_type"] for r in posts} == {"application/json"}
         assert {r["lines"] for r in posts} == {1}
+
+
+def test_longpoll_auth_token_header(alight_browser_run: NodeRun, reference_app: RunningApp) -> None:
+    seen = alight_browser_run["fallback"]["authed"]
+    assert seen["join"] == {"status": "ok", "response": {"joined": "authed"}}
+    assert seen["ping"] == {"status": "ok", "response": {}}
+    base = f"http://{reference_app.host}/socket/longpoll?user_id=authed&"
+    requests = [r for r in alight_browser_run["page"]["longpoll_requests"] if r["url"].startswith(base)]
+    assert {r["auth_token"] for r in requests if r["method"] == "GET"} == {"secret-token"}
+    assert {r["auth_token"] for r in requests if r["method"] == "POST"} == {None}

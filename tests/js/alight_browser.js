@@ -10,8 +10,11 @@
 // sets window.imported. Prints one JSON line per part, then {"check": "done"}:
 //   "mode:<transport>:<vsn>"  every event of the reference app with three users, over
 //                             websocket and longpoll, vsn 2.0.0 and 1.0.0;
-//   "backoff"                 the reconnect gaps of a socket whose transport always fails;
-//   "fallback"                WebSocket refused / mute (through a proxy here) → long-poll;
+//   "backoff"                 the reconnect gaps of a socket whose transport always fails,
+//                             and of sockets the app refuses (WebSocket and long-poll);
+//   "fallback"                WebSocket refused / mute (through a proxy here) → long-poll,
+//                             and a long-poll socket with an auth token;
+//   "page"                    what the page logged, and its long-poll requests;
 //   "module"                  the ES module build.
 "use strict"
 
@@ -270,6 +273,16 @@ async function fallbackScenario({proxy}){
   out.working = {join, conn: direct.conn.constructor.name, remembered: storage.items["phx:fallback:LongPoll"] || null,
     passed: direct.primaryPassedHealthCheck}
   direct.disconnect()
+
+  // An auth token over long-poll goes in a header of each GET (PROTOCOL.md §1.7).
+  const authed = new Socket(`ws://${window.kit.appHost}/socket`, {
+    params: {user_id: "authed"}, timeout: stepMs, transport: LongPoll, authToken: "secret-token",
+  })
+  authed.connect()
+  const authedRoom = authed.channel("room:authed")
+  out.authed = {join: await reply(authedRoom.join(), "join with an auth token"),
+    ping: await reply(authedRoom.push("ping", {}), "ping with an auth token")}
+  authed.disconnect()
   return out
 }
 
@@ -334,11 +347,12 @@ async function main(){
     const longpollRequests = []
     page.on("console", message => { if(message.type() === "error"){ consoleErrors.push(message.text()) } })
     page.on("request", request => {
-      if(!request.url().includes("/socket/longpoll?user_id=alice&")){ return }
+      if(!/\/socket\/longpoll\?user_id=(alice|authed)&/.test(request.url())){ return }
       const headers = request.headers()
       longpollRequests.push({
         method: request.method(), url: request.url(),
         accept: headers.accept || null, content_type: headers["content-type"] || null,
+        auth_token: headers["x-phoenix-authtoken"] || null,
         lines: request.method() === "POST" ? (request.postData() || "").split("\n").length : 0,
       })
     })
