@@ -157,6 +157,7 @@ def test_python_client_heartbeat_timeout_when_the_server_stops(own_app: RunningA
             Presence(channel).on_sync(changed.set)
             await channel.join(timeout=WAIT)
             first_ref = channel.join_ref
+            closed.clear()
             os.killpg(own_app.proc.pid, signal.SIGSTOP)
             try:
                 # Within two heartbeat intervals (and slack for a busy machine).

@@ -4,8 +4,9 @@
 //
 //   node alight_browser_restart.js APP_HOST:PORT [CHROMIUM]
 //
-// Two sockets (alice-ws over WebSocket with a 300 ms heartbeat, alice-lp over long-poll)
-// join room:restart. One JSON line per phase, each one waiting for what the test does:
+// Two sockets (alice-ws over WebSocket with a heartbeat every 300 ms x the test unit,
+// alice-lp over long-poll) join room:restart. One JSON line per phase, each one waiting
+// for what the test does:
 //   "joined"               both joined and answered a ping        → the test SIGSTOPs the app
 //   "heartbeat_timeout"    the WebSocket closed itself             → the test SIGCONTs it
 //   "heartbeat_recovered"  reconnected, rejoined, ping answered    → the test restarts the app
@@ -24,7 +25,7 @@ const DEADLINE_MS = 90000 * UNIT
 startDeadline(DEADLINE_MS)
 
 // Runs in the page; `report(check, fields)` is the Node side's emit.
-async function scenario({host, stepMs, restartMs}){
+async function scenario({host, stepMs, restartMs, heartbeatMs}){
   const {Socket, Presence, LongPoll} = window.alight
   const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
   const until = async (predicate, what, ms = stepMs) => {
@@ -40,7 +41,7 @@ async function scenario({host, stepMs, restartMs}){
       .receive("timeout", () => resolve({status: "timeout"}))
   })
   const sockets = {
-    ws: new Socket(`ws://${host}/socket`, {params: {user_id: "alice-ws"}, timeout: stepMs, heartbeatIntervalMs: 300}),
+    ws: new Socket(`ws://${host}/socket`, {params: {user_id: "alice-ws"}, timeout: stepMs, heartbeatIntervalMs: heartbeatMs}),
     lp: new Socket(`ws://${host}/socket`, {params: {user_id: "alice-lp"}, timeout: stepMs, transport: LongPoll}),
   }
   const closes = {ws: [], lp: []}
@@ -109,7 +110,7 @@ async function main(){
     await page.goto(`http://${host}/health`, {timeout: STEP_MS})
     await page.addScriptTag({url: "/alight.js"})
     try {
-      await page.evaluate(scenario, {host, stepMs: STEP_MS, restartMs: RESTART_MS})
+      await page.evaluate(scenario, {host, stepMs: STEP_MS, restartMs: RESTART_MS, heartbeatMs: 300 * UNIT})
     } catch(error){
       emit("scenario", {error: String(error && error.message || error)})
     }
