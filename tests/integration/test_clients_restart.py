@@ -20,7 +20,9 @@ import functools
 import json
 import os
 import queue
+import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -35,7 +37,7 @@ import pytest
 from alight.client import ChannelState, LongPoll, Presence, Reply, Socket
 
 from ..conftest import UNIT
-from .conftest import JS_DIR, REPO, RunningApp, alight_run, kill_group, require_js, running_app
+from .conftest import JS_DIR, REPO, RunningApp, alight_run, kill_group, require_js
 from .test_alight_js import CHROMIUM, require_chromium
 from .test_python_client import WAIT, run, wait_until
 
@@ -44,6 +46,8 @@ RESTART_WAIT = 20 * UNIT
 """Seconds for the app to come back and the clients to rejoin (the backoff reaches 5 s)."""
 STOP_WAIT = 5 * UNIT
 """Seconds a SIGKILLed app has to be reaped."""
+STARTUP_WAIT = 15 * UNIT
+"""Seconds the app has to answer ``/health``."""
 
 
 def _healthy(port: int) -> bool:
@@ -54,39 +58,70 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _port_below_ephemeral() -> int:
+    """A free port below the kernel's ephemeral range (32768+), so that no outgoing
+    connection of another test can take it while the app is down between restarts."""
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _start(port: int, log_path: Path) -> subprocess.Popen[bytes] | None:
+    """The app started on ``port`` once it answers ``/health``; None (and the process
+    killed) if it exited or did not answer in time."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            alight_run(SPEC, port),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + STARTUP_WAIT
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _healthy(port):
+            return proc
+        time.sleep(0.05)
+    kill_group(proc)
+    return None
+
+
 def restart(app: RunningApp) -> None:
     """SIGKILL the app's process group and start the app again on the same port (the
     new process replaces ``app.proc``), waiting for ``/health``."""
     os.killpg(app.proc.pid, signal.SIGKILL)
     app.proc.wait(STOP_WAIT)
-    log = app.log_path.open("ab")
-    app.proc = subprocess.Popen(
-        alight_run(SPEC, app.port),
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    deadline = time.monotonic() + 15 * UNIT
-    while app.proc.poll() is None and time.monotonic() < deadline:
-        if _healthy(app.port):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the app did not come back on port {app.port}:\n{app.log()[-3000:]}")
+    proc = _start(app.port, app.log_path)
+    if proc is None:
+        raise AssertionError(f"the app did not come back on port {app.port}:\n{app.log()[-3000:]}")
+    app.proc = proc
 
 
 @pytest.fixture
 def own_app(tmp_path: Path) -> Iterator[RunningApp]:
-    """A reference app of this test's own (it gets killed and stopped)."""
-    with running_app(SPEC, tmp_path / "app.log") as app:
-        try:
-            yield app
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(app.proc.pid, signal.SIGCONT)
-            kill_group(app.proc)
+    """A reference app of this test's own (it gets stopped, killed and restarted)."""
+    log_path = tmp_path / "app.log"
+    for _ in range(3):
+        port = _port_below_ephemeral()
+        proc = _start(port, log_path)
+        if proc is not None:
+            break
+    else:
+        raise AssertionError(f"the reference app did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+    app = RunningApp(port, proc, log_path)
+    try:
+        yield app
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(app.proc.pid, signal.SIGCONT)
+        kill_group(app.proc)
 
 
 # -- the Python client -------------------------------------------------------------------
