@@ -2,14 +2,20 @@
 
 One scenario (tests/js/side_by_side.js has the phoenix.js side): connect with
 ``user_id=side``, join ``room:side``, push ``ping``, ``push_me`` (and wait for
-``pushed``), ``error_reply``, ``async``, an unknown event, a binary payload, leave,
-disconnect. Each client runs it through a relay between it and the reference app that
-records every frame in both directions, the request path and query, and the close code
-the client sent. After normalising refs (each distinct ``ref``/``join_ref`` becomes its
-order of first appearance) the frames the two clients sent are the same, in the same
-order, and so are the server's answers up to the leave (presence events aside: their
-``phx_ref``s and their order relative to the join reply are the server's, not the
-client's; and the answers to the leave race the client's close that follows it).
+``pushed``), ``error_reply``, ``async``, an unknown event; over WebSocket also a binary
+payload and a leave; disconnect. Each client runs it through a relay between it and the
+reference app that records what goes through:
+
+- WebSocket: every frame in both directions, the request path and query, and the close
+  code the client sent;
+- long-poll: every request (method, path and query with the session token masked,
+  content type, body) and every answer.
+
+After normalising refs (each distinct ``ref``/``join_ref`` becomes its order of first
+appearance) the frames the two clients sent are the same, in the same order, and so are
+the server's answers up to the leave (presence events aside: their ``phx_ref``s and
+their order relative to the join reply are the server's, not the client's; and the
+answers to the leave race the client's close that follows it).
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alight.client import Socket
+from alight.client import LongPoll, Socket, WebSocket
+from alight.client._http import HttpConnection
 
 from ..conftest import UNIT
 from .conftest import JS_DIR, RunningApp, require_js
@@ -120,9 +128,9 @@ def normalised(recording: Recording) -> dict[str, list[Any]]:
     return out
 
 
-async def python_scenario(url: str) -> dict[str, Any]:
+async def python_scenario(url: str, transport: str) -> dict[str, Any]:
     replies: dict[str, Any] = {}
-    socket = Socket(url, params={"user_id": "side"})
+    socket = Socket(url, params={"user_id": "side"}, transport=LongPoll if transport == "longpoll" else WebSocket)
     await socket.connect()
     await socket.wait_connected(WAIT)
     channel = socket.channel("room:side", {"device": "d"})
@@ -135,17 +143,19 @@ async def python_scenario(url: str) -> dict[str, Any]:
     replies["error_reply"] = await channel.push("error_reply", {})
     replies["async"] = await channel.push("async", {"a": 1})
     replies["nope"] = await channel.push("nope", {})
-    replies["binary"] = await channel.push("binary", bytes([1, 2, 3]))
-    await channel.leave()
+    if transport == "websocket":
+        replies["binary"] = await channel.push("binary", bytes([1, 2, 3]))
+        await channel.leave()
     await socket.disconnect()
     return replies
 
 
-async def phoenix_scenario(url: str) -> None:
+async def phoenix_scenario(url: str, transport: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         require_js(),
         "side_by_side.js",
         url,
+        transport,
         cwd=JS_DIR,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -174,9 +184,9 @@ def test_python_client_and_phoenix_js_send_the_same_frames(reference_app: Runnin
         async with await relay(reference_app, recordings, finished) as server:
             port = server.sockets[0].getsockname()[1]
             url = f"ws://127.0.0.1:{port}/socket"
-            await python_scenario(url)
+            await python_scenario(url, "websocket")
             python = await asyncio.wait_for(finished.get(), WAIT)
-            await phoenix_scenario(url)
+            await phoenix_scenario(url, "websocket")
             phoenix = await asyncio.wait_for(finished.get(), WAIT)
         assert recordings == [python, phoenix]
         return python, phoenix
@@ -196,3 +206,151 @@ def test_python_client_and_phoenix_js_send_the_same_frames(reference_app: Runnin
     # closure). Both are a clean close to the server.
     assert python.client_close == (1000, "")
     assert phoenix.client_close == (1005, "")
+
+
+# -- long-poll ---------------------------------------------------------------------------
+
+
+@dataclass
+class HttpExchange:
+    method: str
+    target: str
+    """Path and query, the session token replaced by ``T``."""
+    content_type: str | None
+    body: bytes
+    answer: bytes
+
+
+class _Request:
+    """httptools callbacks: one request."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+async def http_relay(app: RunningApp, exchanges: list[HttpExchange], tasks: set[asyncio.Task[None]]) -> asyncio.Server:
+    """An HTTP relay on 127.0.0.1 in front of the app's long-poll endpoint, recording
+    every request and answer; its connection handlers are in ``tasks``."""
+    import httptools
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = HttpConnection(f"http://{app.host}")
+        try:
+            while True:
+                request = _Request()
+                parser = httptools.HttpRequestParser(request)
+                while not request.complete:
+                    data = await reader.read(65536)
+                    if not data:
+                        return
+                    parser.feed_data(data)
+                method = parser.get_method().decode()
+                target = request.url.decode()
+                headers = {
+                    k: v for k, v in request.headers.items() if k in ("accept", "content-type", "x-phoenix-authtoken")
+                }
+                exchange = HttpExchange(
+                    method, _mask_token(target), headers.get("content-type"), bytes(request.body), b""
+                )
+                exchanges.append(exchange)
+                status, exchange.answer = await upstream.request(method, target, headers, bytes(request.body))
+                head = (
+                    f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {len(exchange.answer)}"
+                )
+                writer.write(head.encode() + b"\r\n\r\n" + exchange.answer)
+                await writer.drain()
+        except (OSError, httptools.HttpParserError):
+            pass
+        finally:
+            await upstream.close()
+            writer.close()
+
+    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(serve(reader, writer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _mask_token(target: str) -> str:
+    path, _, query = target.partition("?")
+    parts = ["token=T" if part.startswith("token=") else part for part in query.split("&")]
+    return f"{path}?{'&'.join(parts)}"
+
+
+def normalised_longpoll(exchanges: list[HttpExchange]) -> dict[str, Any]:
+    """What the client sent (each POST as its frames) and the messages the server gave
+    its GETs (flattened: how they were split among GETs is timing), refs normalised."""
+    names: dict[Any, str] = {}
+
+    def frame(raw: str) -> list[Any]:
+        join_ref, ref, topic, event, payload = json.loads(raw)
+        return [
+            None if join_ref is None else names.setdefault(join_ref, f"ref{len(names) + 1}"),
+            None if ref is None else names.setdefault(ref, f"ref{len(names) + 1}"),
+            topic,
+            event,
+            payload,
+        ]
+
+    posts = [e for e in exchanges if e.method == "POST"]
+    sent = [(e.content_type, [frame(line) for line in e.body.decode().split("\n")]) for e in posts]
+    received = []
+    for exchange in exchanges:
+        if exchange.method == "GET" and exchange.answer:
+            for message in json.loads(exchange.answer).get("messages", []):
+                decoded = frame(message)
+                if decoded[3] not in PRESENCE_EVENTS:
+                    received.append(decoded)
+    gets = sorted({(e.target, e.content_type, e.body) for e in exchanges if e.method == "GET"})
+    return {"posts": sent, "received": received, "gets": gets, "post_targets": sorted({e.target for e in posts})}
+
+
+def test_python_client_and_phoenix_js_long_poll_the_same_way(reference_app: RunningApp) -> None:
+    require_js()
+
+    async def record(scenario: Callable[[str, str], Awaitable[Any]]) -> list[HttpExchange]:
+        exchanges: list[HttpExchange] = []
+        tasks: set[asyncio.Task[None]] = set()
+        server = await http_relay(reference_app, exchanges, tasks)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            await scenario(f"ws://127.0.0.1:{port}/socket", "longpoll")
+        finally:
+            server.close()
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await server.wait_closed()
+        return exchanges
+
+    async def main() -> tuple[list[HttpExchange], list[HttpExchange]]:
+        return await record(python_scenario), await record(phoenix_scenario)
+
+    python, phoenix = asyncio.run(asyncio.wait_for(main(), 40 * UNIT), debug=True)
+    ours, theirs = normalised_longpoll(python), normalised_longpoll(phoenix)
+    base = "/socket/longpoll?user_id=side&vsn=2.0.0&"
+    assert ours["gets"] == theirs["gets"] == [(base, None, b""), (base + "token=T", None, b"")]
+    assert ours["post_targets"] == theirs["post_targets"] == [base + "token=T"]
+    assert ours["posts"] == theirs["posts"]
+    events = [frame[3] for _, frames in ours["posts"] for frame in frames]
+    assert events == ["phx_join", "ping", "push_me", "error_reply", "async", "nope"]
+    assert {content_type for content_type, _ in ours["posts"]} == {"application/x-ndjson"}
+    assert ours["received"] == theirs["received"]
+    assert [m[3] for m in ours["received"]][:3] == ["phx_reply", "phx_reply", "pushed"]
