@@ -55,6 +55,14 @@ function (root) {
     return JSON.parse(JSON.stringify(obj))
   }
 
+  // Calls `callback` once `done()` holds: checked now and again after waits of 150, 300
+  // and 450 ms; after a last wait of 600 ms, called anyway.
+  function waitFor(done, callback, tries) {
+    tries = tries || 1
+    if (tries === 5 || done()) return callback()
+    setTimeout(function () { waitFor(done, callback, tries + 1) }, 150 * tries)
+  }
+
   // -- query strings (phoenix's rules: nested keys in brackets, vsn last) ----------------
 
   function serialize(obj, parentKey) {
@@ -830,6 +838,9 @@ function (root) {
     this.reconnectTimer.reset()
     this.teardown(callback, code, reason)
   }
+  // Lets go of the connection at once (its events are ignored from now on); closes it
+  // once what it still has to send is out (a leave just before a disconnect), and calls
+  // `callback` once it is closed, each wait bounded (`waitFor`), as phoenix.js does.
   Socket.prototype.teardown = function (callback, code, reason) {
     callback = callback || noop
     var conn = this.conn
@@ -840,11 +851,13 @@ function (root) {
     conn.onerror = noop
     conn.onmessage = noop
     conn.onclose = noop
-    if (conn.readyState === SOCKET_STATES.connecting || conn.readyState === SOCKET_STATES.open) {
-      if (code) conn.close(code, reason || "")
-      else conn.close()
-    }
-    callback()
+    waitFor(function () { return !conn.bufferedAmount || conn.readyState !== SOCKET_STATES.open }, function () {
+      if (conn.readyState === SOCKET_STATES.connecting || conn.readyState === SOCKET_STATES.open) {
+        if (code) conn.close(code, reason || "")
+        else conn.close()
+      }
+      waitFor(function () { return conn.readyState === SOCKET_STATES.closed }, callback)
+    })
   }
   Socket.prototype.onOpen = function (callback) { return this.addCallback("open", callback) }
   Socket.prototype.onClose = function (callback) { return this.addCallback("close", callback) }

@@ -1,6 +1,7 @@
 """The Python client and the official phoenix.js, side by side on the wire.
 
-One scenario (tests/js/side_by_side.js has the phoenix.js side): connect with
+One scenario (tests/js/side_by_side.js has the JavaScript side, run by phoenix.js and by
+alight.js's ES module build in Node): connect with
 ``user_id=side``, join ``room:side``, push ``ping``, ``push_me`` (and wait for
 ``pushed``), ``error_reply``, ``async``, an unknown event; over WebSocket also a binary
 payload and a leave; disconnect. Each client runs it through a relay between it and the
@@ -12,7 +13,7 @@ reference app that records what goes through:
   content type, body) and every answer.
 
 After normalising refs (each distinct ``ref``/``join_ref`` becomes its order of first
-appearance) the frames the two clients sent are the same, in the same order, and so are
+appearance) the frames the clients sent are the same, in the same order, and so are
 the server's answers up to the leave (presence events aside: their ``phx_ref``s and
 their order relative to the join reply are the server's, not the client's; and the
 answers to the leave race the client's close that follows it).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -150,12 +152,16 @@ async def python_scenario(url: str, transport: str) -> dict[str, Any]:
     return replies
 
 
-async def phoenix_scenario(url: str, transport: str) -> None:
+async def js_scenario(url: str, transport: str, client: str = "phoenix", app_host: str = "") -> None:
+    """tests/js/side_by_side.js with ``client`` "phoenix" (phoenix.js) or "alight"
+    (alight.mjs from the app at ``app_host``)."""
     proc = await asyncio.create_subprocess_exec(
         require_js(),
         "side_by_side.js",
         url,
         transport,
+        client,
+        app_host,
         cwd=JS_DIR,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -173,29 +179,35 @@ async def phoenix_scenario(url: str, transport: str) -> None:
     lines = [json.loads(line) for line in stdout.decode().splitlines() if line.startswith("{")]
     assert proc.returncode == 0, f"{lines}\n{stderr.decode()[-3000:]}"
     assert lines[-1]["check"] == "done", lines
+    assert lines[-1]["client"] == client
 
 
 def test_python_client_and_phoenix_js_send_the_same_frames(reference_app: RunningApp) -> None:
     require_js()
 
-    async def main() -> tuple[Recording, Recording]:
+    async def main() -> list[Recording]:
         recordings: list[Recording] = []
         finished: asyncio.Queue[Recording] = asyncio.Queue()
+        runs: list[Recording] = []
         async with await relay(reference_app, recordings, finished) as server:
             port = server.sockets[0].getsockname()[1]
             url = f"ws://127.0.0.1:{port}/socket"
-            await python_scenario(url, "websocket")
-            python = await asyncio.wait_for(finished.get(), WAIT)
-            await phoenix_scenario(url, "websocket")
-            phoenix = await asyncio.wait_for(finished.get(), WAIT)
-        assert recordings == [python, phoenix]
-        return python, phoenix
+            for scenario in (
+                python_scenario,
+                js_scenario,
+                functools.partial(js_scenario, client="alight", app_host=reference_app.host),
+            ):
+                await scenario(url, "websocket")
+                runs.append(await asyncio.wait_for(finished.get(), WAIT))
+        assert recordings == runs
+        return runs
 
-    python, phoenix = asyncio.run(asyncio.wait_for(main(), 40 * UNIT), debug=True)
-    assert python.path == phoenix.path == "/socket/websocket?user_id=side&vsn=2.0.0"
+    python, phoenix, alight_js = asyncio.run(asyncio.wait_for(main(), 60 * UNIT), debug=True)
+    assert python.path == phoenix.path == alight_js.path == "/socket/websocket?user_id=side&vsn=2.0.0"
     ours, theirs = normalised(python), normalised(phoenix)
     assert ours["client"] == theirs["client"]
     assert ours["server"] == theirs["server"]
+    assert normalised(alight_js) == theirs  # alight.js too
     events = [frame[3] for frame in ours["client"]]
     assert events == ["phx_join", "ping", "push_me", "error_reply", "async", "nope", "binary", "phx_leave"]
     answers = [(frame[3], frame[4].get("status")) for frame in ours["server"]]
@@ -205,7 +217,7 @@ def test_python_client_and_phoenix_js_send_the_same_frames(reference_app: Runnin
     # without a status code (the server sees 1005); the Python client says 1000 (normal
     # closure). Both are a clean close to the server.
     assert python.client_close == (1000, "")
-    assert phoenix.client_close == (1005, "")
+    assert phoenix.client_close == alight_js.client_close == (1005, "")
 
 
 # -- long-poll ---------------------------------------------------------------------------
@@ -340,11 +352,13 @@ def test_python_client_and_phoenix_js_long_poll_the_same_way(reference_app: Runn
             await server.wait_closed()
         return exchanges
 
-    async def main() -> tuple[list[HttpExchange], list[HttpExchange]]:
-        return await record(python_scenario), await record(phoenix_scenario)
+    async def main() -> list[list[HttpExchange]]:
+        alight_js = functools.partial(js_scenario, client="alight", app_host=reference_app.host)
+        return [await record(python_scenario), await record(js_scenario), await record(alight_js)]
 
-    python, phoenix = asyncio.run(asyncio.wait_for(main(), 40 * UNIT), debug=True)
+    python, phoenix, alight_js = asyncio.run(asyncio.wait_for(main(), 60 * UNIT), debug=True)
     ours, theirs = normalised_longpoll(python), normalised_longpoll(phoenix)
+    assert normalised_longpoll(alight_js) == theirs  # alight.js too
     base = "/socket/longpoll?user_id=side&vsn=2.0.0&"
     assert ours["gets"] == theirs["gets"] == [(base, None, b""), (base + "token=T", None, b"")]
     assert ours["post_targets"] == theirs["post_targets"] == [base + "token=T"]

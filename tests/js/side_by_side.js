@@ -1,8 +1,9 @@
 // The side-by-side scenario (tests/integration/test_side_by_side.py) run by the official
-// phoenix client; the Python client runs the same steps, and the test compares the frames
-// each sent on the wire (recorded by a relay between the client and the app).
+// phoenix client, or by alight.js (its ES module build, fetched from the app); the Python
+// client runs the same steps, and the test compares the frames each sent on the wire
+// (recorded by a relay between the client and the app).
 //
-//   node side_by_side.js WS_URL [websocket|longpoll]
+//   node side_by_side.js WS_URL websocket|longpoll [phoenix|alight APP_HOST:PORT]
 //
 // WS_URL is the socket endpoint (ws://HOST:PORT/socket). Steps, each awaited: connect
 // with params {user_id: "side"}, join "room:side" {device: "d"}, push ping {n: 1},
@@ -12,11 +13,10 @@
 // {"check": "done", replies} or an error line.
 "use strict"
 
-const {Socket, LongPoll} = require("phoenix")
 const WebSocket = require("ws")
 const {UNIT, emit, startDeadline} = require("./_harness")
 
-const [url, transport = "websocket"] = process.argv.slice(2)
+const [url, transport = "websocket", client = "phoenix", appHost] = process.argv.slice(2)
 const STEP_MS = 5000 * UNIT
 startDeadline(20000 * UNIT)
 
@@ -28,7 +28,15 @@ function reply(push){
   })
 }
 
+// phoenix.js from npm, or alight.mjs as the app serves it (imported from a data: URL).
+async function clientModule(){
+  if(client === "phoenix"){ return require("phoenix") }
+  const source = await (await fetch(`http://${appHost}/alight.mjs`)).text()
+  return import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`)
+}
+
 async function main(){
+  const {Socket, LongPoll} = await clientModule()
   const socket = new Socket(url, {
     params: {user_id: "side"}, transport: transport === "longpoll" ? LongPoll : WebSocket, timeout: STEP_MS,
   })
@@ -52,7 +60,7 @@ async function main(){
   }
   const closed = new Promise(resolve => socket.disconnect(resolve))
   await closed
-  emit("done", {replies})
+  emit("done", {replies, client})
 }
 
 main().then(() => process.exit(0), error => {
