@@ -65,22 +65,50 @@ if TYPE_CHECKING:
 log = logging.getLogger("alight.channels.endpoint")
 
 CLIENT_SCRIPT_PATH = "/alight.js"
-"""Where every endpoint serves the browser client (unless the app routes that path itself)."""
+"""Where every endpoint serves the browser client as a plain script (defines ``alight``),
+unless the app routes that path itself."""
+CLIENT_MODULE_PATH = "/alight.mjs"
+"""Where every endpoint serves the same client as an ES module (``import {Socket} from
+"/alight.mjs"``), unless the app routes that path itself."""
+
+_FACTORY_BEGIN = "// alight:factory begin"
+_FACTORY_END = "// alight:factory end"
+_MODULE_EXPORTS = ("Socket", "Channel", "Push", "Presence", "LongPoll", "Serializer", "vsn")
+
+
+def _module_build(script: str) -> str:
+    """The ES module build of ``alight.js``: the script's factory function (between its
+    ``alight:factory`` markers) called with ``globalThis``, and its names exported; no
+    global is defined. ``ValueError`` if the markers are missing."""
+    begin = script.index("\n", script.index(_FACTORY_BEGIN)) + 1
+    end = script.index(_FACTORY_END, begin)
+    factory = script[begin:end].rstrip()
+    exports = "".join(f"export const {name} = alight.{name}\n" for name in _MODULE_EXPORTS)
+    return (
+        "// alight.mjs: the ES module build of alight.js (the same source; see /alight.js).\n"
+        f"const alight = ({factory})(globalThis)\n{exports}export default alight\n"
+    )
 
 
 @functools.cache
-def _client_script() -> tuple[bytes, str]:
-    """The browser client's source (read once) and its ETag."""
-    body = (Path(__file__).parent / "static" / "alight.js").read_bytes()
-    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def _client_scripts() -> dict[str, tuple[bytes, str]]:
+    """The browser client's builds by path (made once): body and ETag."""
+    script = (Path(__file__).parent / "static" / "alight.js").read_text(encoding="utf-8")
+    builds = {CLIENT_SCRIPT_PATH: script, CLIENT_MODULE_PATH: _module_build(script)}
+    out = {}
+    for path, text in builds.items():
+        body = text.encode()
+        out[path] = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return out
 
 
 def client_script_response(request: HttpRequest) -> HttpResponse:
-    """``GET /alight.js``: the browser client, with an ETag (``304`` when it matches
-    ``If-None-Match``) and a short public cache lifetime, so a new alight version is
-    picked up within the hour."""
-    body, etag = _client_script()
-    headers = (("etag", etag), ("cache-control", "public, max-age=3600"))
+    """``GET /alight.js`` or ``GET /alight.mjs``: the browser client, with an ETag
+    (``304`` when it matches ``If-None-Match``), a short public cache lifetime (a new
+    alight version is picked up within the hour), and CORS open to every origin, as a
+    page on another origin needs for a module script. ``KeyError`` for another path."""
+    body, etag = _client_scripts()[request.path]
+    headers = (("etag", etag), ("cache-control", "public, max-age=3600"), ("access-control-allow-origin", "*"))
     if request.header("if-none-match") == etag:
         return HttpResponse(304, headers)
     # HEAD: the server writes the headers (content-length included) and no body.
@@ -355,7 +383,7 @@ class Endpoint:
             return await handle_longpoll(self, mount, request)
         handler = self.routes.get((request.method, request.path))
         if handler is None:
-            if request.path == CLIENT_SCRIPT_PATH and request.method in ("GET", "HEAD"):
+            if request.path in (CLIENT_SCRIPT_PATH, CLIENT_MODULE_PATH) and request.method in ("GET", "HEAD"):
                 return client_script_response(request)
             if any(path == request.path for _, path in self.routes):
                 return HttpResponse(405, body=b"method not allowed")

@@ -49,6 +49,9 @@ DEFAULT_LONGPOLL_TIMEOUT = 20.0
 """Seconds each long-poll request may take (phoenix.js ``longpollerTimeout``)."""
 MAX_BATCH: Final = 100
 """Frames in one long-poll POST at most (the server reads no more, §5.2)."""
+DISCONNECT_DRAIN = 1.5
+"""Seconds `Socket.disconnect` lets the WebSocket send what was queued before it (a
+``phx_leave`` just before a disconnect), as phoenix.js waits for its send buffer."""
 
 Transport = Literal["websocket", "longpoll"]
 WebSocket: Final = "websocket"
@@ -182,6 +185,9 @@ class Socket:
         if task is None:
             return
         if self._ws is not None:
+            if self._outbox is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
             await self._ws.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -403,7 +409,11 @@ class Socket:
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str | bytes]) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await ws.send(await outbox.get())
+                frame = await outbox.get()
+                try:
+                    await ws.send(frame)
+                finally:
+                    outbox.task_done()  # what `disconnect` waits for
 
     async def _heartbeat(self, ws: ClientConnection, fallback: float | None) -> None:
         if fallback is not None and not await self._ping(fallback):

@@ -1,11 +1,15 @@
 /*
- * alight.js: the browser client of alight (Phoenix Channels protocol, vsn 2.0.0).
+ * alight.js: the browser client of alight (Phoenix Channels protocol, vsn 2.0.0 and 1.0.0).
  *
- * A plain script with no build step: it defines the global `alight` with `Socket`,
- * `Channel`, `Push` and `Presence`, with the API and wire behaviour of phoenix.js
- * for what it covers (WebSocket transport, JSON and binary frames).
+ * No build step: every alight endpoint serves this file at GET /alight.js (a plain script
+ * that defines the global `alight`) and, from the same source, an ES module at
+ * GET /alight.mjs (`import {Socket, Presence} from "/alight.mjs"`). It has `Socket`,
+ * `Channel`, `Push`, `Presence` and `LongPoll`, with the API and wire behaviour of
+ * phoenix.js 1.8 for what it covers: WebSocket and long-poll transports, fallback from
+ * WebSocket to long-poll (`longPollFallbackMs`), JSON and binary frames, vsn 2.0.0
+ * (default) and 1.0.0 (`vsn: "1.0.0"`, no binary payloads).
  *
- *   const socket = new alight.Socket("/socket", {params: {token}})
+ *   const socket = new alight.Socket("/socket", {params: {token}, longPollFallbackMs: 2500})
  *   socket.connect()
  *   const channel = socket.channel("room:lobby", {})
  *   channel.on("shout", payload => console.log(payload))
@@ -14,16 +18,23 @@
  *   const presence = new alight.Presence(channel)
  *   presence.onSync(() => render(presence.list()))
  *
- * Written from the protocol notes (PROTOCOL.md §1-§3, §6.4); served by every alight
- * endpoint at GET /alight.js.
+ * Written from the protocol notes (PROTOCOL.md §1-§3, §5, §6.4). Reconnects back off with
+ * jitter (`reconnectJitter`, default 0.5: each delay loses up to half of itself at random).
  */
-(function (root) {
+(function (root, factory) {
+  root.alight = factory(root)
+})(typeof self !== "undefined" ? self : typeof window !== "undefined" ? window : this,
+// alight:factory begin (the ES module build is this function called with globalThis)
+function (root) {
   "use strict"
 
   var VSN = "2.0.0"
   var DEFAULT_TIMEOUT = 10000
   var WS_CLOSE_NORMAL = 1000
   var AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
+  var MAX_LONGPOLL_BATCH = 100
+  var FALLBACK_KEY = "phx:fallback:LongPoll"
+  var SOCKET_STATES = { connecting: 0, open: 1, closing: 2, closed: 3 }
   var EVENTS = {
     close: "phx_close",
     error: "phx_error",
@@ -42,6 +53,14 @@
 
   function clone(obj) {
     return JSON.parse(JSON.stringify(obj))
+  }
+
+  // Calls `callback` once `done()` holds: checked now and again after waits of 150, 300
+  // and 450 ms; after a last wait of 600 ms, called anyway.
+  function waitFor(done, callback, tries) {
+    tries = tries || 1
+    if (tries === 5 || done()) return callback()
+    setTimeout(function () { waitFor(done, callback, tries + 1) }, 150 * tries)
   }
 
   // -- query strings (phoenix's rules: nested keys in brackets, vsn last) ----------------
@@ -96,7 +115,7 @@
     }, delay)
   }
 
-  // -- serializer (vsn 2.0.0) -------------------------------------------------------------
+  // -- serializer (vsn 2.0.0: JSON arrays, binary frames) -------------------------------
 
   var KIND_PUSH = 0
   var KIND_REPLY = 1
@@ -106,7 +125,7 @@
 
   var Serializer = {
     encode: function (msg, callback) {
-      if (msg.payload && msg.payload.constructor === ArrayBuffer) {
+      if (isBinary(msg.payload)) {
         return callback(this.binaryEncode(msg))
       }
       return callback(JSON.stringify([msg.join_ref, msg.ref, msg.topic, msg.event, msg.payload]))
@@ -170,6 +189,29 @@
       }
       throw new Error("unknown binary frame kind " + kind)
     },
+  }
+
+  // -- serializer (vsn 1.0.0) -------------------------------------------------------------
+
+  // V1 frames are JSON objects; the server never sends `join_ref` in them. V1 has no
+  // binary frames: pushing an ArrayBuffer on a vsn 1.0.0 socket throws (Channel.push).
+  var SerializerV1 = {
+    encode: function (msg, callback) {
+      return callback(JSON.stringify({
+        topic: msg.topic, event: msg.event, payload: msg.payload, ref: msg.ref, join_ref: msg.join_ref,
+      }))
+    },
+    decode: function (raw, callback) {
+      var obj = JSON.parse(raw)
+      return callback({
+        join_ref: obj.join_ref === undefined ? null : obj.join_ref,
+        ref: obj.ref, topic: obj.topic, event: obj.event, payload: obj.payload,
+      })
+    },
+  }
+
+  function isBinary(payload) {
+    return !!payload && payload.constructor === ArrayBuffer
   }
 
   // -- Push -----------------------------------------------------------------------------
@@ -337,6 +379,9 @@
     if (!this.joinedOnce) {
       throw new Error("tried to push '" + event + "' to '" + this.topic + "' before joining. Use channel.join() before pushing events")
     }
+    if (isBinary(payload) && !this.socket.binarySupported) {
+      throw new Error("tried to push binary '" + event + "' on a vsn " + this.socket.vsn + " socket. Binary payloads need vsn 2.0.0")
+    }
     var push = new Push(this, event, function () { return payload }, timeout === undefined ? this.timeout : timeout)
     if (this.canPush()) {
       push.send()
@@ -395,8 +440,231 @@
   Channel.prototype.isJoining = function () { return this.state === STATES.joining }
   Channel.prototype.isLeaving = function () { return this.state === STATES.leaving }
 
+  // -- HTTP requests for LongPoll -------------------------------------------------------
+
+  function parseJSON(text) {
+    if (!text) return null
+    try {
+      return JSON.parse(text)
+    } catch (_error) {
+      return null
+    }
+  }
+
+  // One HTTP request; `callback(body)` gets the parsed JSON body, or null when the request
+  // failed or the body is not JSON; `onTimeout()` runs instead after `timeout` ms.
+  // Returns an object with `abort()`. XMLHttpRequest in pages, fetch where there is none.
+  function request(method, url, headers, body, timeout, onTimeout, callback) {
+    if (root.XMLHttpRequest) {
+      var req = new root.XMLHttpRequest()
+      req.open(method, url, true)
+      req.timeout = timeout
+      Object.keys(headers).forEach(function (key) { req.setRequestHeader(key, headers[key]) })
+      req.onload = function () { callback(parseJSON(req.responseText)) }
+      req.onerror = function () { callback(null) }
+      req.ontimeout = onTimeout
+      req.send(body)
+      return req
+    }
+    var controller = new root.AbortController()
+    var timedOut = false
+    var timer = setTimeout(function () { timedOut = true; controller.abort() }, timeout)
+    root.fetch(url, { method: method, headers: headers, body: body, signal: controller.signal })
+      .then(function (response) { return response.text() })
+      .then(
+        function (text) { clearTimeout(timer); callback(parseJSON(text)) },
+        function () { clearTimeout(timer); if (timedOut) onTimeout(); else callback(null) }
+      )
+    return { abort: function () { clearTimeout(timer); controller.abort() } }
+  }
+
+  function arrayBufferToBase64(buffer) {
+    var bytes = new Uint8Array(buffer)
+    var binary = ""
+    for (var i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i])
+    return btoa(binary)
+  }
+
+  // -- LongPoll -------------------------------------------------------------------------
+
+  // The long-poll transport, with a WebSocket's interface (readyState, send, close,
+  // onopen/onerror/onmessage/onclose) so that the Socket drives both alike:
+  // `new alight.Socket("/socket", {transport: alight.LongPoll})`, or picked by the
+  // fallback (`longPollFallbackMs`). Wire behaviour of phoenix.js 1.8 (PROTOCOL.md §5):
+  // one GET in flight (`/longpoll?...&token=T`); a `410` without a session token yet
+  // opens the transport, one with a token means the session is gone (close 3410 and
+  // reconnect); `200` delivers each message in its own macrotask; `403` closes with 1008
+  // (the socket retries with its backoff). Sends made in one tick go in one POST
+  // (`application/x-ndjson`, at most 100 lines, binary frames as base64 lines), one POST
+  // in flight. A vsn 1.0.0 frame (a JSON object, which ndjson would read as base64) goes
+  // alone in a POST as `application/json`. No heartbeats: the server ends a session
+  // that stops polling.
+  function LongPoll(endPoint, protocols) {
+    var self = this
+    if (protocols && protocols.length === 2 && protocols[1].indexOf(AUTH_TOKEN_PREFIX) === 0) {
+      this.authToken = atob(protocols[1].slice(AUTH_TOKEN_PREFIX.length))
+    }
+    this.token = null
+    this.skipHeartbeat = true
+    this.timeout = 20000 // the Socket sets its `longpollerTimeout`
+    this.requests = []
+    this.messageTimers = []
+    this.outbox = []
+    this.posting = false
+    this.flushTimer = null
+    this.onopen = noop
+    this.onerror = noop
+    this.onmessage = noop
+    this.onclose = noop
+    this.pollEndpoint = LongPoll.normalizeEndpoint(endPoint)
+    this.readyState = SOCKET_STATES.connecting
+    // The first poll waits a tick, for the caller to set the callbacks (or close us).
+    setTimeout(function () { self.poll() }, 0)
+  }
+  LongPoll.normalizeEndpoint = function (endPoint) {
+    var url = endPoint.replace("ws://", "http://").replace("wss://", "https://")
+    var at = url.lastIndexOf("/websocket")
+    return at < 0 ? url : url.slice(0, at) + "/longpoll" + url.slice(at + "/websocket".length)
+  }
+  LongPoll.prototype.endpointURL = function () {
+    // no token yet: a bare trailing "&", as phoenix.js sends it
+    return appendParams(this.pollEndpoint, { token: this.token })
+  }
+  LongPoll.prototype.isActive = function () {
+    return this.readyState === SOCKET_STATES.open || this.readyState === SOCKET_STATES.connecting
+  }
+  LongPoll.prototype.poll = function () {
+    var self = this
+    if (!this.isActive()) return
+    var headers = { Accept: "application/json" }
+    if (this.authToken) headers["X-Phoenix-AuthToken"] = this.authToken
+    this.ajax("GET", headers, null, function (resp) {
+      var status = resp ? resp.status : 0
+      if (status === 410 && self.token !== null) {
+        // The session we had is gone: fail, so that the socket reconnects and rejoins.
+        return self.closeAndRetry(410, 3410, "session_gone")
+      }
+      if (resp && typeof resp.token === "string") self.token = resp.token
+      switch (status) {
+        case 200:
+          (resp.messages || []).forEach(function (msg) { self.deliver(msg) })
+          return self.poll()
+        case 204:
+          return self.poll()
+        case 410:
+          self.readyState = SOCKET_STATES.open
+          self.onopen({})
+          return self.poll()
+        case 403:
+          self.onerror(403)
+          return self.close(1008, "forbidden", false)
+        case 0:
+        case 500:
+          return self.closeAndRetry(500, 1011, "internal server error")
+        default:
+          // phoenix.js throws here (and stops polling); reconnecting is the useful outcome.
+          return self.closeAndRetry(status, 1011, "unhandled poll status " + status)
+      }
+    })
+  }
+  // Each message in its own macrotask, as WebSocket messages arrive, so that the promise
+  // callbacks one message resolves run before the next message.
+  LongPoll.prototype.deliver = function (msg) {
+    var self = this
+    var timer = setTimeout(function () {
+      self.messageTimers = self.messageTimers.filter(function (t) { return t !== timer })
+      self.onmessage({ data: msg })
+    }, 0)
+    this.messageTimers.push(timer)
+  }
+  LongPoll.prototype.send = function (body) {
+    var self = this
+    this.outbox.push(typeof body === "string" ? body : arrayBufferToBase64(body))
+    if (!this.posting && !this.flushTimer) {
+      this.flushTimer = setTimeout(function () {
+        self.flushTimer = null
+        self.flush()
+      }, 0)
+    }
+  }
+  LongPoll.prototype.flush = function () {
+    var self = this
+    if (this.posting || this.outbox.length === 0 || !this.isActive()) return
+    var count = 1
+    var contentType = "application/json"
+    if (this.outbox[0].charAt(0) !== "{") {
+      contentType = "application/x-ndjson"
+      while (count < this.outbox.length && count < MAX_LONGPOLL_BATCH && this.outbox[count].charAt(0) !== "{") count++
+    }
+    var lines = this.outbox.slice(0, count)
+    this.outbox = this.outbox.slice(count)
+    this.posting = true
+    this.ajax("POST", { "Content-Type": contentType }, lines.join("\n"), function (resp) {
+      if (!resp || resp.status !== 200) return self.closeAndRetry(resp && resp.status, 1011, "internal server error")
+      self.posting = false
+      self.flush()
+    })
+  }
+  LongPoll.prototype.close = function (code, reason, wasClean) {
+    this.stop(SOCKET_STATES.closed)
+    this.emitClose(code, reason, wasClean)
+  }
+  // Fails like a WebSocket that dropped: error, then close. The transport is no longer
+  // open when the callbacks run, but "connecting", so that they can still close it.
+  LongPoll.prototype.closeAndRetry = function (error, code, reason) {
+    if (!this.isActive()) return
+    this.stop(SOCKET_STATES.connecting)
+    this.onerror(error)
+    if (this.isActive()) this.emitClose(code, reason, false)
+  }
+  LongPoll.prototype.ontimeout = function () {
+    this.closeAndRetry("timeout", 1005, "timeout")
+  }
+  // Cancels the requests in flight, the messages not yet delivered and the queued sends.
+  LongPoll.prototype.stop = function (readyState) {
+    this.readyState = readyState
+    var requests = this.requests
+    this.requests = [] // no longer ours: their callbacks are ignored
+    requests.forEach(function (entry) { if (entry.req) entry.req.abort() })
+    this.messageTimers.forEach(function (timer) { clearTimeout(timer) })
+    this.messageTimers = []
+    clearTimeout(this.flushTimer)
+    this.flushTimer = null
+    this.outbox = []
+    this.posting = false
+  }
+  LongPoll.prototype.emitClose = function (code, reason, wasClean) {
+    var event = { code: code || 1005, reason: reason || "", wasClean: wasClean === undefined ? true : wasClean }
+    this.onclose(typeof CloseEvent !== "undefined" ? new CloseEvent("close", event) : event)
+  }
+  LongPoll.prototype.ajax = function (method, headers, body, callback) {
+    var self = this
+    var entry = { req: null }
+    var own = function () {
+      var at = self.requests.indexOf(entry)
+      if (at >= 0) self.requests.splice(at, 1)
+      return at >= 0
+    }
+    this.requests.push(entry)
+    entry.req = request(method, this.endpointURL(), headers, body, this.timeout,
+      function () { if (own()) self.ontimeout() },
+      function (resp) { if (own()) callback(resp) })
+  }
+
   // -- Socket ---------------------------------------------------------------------------
 
+  function defaultSessionStorage() {
+    try {
+      return root.sessionStorage || null
+    } catch (_error) {
+      return null // a sandboxed frame may not touch it
+    }
+  }
+
+  // `new Socket(endPoint, opts)`: the options of phoenix.js's Socket: params, timeout,
+  // transport (default: WebSocket, or LongPoll where there is none), longPollFallbackMs,
+  // longpollerTimeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, logger,
+  // encode/decode, binaryType, vsn, authToken, sessionStorage; plus reconnectJitter.
   function Socket(endPoint, opts) {
     var self = this
     opts = opts || {}
@@ -405,9 +673,19 @@
     this.sendBuffer = []
     this.ref = 0
     this.timeout = opts.timeout || DEFAULT_TIMEOUT
-    this.transport = opts.transport || root.WebSocket
-    this.encode = opts.encode || function (msg, cb) { return Serializer.encode(msg, cb) }
-    this.decode = opts.decode || function (raw, cb) { return Serializer.decode(raw, cb) }
+    this.transport = opts.transport || root.WebSocket || LongPoll
+    this.longPollFallbackMs = opts.longPollFallbackMs
+    this.longpollerTimeout = opts.longpollerTimeout || 20000
+    this.sessionStore = opts.sessionStorage || defaultSessionStorage()
+    this.fallbackTimer = null
+    this.fallbackRefs = []
+    this.primaryPassedHealthCheck = false
+    this.vsn = opts.vsn || VSN
+    // vsn 1.0.0 speaks JSON objects; phoenix.js needs custom encode/decode for that.
+    var serializer = /^1\./.test(this.vsn) ? SerializerV1 : Serializer
+    this.binarySupported = serializer === Serializer || !!opts.encode
+    this.encode = opts.encode || function (msg, cb) { return serializer.encode(msg, cb) }
+    this.decode = opts.decode || function (raw, cb) { return serializer.decode(raw, cb) }
     this.binaryType = opts.binaryType || "arraybuffer"
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs || 30000
     this.rejoinAfterMs = function (tries) {
@@ -422,11 +700,11 @@
     this.logger = opts.logger || null
     this.params = closure(opts.params || {})
     this.endPoint = endPoint + "/websocket"
-    this.vsn = opts.vsn || VSN
-    this.authToken = opts.authToken
+    this.authToken = opts.authToken && closure(opts.authToken)
     this.heartbeatTimer = null
     this.heartbeatTimeoutTimer = null
     this.pendingHeartbeatRef = null
+    this.pings = {}
     this.closeWasClean = false
     this.conn = null
     this.reconnectTimer = new Timer(
@@ -435,15 +713,12 @@
       this.reconnectJitter
     )
   }
+  Socket.prototype.getLongPollTransport = function () { return LongPoll }
   Socket.prototype.protocol = function () {
     return root.location && root.location.protocol.match(/^https/) ? "wss" : "ws"
   }
   Socket.prototype.endPointURL = function () {
-    var params = this.params()
-    var query = {}
-    Object.keys(params).forEach(function (k) { query[k] = params[k] })
-    query.vsn = this.vsn
-    var uri = appendParams(this.endPoint, query)
+    var uri = appendParams(appendParams(this.endPoint, this.params()), { vsn: this.vsn })
     if (uri.charAt(0) !== "/") return uri
     if (uri.charAt(1) === "/") return this.protocol() + ":" + uri
     return this.protocol() + "://" + root.location.host + uri
@@ -455,42 +730,134 @@
     return this.logger !== null
   }
   Socket.prototype.connect = function (params) {
-    var self = this
     if (params) this.params = closure(params)
     if (this.conn) return
+    if (this.longPollFallbackMs && this.transport !== LongPoll) {
+      this.connectWithFallback(LongPoll, this.longPollFallbackMs)
+    } else {
+      this.transportConnect()
+    }
+  }
+  Socket.prototype.transportConnect = function () {
+    var self = this
     this.closeWasClean = false
     var protocols
     if (this.authToken) {
-      protocols = ["phoenix", AUTH_TOKEN_PREFIX + btoa(this.authToken).replace(/=/g, "")]
+      protocols = ["phoenix", AUTH_TOKEN_PREFIX + btoa(this.authToken()).replace(/=/g, "")]
     }
-    var conn = protocols ? new this.transport(this.endPointURL(), protocols) : new this.transport(this.endPointURL())
+    var url = this.endPointURL()
+    var conn = protocols ? new this.transport(url, protocols) : new this.transport(url)
     this.conn = conn
     conn.binaryType = this.binaryType
-    conn.onopen = function () { self.onConnOpen() }
-    conn.onerror = function (error) { self.onConnError(error) }
-    conn.onmessage = function (event) { self.onConnMessage(event) }
-    conn.onclose = function (event) { self.onConnClose(event) }
+    conn.timeout = this.longpollerTimeout
+    // Events of a connection the socket has given up on (replaced, torn down) are ignored.
+    conn.onopen = function () { if (self.conn === conn) self.onConnOpen() }
+    conn.onerror = function (error) { if (self.conn === conn) self.onConnError(error) }
+    conn.onmessage = function (event) { if (self.conn === conn) self.onConnMessage(event) }
+    conn.onclose = function (event) { if (self.conn === conn) self.onConnClose(event) }
+  }
+
+  // WebSocket first; long-poll if it errors before opening, or if it opens but does not
+  // answer a ping within `ms` (a proxy that lets the upgrade through and then nothing).
+  // A fallback that connects is remembered for the session (sessionStorage), so that the
+  // next page goes straight to long-poll, unless a WebSocket has passed the check before.
+  Socket.prototype.connectWithFallback = function (fallbackTransport, ms) {
+    var self = this
+    this.cancelFallback()
+    var established = false
+    var primary = true
+    var fallback = function (reason) {
+      self.log("transport", "falling back to LongPoll...", reason)
+      primary = false
+      self.off([errorRef])
+      self.replaceTransport(fallbackTransport)
+      self.transportConnect()
+    }
+    var errorRef = this.onError(function (reason) {
+      if (primary && !established) {
+        clearTimeout(self.fallbackTimer)
+        fallback(reason)
+      }
+    })
+    var openRef = this.onOpen(function () {
+      if (!primary) {
+        if (!self.primaryPassedHealthCheck) self.storeSession(FALLBACK_KEY, "true")
+        self.log("transport", "established LongPoll fallback")
+        return
+      }
+      established = true
+      clearTimeout(self.fallbackTimer)
+      self.fallbackTimer = setTimeout(fallback, ms)
+      self.ping(function (rtt) {
+        self.log("transport", "connected to primary after", rtt)
+        self.primaryPassedHealthCheck = true
+        clearTimeout(self.fallbackTimer)
+      })
+    })
+    this.fallbackRefs = [errorRef, openRef]
+    if (this.getSession(FALLBACK_KEY)) return fallback("memorized")
+    this.fallbackTimer = setTimeout(fallback, ms)
+    this.transportConnect()
+  }
+  Socket.prototype.cancelFallback = function () {
+    clearTimeout(this.fallbackTimer)
+    this.fallbackTimer = null
+    this.off(this.fallbackRefs)
+    this.fallbackRefs = []
+  }
+  // Drops the current connection (its channels error, to rejoin over the next one) and
+  // makes `newTransport` the one the next connect uses.
+  Socket.prototype.replaceTransport = function (newTransport) {
+    clearTimeout(this.fallbackTimer)
+    this.reconnectTimer.reset()
+    this.transport = newTransport
+    if (!this.conn) return
+    var wasOpen = this.isConnected()
+    this.clearHeartbeat()
+    this.teardown()
+    if (wasOpen) this.triggerChanError("connection_closed")
+  }
+  Socket.prototype.getSession = function (key) {
+    try {
+      return this.sessionStore ? this.sessionStore.getItem(key) : null
+    } catch (_error) {
+      return null
+    }
+  }
+  Socket.prototype.storeSession = function (key, value) {
+    try {
+      if (this.sessionStore) this.sessionStore.setItem(key, value)
+    } catch (_error) {
+      // full or forbidden storage: the fallback is simply not remembered
+    }
   }
   Socket.prototype.disconnect = function (callback, code, reason) {
     this.closeWasClean = true
+    this.cancelFallback()
     this.clearHeartbeat()
     this.reconnectTimer.reset()
     this.teardown(callback, code, reason)
   }
+  // Lets go of the connection at once (its events are ignored from now on); closes it
+  // once what it still has to send is out (a leave just before a disconnect), and calls
+  // `callback` once it is closed, each wait bounded (`waitFor`), as phoenix.js does.
   Socket.prototype.teardown = function (callback, code, reason) {
     callback = callback || noop
     var conn = this.conn
     if (!conn) return callback()
     this.conn = null
+    this.pings = {}
     conn.onopen = noop
     conn.onerror = noop
     conn.onmessage = noop
     conn.onclose = noop
-    if (conn.readyState === 0 || conn.readyState === 1) {
-      if (code) conn.close(code, reason || "")
-      else conn.close()
-    }
-    callback()
+    waitFor(function () { return !conn.bufferedAmount || conn.readyState !== SOCKET_STATES.open }, function () {
+      if (conn.readyState === SOCKET_STATES.connecting || conn.readyState === SOCKET_STATES.open) {
+        if (code) conn.close(code, reason || "")
+        else conn.close()
+      }
+      waitFor(function () { return conn.readyState === SOCKET_STATES.closed }, callback)
+    })
   }
   Socket.prototype.onOpen = function (callback) { return this.addCallback("open", callback) }
   Socket.prototype.onClose = function (callback) { return this.addCallback("close", callback) }
@@ -510,22 +877,18 @@
   Socket.prototype.runCallbacks = function (kind, args) {
     this.stateChangeCallbacks[kind].slice().forEach(function (entry) { entry[1].apply(null, args) })
   }
+  // Sends a heartbeat and calls `callback(rtt_ms)` when it is answered; false when not
+  // connected. Pending pings are forgotten with their connection.
   Socket.prototype.ping = function (callback) {
     if (!this.isConnected()) return false
-    var self = this
     var ref = this.makeRef()
     var start = Date.now()
+    this.pings[ref] = function () { callback(Date.now() - start) }
     this.push({ topic: "phoenix", event: "heartbeat", payload: {}, ref: ref })
-    var onMsgRef = this.onMessage(function (msg) {
-      if (msg.ref === ref) {
-        self.off([onMsgRef])
-        callback(Date.now() - start)
-      }
-    })
     return true
   }
   Socket.prototype.onConnOpen = function () {
-    this.log("transport", "connected to " + this.endPointURL())
+    this.log("transport", (this.transport === LongPoll ? "LongPoll" : this.transport.name) + " connected to " + this.endPointURL())
     this.closeWasClean = false
     this.flushSendBuffer()
     this.reconnectTimer.reset()
@@ -553,9 +916,9 @@
   }
   Socket.prototype.connectionState = function () {
     switch (this.conn && this.conn.readyState) {
-      case 0: return "connecting"
-      case 1: return "open"
-      case 2: return "closing"
+      case SOCKET_STATES.connecting: return "connecting"
+      case SOCKET_STATES.open: return "open"
+      case SOCKET_STATES.closing: return "closing"
       default: return "closed"
     }
   }
@@ -576,6 +939,7 @@
     var send = function () {
       self.encode(data, function (result) { self.conn.send(result) })
     }
+    this.log("push", data.topic + " " + data.event + " (" + data.join_ref + ", " + data.ref + ")", data.payload)
     if (this.isConnected()) send()
     else this.sendBuffer.push({ joinRef: data.join_ref, topic: data.topic, send: send })
   }
@@ -601,17 +965,20 @@
     if (dup) dup.leave()
   }
 
-  // heartbeat: one in flight at a time; a missing reply closes and reconnects
+  // Heartbeats (WebSocket only: LongPoll sets skipHeartbeat): one in flight at a time, the
+  // next one `heartbeatIntervalMs` after its reply; no reply within that time closes the
+  // connection (1000 "heartbeat timeout") and reconnects.
   Socket.prototype.clearHeartbeat = function () {
     clearTimeout(this.heartbeatTimer)
     clearTimeout(this.heartbeatTimeoutTimer)
     this.heartbeatTimer = null
     this.heartbeatTimeoutTimer = null
+    this.pendingHeartbeatRef = null
   }
   Socket.prototype.resetHeartbeat = function () {
     var self = this
-    this.pendingHeartbeatRef = null
     this.clearHeartbeat()
+    if (this.conn && this.conn.skipHeartbeat) return
     this.heartbeatTimer = setTimeout(function () { self.sendHeartbeat() }, this.heartbeatIntervalMs)
   }
   Socket.prototype.sendHeartbeat = function () {
@@ -624,10 +991,9 @@
   Socket.prototype.heartbeatTimeout = function () {
     var self = this
     if (!this.pendingHeartbeatRef) return
-    this.pendingHeartbeatRef = null
     this.log("transport", "heartbeat timeout. Attempting to re-establish connection")
-    this.triggerChanError("heartbeat_timeout")
     this.clearHeartbeat()
+    this.triggerChanError("heartbeat_timeout")
     this.closeWasClean = false
     this.teardown(function () {
       self.runCallbacks("close", [{ code: WS_CLOSE_NORMAL, reason: "heartbeat timeout" }])
@@ -638,9 +1004,7 @@
     var self = this
     this.decode(rawMessage.data, function (msg) {
       if (msg.ref && msg.ref === self.pendingHeartbeatRef) {
-        clearTimeout(self.heartbeatTimeoutTimer)
-        self.heartbeatTimeoutTimer = null
-        self.pendingHeartbeatRef = null
+        self.clearHeartbeat()
         self.heartbeatTimer = setTimeout(function () { self.sendHeartbeat() }, self.heartbeatIntervalMs)
       }
       self.log("receive", (msg.payload && msg.payload.status || "") + " " + msg.topic + " " + msg.event, msg.payload)
@@ -651,6 +1015,11 @@
         channel.trigger(msg.event, msg.payload, msg.ref, msg.join_ref)
       }
       self.runCallbacks("message", [msg])
+      var ping = msg.ref && self.pings[msg.ref]
+      if (ping) {
+        delete self.pings[msg.ref]
+        ping()
+      }
     })
   }
 
@@ -764,12 +1133,15 @@
     return Object.getOwnPropertyNames(presences).map(function (key) { return chooser(key, presences[key]) })
   }
 
-  root.alight = {
+  return {
     Socket: Socket,
     Channel: Channel,
     Push: Push,
     Presence: Presence,
+    LongPoll: LongPoll,
     Serializer: Serializer,
     vsn: VSN,
   }
-})(typeof self !== "undefined" ? self : typeof window !== "undefined" ? window : this)
+}
+// alight:factory end
+)

@@ -9,6 +9,8 @@ and a refused connection that backs off. V1 (§2.2): join and ping over both tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from alight.client import ChannelState, EncodeError, LongPoll, Presence, PushTimeout, Reply, Socket
+from alight.client import ChannelState, EncodeError, JoinError, LongPoll, Presence, PushTimeout, Reply, Socket
 
 from ..conftest import UNIT
 from .conftest import RunningApp
@@ -296,5 +298,109 @@ def test_no_fallback_when_the_websocket_works(reference_app: RunningApp) -> None
             assert await channel.push("ping", {}) == Reply("ok", {})
             assert socket.transport == "websocket"
             assert socket.connections == 1
+
+    run(main)
+
+
+# -- presence with three users ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_presence_with_three_users(reference_app: RunningApp, transport: str) -> None:
+    """Three clients on one topic: each one's Presence syncs to all three users; when
+    the third leaves, the other two see it leave and their lists are right."""
+
+    async def main() -> None:
+        topic = f"room:three-{transport}"
+        users = ("alice", "bob", "carol")
+        async with contextlib.AsyncExitStack() as stack:
+            changed = asyncio.Event()
+            channels, presences = {}, {}
+            joins: dict[str, list[str]] = {user: [] for user in users}
+            leaves: dict[str, list[str]] = {user: [] for user in users}
+
+            def record(into: list[str], key: str, current: object, presence: object) -> None:
+                into.append(key)
+
+            for user in users:
+                socket = await stack.enter_async_context(client(reference_app, user, transport=transport))
+                channel = socket.channel(topic, {"device": f"py-{user}"})
+                presence = Presence(channel)
+                presence.on_sync(changed.set)
+                presence.on_join(functools.partial(record, joins[user]))
+                presence.on_leave(functools.partial(record, leaves[user]))
+                channels[user], presences[user] = channel, presence
+                await channel.join()
+
+            def listed(user: str) -> list[tuple[str, list[str]]]:
+                return sorted(presences[user].list(lambda key, p: (key, [m["device"] for m in p["metas"]])))
+
+            everyone = [(user, [f"py-{user}"]) for user in users]
+            await wait_until(lambda: all(listed(user) == everyone for user in users), changed)
+            for user in users:
+                assert set(joins[user]) == set(users)
+                assert leaves[user] == []
+
+            await channels["carol"].leave()
+            await wait_until(lambda: listed("alice") == listed("bob") == everyone[:2], changed)
+            assert leaves["alice"] == leaves["bob"] == ["carol"]
+
+    run(main)
+
+
+# -- every event, each transport and vsn ------------------------------------------------
+
+
+@pytest.mark.parametrize(("transport", "vsn"), [(t, v) for t in ("websocket", "longpoll") for v in ("2.0.0", "1.0.0")])
+def test_every_event_of_the_reference_app(reference_app: RunningApp, transport: str, vsn: str) -> None:
+    """Two clients on one topic: join ok and refused, every ``handle_in`` event, server
+    pushes, shouts, the HTTP broadcast route, a crash (rejoin with a new join_ref) and a
+    stop (closed for good) — over ``transport`` with ``vsn``."""
+
+    async def main() -> None:
+        name = f"every-{transport}-{vsn}"
+        topic = f"room:{name}"
+        options: dict[str, Any] = {"transport": transport, "vsn": vsn}
+        async with client(reference_app, "eve", **options) as socket, client(reference_app, "fay", **options) as other:
+            channel, second = socket.channel(topic, {"device": "py"}), other.channel(topic)
+            assert await channel.join() == {"joined": name}
+            assert await second.join() == {"joined": name}
+            with pytest.raises(JoinError) as refused:
+                await socket.channel("room:forbidden").join()
+            assert refused.value.response == {"reason": "unauthorized"}
+
+            assert await channel.push("ping", {"n": 1}) == Reply("ok", {"n": 1})
+            assert await channel.push("error_reply") == Reply("error", {"reason": "nope"})
+            assert await channel.push("user") == Reply("ok", {"user_id": "eve"})
+            assert await channel.push("nope") == Reply("error", {"reason": "unknown event nope"})
+            assert await channel.push("push_me", {"x": 1}) == Reply("ok", {})
+            assert (await next_event(channel, "pushed")).payload == {"x": 1}
+            assert await channel.push("async", {"a": 1}) == Reply("ok", {"a": 1})
+            if vsn == "1.0.0":
+                with pytest.raises(EncodeError):
+                    await channel.push("binary", b"\x01")
+            elif transport == "websocket":
+                assert await channel.push("binary", b"\x01\x02") == Reply("ok", b"\x01\x02")
+
+            with pytest.raises(PushTimeout):  # shout has no reply
+                await channel.push("shout", {"text": "hi"}, timeout=0.2 * UNIT)
+            assert (await next_event(second, "shout")).payload == {"text": "hi"}
+            await post_broadcast(reference_app, topic, "announce", {"n": 1})
+            assert (await next_event(channel, "announce")).payload == {"n": 1}
+            assert (await next_event(second, "announce")).payload == {"n": 1}
+
+            old = channel.join_ref
+            with pytest.raises(PushTimeout):  # a crash answers with phx_error
+                await channel.push("crash", timeout=0.5 * UNIT)
+            await next_event(channel, "presence_state", lambda m: channel.join_ref != old)
+            assert channel.state is ChannelState.JOINED
+            assert await channel.push("ping", {"after": "crash"}) == Reply("ok", {"after": "crash"})
+
+            assert await second.push("stop") == Reply("ok", {})
+            assert [m async for m in second if m.event == "never"] == []  # iteration ends on phx_close
+            assert second.state is ChannelState.CLOSED
+            await asyncio.sleep(0.3 * UNIT)  # several rejoin periods (0.05 s here): none happens
+            assert second.state is ChannelState.CLOSED
+            assert await channel.push("ping", {"still": "here"}) == Reply("ok", {"still": "here"})
 
     run(main)
