@@ -93,7 +93,7 @@ def test_demo_serves_the_page_on_a_three_node_cluster(demo: Demo) -> None:
         page = response.read()
     assert b'<script src="/alight.js"></script>' in page
     with urllib.request.urlopen(demo.url + "alight.js", timeout=5 * UNIT) as response:
-        assert b"root.alight = {" in response.read()
+        assert b"root.alight = factory(root)" in response.read()  # the script build defines the global
     with urllib.request.urlopen(demo.url + "metrics", timeout=5 * UNIT) as response:
         metrics = response.read().decode()
     assert "alight_processes{" in metrics
