@@ -56,15 +56,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks"
-SERVER_CPU = 0
-LOADGEN_CPU = 1
+SERVER_CPU, LOADGEN_CPU = CPUS
 READY_TIMEOUT = 20.0
 """Seconds a server has to answer ``GET /health`` (any HTTP status counts as up)."""
-
-STOP_TIMEOUT = 5.0
-"""Seconds between SIGTERM and SIGKILL of a process group."""
 
 
 class BenchError(Exception):
@@ -110,35 +108,6 @@ def raw_command(kind: str) -> Callable[[int], list[str]]:
 
 
 # -- processes ----------------------------------------------------------------------------
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and {SERVER_CPU, LOADGEN_CPU} <= os.sched_getaffinity(0)
-
-
-_PIN = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.execv(sys.argv[2], sys.argv[2:])"
-
-
-def pinned(command: list[str], cpu: int) -> list[str]:
-    """``command`` started on ``cpu`` only (the affinity survives ``exec``; the pid is kept)."""
-    return [sys.executable, "-c", _PIN, str(cpu), *command] if can_pin() else command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def kill_group(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process group of ``proc``, SIGKILL it if it lingers; reap ``proc``."""
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
-            return
 
 
 def _tail(log: IO[bytes], limit: int = 1500) -> str:

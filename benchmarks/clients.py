@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from alight.benchmarks._loadgen import Client, Window, padded_payload
+from alight.benchmarks._procs import can_pin, kill_group, pinned
 from alight.benchmarks.channels import (
     HERE,
     LOADGEN_CPU,
@@ -44,10 +45,7 @@ from alight.benchmarks.channels import (
     Server,
     alight_command,
     alight_missing,
-    can_pin,
     cores,
-    kill_group,
-    pinned,
     server,
 )
 

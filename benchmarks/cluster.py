@@ -51,7 +51,6 @@ import os
 import queue
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -61,15 +60,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
+
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "benchmarks" / "_cluster_node.py"
-CPU_A, CPU_B = 0, 1
+CPU_A, CPU_B = CPUS
 READY_TIMEOUT = 20.0
 """Seconds a child has to print ``ready``."""
 RESULT_TIMEOUT = 75.0
 """Seconds a measuring child has to print its result (its own limit is 60 s)."""
-STOP_TIMEOUT = 5.0
-"""Seconds between SIGTERM and SIGKILL of a process group."""
 DOWN_TARGET = 5.0
 
 
@@ -78,20 +77,6 @@ class BenchError(Exception):
 
 
 # -- processes ------------------------------------------------------------------------------
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_getaffinity") and {CPU_A, CPU_B} <= os.sched_getaffinity(0)
-
-
-def kill_group(proc: subprocess.Popen[Any], first: int = signal.SIGTERM) -> None:
-    """Signal the process group of ``proc`` (SIGKILL if it lingers) and reap ``proc``."""
-    for sig in (first, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(STOP_TIMEOUT)
-            return
 
 
 class Child:
@@ -142,21 +127,6 @@ class Child:
         """The child's JSON result line."""
         value: dict[str, Any] = json.loads(self.expect("{", RESULT_TIMEOUT))
         return value
-
-
-_PIN = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.execv(sys.argv[2], sys.argv[2:])"
-
-
-def pinned(command: list[str], cpu: int) -> list[str]:
-    """``command`` started on ``cpu`` only (the affinity survives ``exec``; the pid is kept)."""
-    return [sys.executable, "-c", _PIN, str(cpu), *command] if can_pin() else command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def child(role: str, cpu: int, secret: str, *options: str) -> contextlib.AbstractContextManager[Child]:
