@@ -42,19 +42,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import logging
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvloop
 
 from alight.actors import ChildSpec, GenServer, Node, Pid, Supervisor, receive, self_pid, send, spawn
+from alight.benchmarks._report import argument_parser, emit
 
 T = TypeVar("T")
 
@@ -565,9 +565,7 @@ def _table(figures: list[Figure], counts: Counts) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     parser.add_argument("--memory-child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
@@ -576,11 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     counts = QUICK if args.quick else FULL
     figures = measure(counts)
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures, counts)
+    emit(figures, args.json, lambda: _table(figures, counts))
     return 0
 
 

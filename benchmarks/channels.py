@@ -40,23 +40,22 @@ every server and load generator is killed (its whole process group) on the way o
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
+from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks"
@@ -478,9 +477,7 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     parser.add_argument(
         "--target",
         choices=("alight", "none"),
@@ -488,19 +485,14 @@ def main(argv: list[str] | None = None) -> int:
         help="what to measure against the raw servers (none: the baselines only)",
     )
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so every server and load generator is still killed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     print(f"channels: {cores()}", file=sys.stderr)
     try:
         figures = Bench(QUICK if args.quick else FULL, args.target == "alight").measure()
     except BenchError as error:
         print(f"channels: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 

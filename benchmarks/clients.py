@@ -25,17 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from alight.benchmarks._loadgen import Client, Window, padded_payload
 from alight.benchmarks._procs import can_pin, kill_group, pinned
+from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
 from alight.benchmarks.channels import (
     HERE,
     LOADGEN_CPU,
@@ -249,9 +249,7 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     parser.add_argument("--receiver", choices=("python", "picows"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -266,19 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"clients: {missing}", file=sys.stderr)
         return 1
-    # SIGTERM unwinds like Ctrl-C, so the server and receivers are still killed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     print(f"clients: {cores()}", file=sys.stderr)
     try:
         figures = measure(QUICK if args.quick else FULL)
     except BenchError as error:
         print(f"clients: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 

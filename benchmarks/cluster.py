@@ -43,7 +43,6 @@ pickled alight message (a channel ``Broadcast`` with a 100-byte body, ~195 bytes
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
@@ -56,11 +55,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
+from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "benchmarks" / "_cluster_node.py"
@@ -444,23 +444,16 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so every child is still killed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     print(f"cluster: {cores()}", file=sys.stderr)
     try:
         figures = Bench(QUICK if args.quick else FULL).measure()
     except BenchError as error:
         print(f"cluster: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 

@@ -19,17 +19,16 @@ row, sorted. ``ratio`` is ``value / baseline_value`` (lower is better).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from alight.actors import Node, call, process_info, processes, receive, spawn
+from alight.benchmarks._report import argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.testing import start_endpoint
 from alight.dashboard import Dashboard
@@ -122,16 +121,10 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
     figures = measure(QUICK if args.quick else FULL)
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 

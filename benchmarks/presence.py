@@ -29,18 +29,17 @@ baseline_value`` (times and bytes: lower is better). How each figure is measured
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import statistics
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from alight.actors import Node, current_node, receive, self_pid, spawn, start_child
+from alight.benchmarks._report import argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.presence._state import Replica, State
 from alight.channels.presence.tracker import make_phx_ref
@@ -252,16 +251,10 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
     figures = measure(QUICK if args.quick else FULL)
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 

@@ -22,16 +22,14 @@ figure and line (``bench``, ``value``, ``unit``, ``baseline``, ``baseline_value`
 
 from __future__ import annotations
 
-import argparse
-import json
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from alight.actors import Node
+from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
 from alight.benchmarks.channels import BenchError, Server, cores, loadgen, server
 from alight.telemetry import CHANNEL_HANDLED_IN, Event
 
@@ -180,23 +178,16 @@ def _table(figures: list[Figure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="one JSON object per figure and line")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so every server and load generator is still killed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     counts = QUICK if args.quick else FULL
     try:
         figures = [*measure_calls(counts), measure_fanout(counts)]
     except BenchError as error:
         print(f"telemetry: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        for figure in figures:
-            print(json.dumps(asdict(figure)), flush=True)
-    else:
-        _table(figures)
+    emit(figures, args.json, lambda: _table(figures))
     return 0
 
 
