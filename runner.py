@@ -192,7 +192,7 @@ async def _watch_stdin(node: Node) -> None:
 async def _announce(app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]) -> None:
     """The last child's start: report the node ready and start nothing (`Ignored`)."""
     if port == 0:
-        from .transports.server import listener_port
+        from .transports.listener import listener_port
 
         listener = app._listener  # set by the endpoint's "http" child, started just before
         assert listener is not None

@@ -304,7 +304,8 @@ class Endpoint:
             *([] if self.dashboard is None else [self.dashboard.child_spec()]),
         ]
         if port is not None:
-            from ..transports.server import HttpListener, ServerConfig
+            from ..transports.listener import HttpListener
+            from ..transports.server import ServerConfig
 
             # The endpoint's WebSocket limits are the listener's (as the ASGI app uses them).
             config = ServerConfig(

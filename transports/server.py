@@ -1,7 +1,7 @@
 """The native HTTP/1.1 + WebSocket server that runs inside a node, on its loop.
 
-`HttpListener` is a supervised actor (a `GenServer`) that owns an asyncio server.
-Each TCP connection is an `HttpProtocol`, which parses requests with ``httptools``
+`alight.transports.listener.HttpListener` is the supervised actor that owns the
+asyncio server. Each TCP connection is an `HttpProtocol`, which parses requests with ``httptools``
 and talks to the endpoint through `ServerHooks`:
 
 - a plain request (long-poll, the app's routes, 404: the endpoint decides) runs
@@ -20,7 +20,6 @@ time, in order. Every limit is in `ServerConfig`; counters are in `ServerStats`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -32,20 +31,10 @@ import httptools
 
 from ..actors import (
     SHUTDOWN,
-    ChildSpec,
-    Exit,
-    GenServer,
     Pid,
-    Reply,
-    call,
-    current_node,
-    is_normal,
-    self_pid,
-    trap_exit,
 )
-from ..actors.gen_server import DEFAULT_CALL_TIMEOUT, start_server
 from ._handshake import auth_token, handshake_response, header_tokens, websocket_key
-from .base import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
+from .base import CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
 from .http import HttpRequest, HttpResponse, reason_phrase
 from .websocket import WebSocketConn
 
@@ -151,8 +140,9 @@ class ServerStats:
         return replace(self)
 
 
-class _Listening:
-    """What the listener and its connections share (no I/O of its own)."""
+class ListenerState:
+    """What a listener and its connections share: the endpoint, limits, counters, the
+    open connections and the socket processes (no I/O of its own)."""
 
     def __init__(self, endpoint: ServerHooks, config: ServerConfig, stats: ServerStats, owner: Process) -> None:
         self.endpoint = endpoint
@@ -218,7 +208,7 @@ async def _serve_request(protocol: HttpProtocol, endpoint: ServerHooks, item: _I
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection (until it becomes a WebSocket). See the module docstring."""
 
-    def __init__(self, server: _Listening) -> None:
+    def __init__(self, server: ListenerState) -> None:
         self._server = server
         self._loop = server.node.loop
         self._tcp: asyncio.Transport | None = None
@@ -504,136 +494,3 @@ class HttpProtocol(asyncio.Protocol):
             self._timer = self._loop.call_later(left, self._check_idle)
         else:
             self._close()
-
-
-class HttpListener(GenServer):
-    """The server as a supervised actor: listens, owns every connection, and is the
-    link parent of every request process and socket process.
-
-    It traps exits: normal exits of its children are ignored, a crashed request
-    process is counted (``request_crashes``; its crash report is already logged),
-    and a socket process that exits without closing its connection gets it closed
-    (1011 after a crash, 1000 otherwise). On stop it stops accepting, closes idle
-    HTTP connections (busy ones after their answer), closes WebSockets with
-    ``shutdown_close_code`` and sends their socket processes exit ``"shutdown"``,
-    waits up to ``shutdown_timeout`` for the connections to go, aborts the rest, and
-    closes the server.
-    """
-
-    default_shutdown = 30.0
-
-    @classmethod
-    async def start_link(  # type: ignore[override] # named settings instead of *args
-        cls,
-        endpoint: ServerHooks,
-        host: str = "127.0.0.1",
-        port: int = 4000,
-        *,
-        reuse_port: bool = False,
-        backlog: int = 2048,
-        config: ServerConfig | None = None,
-        stats: ServerStats | None = None,
-        name: str | None = None,
-    ) -> Pid:
-        """Listen on ``host:port`` (0 picks a free port; see `listener_port`) for
-        ``endpoint``, linked to the caller; returns once the socket is bound.
-        Give ``stats`` to read the counters without a call."""
-        settings = (endpoint, host, port, reuse_port, backlog, config or ServerConfig(), stats or ServerStats())
-        return await start_server(cls, settings, name, DEFAULT_CALL_TIMEOUT, link=True)
-
-    @classmethod
-    def child_spec(  # type: ignore[override] # named settings instead of *args
-        cls,
-        endpoint: ServerHooks,
-        host: str = "127.0.0.1",
-        port: int = 4000,
-        *,
-        reuse_port: bool = False,
-        backlog: int = 2048,
-        config: ServerConfig | None = None,
-        stats: ServerStats | None = None,
-        id: Any = None,  # noqa: A002 - OTP's field name
-        name: str | None = None,
-    ) -> ChildSpec:
-        """A child spec running `start_link` with these settings (a worker with
-        ``shutdown`` = `default_shutdown`, longer than ``config.shutdown_timeout``)."""
-
-        async def start() -> Pid:
-            return await cls.start_link(
-                endpoint, host, port, reuse_port=reuse_port, backlog=backlog, config=config, stats=stats, name=name
-            )
-
-        return ChildSpec(
-            id=cls.__qualname__ if id is None else id, start=start, restart="permanent", shutdown=cls.default_shutdown
-        )
-
-    async def init(
-        self,
-        endpoint: ServerHooks,
-        host: str,
-        port: int,
-        reuse_port: bool,
-        backlog: int,
-        config: ServerConfig,
-        stats: ServerStats,
-    ) -> None:
-        trap_exit()
-        owner = current_node().lookup(self_pid())
-        assert owner is not None
-        self.state = _Listening(endpoint, config, stats, owner)
-        loop = asyncio.get_running_loop()
-        state = self.state
-        self.server = await loop.create_server(
-            lambda: HttpProtocol(state), host, port, reuse_port=reuse_port or None, backlog=backlog
-        )
-        self.port: int = self.server.sockets[0].getsockname()[1]
-        log.info("listening on %s:%d", host, self.port)
-
-    async def handle_call(self, request: Any, from_: Any) -> Reply:
-        if request == "port":
-            return Reply(self.port)
-        if request == "stats":
-            return Reply(self.state.stats)
-        raise ValueError(f"HttpListener got an unknown call {request!r}")
-
-    async def handle_info(self, message: Any) -> None:
-        if type(message) is not Exit:
-            return
-        conn = self.state.sockets.pop(message.pid, None)
-        if conn is not None:
-            if not conn.closed:
-                conn.close(CLOSE_NORMAL if is_normal(message.reason) else CLOSE_INTERNAL)
-        elif not is_normal(message.reason):
-            self.state.stats.request_crashes += 1
-
-    async def terminate(self, reason: Any) -> None:
-        state = self.state
-        state.closing = True
-        self.server.close()
-        node = state.node
-        me = self_pid()
-        for conn in list(state.connections):
-            if isinstance(conn, HttpProtocol):
-                conn.shutdown()
-        for pid, ws in list(state.sockets.items()):
-            ws.close(state.config.shutdown_close_code, "restart")
-            node.exit(me, pid, SHUTDOWN)
-        if state.connections:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.drained.wait(), state.config.shutdown_timeout)
-        for conn in list(state.connections):
-            conn.abort()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), state.config.shutdown_timeout)
-
-
-async def listener_port(listener: Pid | str) -> int:
-    """The port ``listener`` is bound to (useful after asking for port 0)."""
-    port: int = await call(listener, "port")
-    return port
-
-
-async def listener_stats(listener: Pid | str) -> ServerStats:
-    """The live `ServerStats` of ``listener`` (use `ServerStats.snapshot` to keep one)."""
-    stats: ServerStats = await call(listener, "stats")
-    return stats

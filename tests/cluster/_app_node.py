@@ -28,7 +28,7 @@ from alight.actors import Node, receive, spawn
 from alight.actors.supervisor import start_child
 from alight.cluster.distribution import Distribution
 from alight.transports.http import HttpRequest, HttpResponse
-from alight.transports.server import listener_port
+from alight.transports.listener import listener_port
 from examples.reference import app
 
 _dist: Distribution | None = None

@@ -32,7 +32,7 @@ from alight.actors.supervisor import start_child
 from alight.channels import Channel, Endpoint, Ok, Socket
 from alight.channels.message import Broadcast
 from alight.transports.http import HttpRequest, HttpResponse
-from alight.transports.server import listener_port
+from alight.transports.listener import listener_port
 
 
 class Job(GenServer):

@@ -19,7 +19,8 @@ from alight.actors.gen_server import stop
 from alight.channels.message import Frame
 from alight.transports.base import Accepted, Conn, ConnectInfo, Inbound, Refused, TransportClosed
 from alight.transports.http import HttpRequest, HttpResponse
-from alight.transports.server import HttpListener, ServerConfig, ServerStats, listener_port, listener_stats
+from alight.transports.listener import HttpListener, listener_port, listener_stats
+from alight.transports.server import ServerConfig, ServerStats
 
 from ..conftest import UNIT, Runner
 

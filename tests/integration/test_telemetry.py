@@ -32,7 +32,7 @@ from alight.client import JoinError
 from alight.client import Socket as Client
 from alight.metrics import MAX_EVENT_LABELS
 from alight.telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
-from alight.transports.server import HttpListener, listener_port
+from alight.transports.listener import HttpListener, listener_port
 
 from ..conftest import UNIT, Runner
 

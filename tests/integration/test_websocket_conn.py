@@ -19,7 +19,8 @@ from alight.actors import Node
 from alight.actors.gen_server import stop
 from alight.channels.message import Frame  # noqa: F401 - imported before transports (import cycle)
 from alight.transports.base import TransportClosed
-from alight.transports.server import HttpListener, ServerConfig, ServerStats, listener_port
+from alight.transports.listener import HttpListener, listener_port
+from alight.transports.server import ServerConfig, ServerStats
 
 from ..conftest import UNIT, Runner
 from .test_http_server import TIMEOUT, EchoEndpoint, serving

@@ -1,0 +1,166 @@
+"""`HttpListener`: the native server (`alight.transports.server`) as a supervised actor.
+
+A `GenServer` that binds the listening socket in ``init`` (so ``start_link`` returns
+once it is bound), is the link parent of every request and socket process, and on stop
+drains then closes every connection. `listener_port` and `listener_stats` ask a running
+listener for its port and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..actors import (
+    SHUTDOWN,
+    ChildSpec,
+    Exit,
+    GenServer,
+    Pid,
+    Reply,
+    call,
+    current_node,
+    is_normal,
+    self_pid,
+    trap_exit,
+)
+from ..actors.gen_server import DEFAULT_CALL_TIMEOUT, start_server
+from .base import CLOSE_INTERNAL, CLOSE_NORMAL
+from .server import HttpProtocol, ListenerState, ServerConfig, ServerHooks, ServerStats
+
+log = logging.getLogger("alight.transports.listener")
+
+
+class HttpListener(GenServer):
+    """The server as a supervised actor: listens, owns every connection, and is the
+    link parent of every request process and socket process.
+
+    It traps exits: normal exits of its children are ignored, a crashed request
+    process is counted (``request_crashes``; its crash report is already logged),
+    and a socket process that exits without closing its connection gets it closed
+    (1011 after a crash, 1000 otherwise). On stop it stops accepting, closes idle
+    HTTP connections (busy ones after their answer), closes WebSockets with
+    ``shutdown_close_code`` and sends their socket processes exit ``"shutdown"``,
+    waits up to ``shutdown_timeout`` for the connections to go, aborts the rest, and
+    closes the server.
+    """
+
+    default_shutdown = 30.0
+
+    @classmethod
+    async def start_link(  # type: ignore[override] # named settings instead of *args
+        cls,
+        endpoint: ServerHooks,
+        host: str = "127.0.0.1",
+        port: int = 4000,
+        *,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+        config: ServerConfig | None = None,
+        stats: ServerStats | None = None,
+        name: str | None = None,
+    ) -> Pid:
+        """Listen on ``host:port`` (0 picks a free port; see `listener_port`) for
+        ``endpoint``, linked to the caller; returns once the socket is bound.
+        Give ``stats`` to read the counters without a call."""
+        settings = (endpoint, host, port, reuse_port, backlog, config or ServerConfig(), stats or ServerStats())
+        return await start_server(cls, settings, name, DEFAULT_CALL_TIMEOUT, link=True)
+
+    @classmethod
+    def child_spec(  # type: ignore[override] # named settings instead of *args
+        cls,
+        endpoint: ServerHooks,
+        host: str = "127.0.0.1",
+        port: int = 4000,
+        *,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+        config: ServerConfig | None = None,
+        stats: ServerStats | None = None,
+        id: Any = None,  # noqa: A002 - OTP's field name
+        name: str | None = None,
+    ) -> ChildSpec:
+        """A child spec running `start_link` with these settings (a worker with
+        ``shutdown`` = `default_shutdown`, longer than ``config.shutdown_timeout``)."""
+
+        async def start() -> Pid:
+            return await cls.start_link(
+                endpoint, host, port, reuse_port=reuse_port, backlog=backlog, config=config, stats=stats, name=name
+            )
+
+        return ChildSpec(
+            id=cls.__qualname__ if id is None else id, start=start, restart="permanent", shutdown=cls.default_shutdown
+        )
+
+    async def init(
+        self,
+        endpoint: ServerHooks,
+        host: str,
+        port: int,
+        reuse_port: bool,
+        backlog: int,
+        config: ServerConfig,
+        stats: ServerStats,
+    ) -> None:
+        trap_exit()
+        owner = current_node().lookup(self_pid())
+        assert owner is not None
+        self.state = ListenerState(endpoint, config, stats, owner)
+        loop = asyncio.get_running_loop()
+        state = self.state
+        self.server = await loop.create_server(
+            lambda: HttpProtocol(state), host, port, reuse_port=reuse_port or None, backlog=backlog
+        )
+        self.port: int = self.server.sockets[0].getsockname()[1]
+        log.info("listening on %s:%d", host, self.port)
+
+    async def handle_call(self, request: Any, from_: Any) -> Reply:
+        if request == "port":
+            return Reply(self.port)
+        if request == "stats":
+            return Reply(self.state.stats)
+        raise ValueError(f"HttpListener got an unknown call {request!r}")
+
+    async def handle_info(self, message: Any) -> None:
+        if type(message) is not Exit:
+            return
+        conn = self.state.sockets.pop(message.pid, None)
+        if conn is not None:
+            if not conn.closed:
+                conn.close(CLOSE_NORMAL if is_normal(message.reason) else CLOSE_INTERNAL)
+        elif not is_normal(message.reason):
+            self.state.stats.request_crashes += 1
+
+    async def terminate(self, reason: Any) -> None:
+        state = self.state
+        state.closing = True
+        self.server.close()
+        node = state.node
+        me = self_pid()
+        for conn in list(state.connections):
+            if isinstance(conn, HttpProtocol):
+                conn.shutdown()
+        for pid, ws in list(state.sockets.items()):
+            ws.close(state.config.shutdown_close_code, "restart")
+            node.exit(me, pid, SHUTDOWN)
+        if state.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.drained.wait(), state.config.shutdown_timeout)
+        for conn in list(state.connections):
+            conn.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.server.wait_closed(), state.config.shutdown_timeout)
+
+
+async def listener_port(listener: Pid | str) -> int:
+    """The port ``listener`` is bound to (useful after asking for port 0)."""
+    port: int = await call(listener, "port")
+    return port
+
+
+async def listener_stats(listener: Pid | str) -> ServerStats:
+    """The live `ServerStats` of ``listener`` (use `ServerStats.snapshot` to keep one)."""
+    stats: ServerStats = await call(listener, "stats")
+    return stats
