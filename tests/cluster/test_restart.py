@@ -21,6 +21,7 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -144,6 +145,10 @@ def app_nodes() -> Iterator[list[AppNode]]:
             node.kill()
 
 
+def _presence_is(node: AppNode, topic: str, keys: list[str]) -> bool:
+    return node.presence(topic) == keys
+
+
 def _broadcast(node: AppNode, topic: str, n: int) -> None:
     body = json.dumps({"topic": topic, "event": "shout", "payload": {"n": n}}).encode()
     conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=WAIT)
@@ -157,11 +162,13 @@ def _broadcast(node: AppNode, topic: str, n: int) -> None:
 
 def test_broadcasts_cross_both_ways_right_after_a_restart(app_nodes: list[AppNode]) -> None:
     a, b, c = app_nodes
+    topic = "room:restart"
+    c.track(topic, "old-c")
+    wait_for("a sees c's presence", lambda: a.presence(topic) == ["old-c"])
     c.kill()  # SIGKILL
     wait_for("c down on a and b", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
     restarted = AppNode("c", [a.address, b.address])  # ready: it has joined a and b
     app_nodes.append(restarted)
-    topic = "room:restart"
 
     async def clients() -> None:
         everything = sorted([n for n in range(MESSAGES)] + [1000 + n for n in range(MESSAGES)])
@@ -196,3 +203,7 @@ def test_broadcasts_cross_both_ways_right_after_a_restart(app_nodes: list[AppNod
                 await socket.disconnect()
 
     asyncio.run(clients())
+    # Presence: the old incarnation's entries leave, the new one's arrive.
+    restarted.track(topic, "new-c")
+    for node in (a, b, restarted):
+        wait_for(f"{node.name} sees only the new c's presence", partial(_presence_is, node, topic, ["new-c"]))
