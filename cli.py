@@ -7,7 +7,7 @@ import contextlib
 import secrets
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal, cast
 
 import click
 
@@ -270,10 +270,13 @@ async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_me
     from rich.console import Console
 
     from alight.cluster import ENV_VAR, BadSecret
-    from alight.cluster.launcher import ClusterLauncher, LaunchError
+    from alight.cluster.launcher import ClusterLauncher, LaunchError, LineWriter
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console = Console()
+    # Everything the launcher prints goes through writers its loop never waits on: a
+    # reader that stops reading loses lines, the nodes keep being restarted.
+    errors, out = LineWriter(sys.stderr), LineWriter(sys.stdout)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=errors)
+    console = Console(file=cast(IO[str], out))  # what rich uses: write, flush, encoding, isatty
     started = False
 
     def show(nodes: list[NodeStatus]) -> None:
@@ -285,9 +288,11 @@ async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_me
     if secret is None:
         secret = os.environ.get(ENV_VAR) or secrets.token_urlsafe(32)
     try:
-        launcher = ClusterLauncher(config, secret=secret, on_change=show)
+        launcher = ClusterLauncher(config, secret=secret, on_change=show, output=errors)
     except BadSecret as error:
         console.print(f"[red]cannot start the cluster:[/red] {error}")
+        await out.aclose()
+        await errors.aclose()
         return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -322,6 +327,8 @@ async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_me
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         console.print("cluster stopped")
+        await out.aclose()
+        await errors.aclose()
 
 
 def _node_table(nodes: list[NodeStatus]) -> Table:

@@ -7,7 +7,8 @@ order. `run_node` does the same on a cluster node: the root supervisor starts th
 node's `Distribution` first (as OTP's ``kernel`` starts ``net_kernel`` before any
 application), then the endpoint, which finds the distribution on its node and makes
 its PubSub, presence and long-poll cluster-wide (`alight.cluster.endpoint`), then
-announces `NodeReady` on stdout; SIGTERM or SIGINT stops them in reverse order, the
+announces `NodeReady` on stdout once the distribution has joined its seeds (bounded:
+`Distribution.joined`); SIGTERM or SIGINT stops them in reverse order, the
 distribution last (so presence can say goodbye to the other nodes).
 """
 
@@ -190,7 +191,9 @@ async def _watch_stdin(node: Node) -> None:
 
 
 async def _announce(app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]) -> None:
-    """The last child's start: report the node ready and start nothing (`Ignored`)."""
+    """The last child's start: once the distribution has joined its seeds (bounded),
+    report the node ready and start nothing (`Ignored`)."""
+    await dist.joined()
     if port == 0:
         from .transports.listener import listener_port
 

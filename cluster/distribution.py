@@ -14,8 +14,24 @@ full mesh. From then on, for pids of other nodes:
 - `monitor_node` / `monitor_nodes` deliver `Nodeup` / `Nodedown`; `nodes` lists peers;
 - `spawn_on` starts a function (carried by cloudpickle) on another node.
 
-Incarnations: a peer is known by name *and* creation (`Node.creation`). A restarted
-node (same name, new creation) is a new peer: its old life is declared down first.
+``await dist.joined()`` then waits (bounded) until the seeds and the peers learnt from
+them are up: announce the node ready after it (``alight node`` does), and what it sends
+from then on reaches them, as what they send reaches it.
+
+One link per peer and direction: a node's DEALER to a peer is the only one it sends
+on; the seed link that carried its first `Hello` becomes the peer's link when the peer
+is learnt from another member's list, rather than a second link. (A second link from
+the same incarnation reads, over there, as a new session: the receiver would declare
+the sender down and up again, and, the sender still sending on the link it kept,
+drop its frames until a heartbeat timeout, 3 s.)
+
+Incarnations: a peer is known by name *and* creation (`Node.creation`, microseconds
+since the epoch). A restarted node (same name, new creation) is a new peer: its first
+`Hello` declares its old life down at once (links and monitors get ``noconnection``,
+watchers `Nodedown`), before any heartbeat timeout, even if the old process still
+holds its connections (paused); a `Hello` or frame of an older creation, read late, is
+dropped. A link still connecting to an address the peer no longer has (learnt from a
+stale member list) is replaced by one to the address its `Hello` gives.
 
 Failure detection, two ways, one outcome (`_node_down`: links closed, ``noconnection``
 to linked and monitoring processes, `Nodedown` to watchers, and the ``node_down``
@@ -56,6 +72,7 @@ down-then-up, whichever noticed first.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -105,6 +122,8 @@ DOWN_AFTER = 3.0
 DISCONNECT_GRACE = 0.02
 """Seconds between a peer's lost connection and the check that this node has read what
 it had received by then (then the peer is down; else the check is repeated)."""
+JOIN_TIMEOUT = 5.0
+"""Default bound, in seconds, of `Distribution.joined`'s wait for the seeds."""
 
 UP, CONNECTING, DOWN = "up", "connecting", "down"
 
@@ -197,6 +216,7 @@ class Distribution:
         self._all_watchers: set[Pid] = set()
         self._spawns: dict[Ref, tuple[str, Pid, bool]] = {}
         self._tick_handle: Any = None
+        self._joined: asyncio.Future[None] | None = None
         self._seq = 0
         self._nodeups = 0
         self._nodedowns = 0
@@ -209,7 +229,8 @@ class Distribution:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind, become the node's ``remote`` and greet the seeds (the node must run)."""
+        """Bind, become the node's ``remote`` and greet the seeds (the node must run);
+        returns at once: `joined` waits for the seeds to answer."""
         loop = self.node.loop
         address = self._mesh.open(loop, self.host, self.port)
         self.node.remote = self
@@ -219,6 +240,30 @@ class Distribution:
                 self._mesh.push(link, self._hello())
                 self._seed_links[seed] = link
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+
+    async def joined(self, timeout: float = JOIN_TIMEOUT) -> bool:
+        """Wait (after `start`) until this node has joined the cluster: every seed up,
+        and every peer learnt from them up or given up on. True then: what this node
+        sends from now on reaches them, and what they send reaches it, so announce the
+        node ready after this. False after ``timeout`` seconds (logged; a seed still
+        unreachable is no error: it is retried, and joins when it answers)."""
+        if self._joined is None:
+            self._joined = self.node.loop.create_future()
+            self._check_joined()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._joined), timeout)
+        except TimeoutError:
+            pending = sorted(self._seed_links) + sorted(p.name for p in self._peers.values() if p.state == CONNECTING)
+            log.warning("cluster: %s: not joined in %ss, still waiting for %s", self.node.name, timeout, pending)
+            return False
+        return True
+
+    def _check_joined(self) -> None:
+        joined = self._joined
+        if joined is None or joined.done() or self._seed_links:
+            return
+        if all(peer.state != CONNECTING for peer in self._peers.values()):
+            joined.set_result(None)
 
     async def stop(self) -> None:
         """Close every link (peers see their connection drop: this node is down at once)."""
@@ -294,8 +339,13 @@ class Distribution:
         return Hello(self.node.name, self.node.creation, self.address, members)
 
     def _connect(self, peer: Peer) -> None:
-        peer.out = self._mesh.connect(peer.address)
-        self._mesh.push(peer.out, self._hello())
+        # One link per peer: a pending seed link to its address already carries our
+        # Hello. A second link would look, over there, like a new session of ours.
+        link = self._seed_links.pop(peer.address, None)
+        if link is None:
+            link = self._mesh.connect(peer.address)
+            self._mesh.push(link, self._hello())
+        peer.out = link
         peer.state = CONNECTING
         peer.since = self.node.loop.time()
 
@@ -308,18 +358,21 @@ class Distribution:
             if peer.inbound == identity:
                 self._learn(hello.members)
                 return peer
-            # A new link from a peer we think is up: it restarted, or it declared us
-            # down (a pause). Its old life ends here, as it ended there.
+            if identity.creation < peer.creation:
+                return None  # a late Hello of a previous incarnation: it is dead
+            # A new link from a peer we think is up: it restarted (a new creation), or
+            # it declared us down (a pause). Its old life ends here, as it ended there.
             self._node_down(peer, "restarted")
         if peer is None:
             peer = self._peers[name] = Peer(name, hello.address)
+        if peer.state == CONNECTING and peer.out is not None and peer.out.address != hello.address:
+            # Our link goes where the peer no longer is (an address of its previous
+            # incarnation, learnt from a member list): it would never connect.
+            self._close_out(peer)
+            peer.state = DOWN
         peer.address = hello.address
         if peer.state != CONNECTING:
-            seed_link = self._seed_links.pop(hello.address, None)
-            if seed_link is not None:  # our Hello already went on it
-                peer.out = seed_link
-            else:
-                self._connect(peer)
+            self._connect(peer)
         peer.state = UP
         peer.creation = identity.creation
         peer.inbound = identity
@@ -331,6 +384,7 @@ class Distribution:
         for pid in list(self._all_watchers):
             self.node.send(pid, Nodeup(name))
         self._learn(hello.members)
+        self._check_joined()
         return peer
 
     def _learn(self, members: Iterable[Member]) -> None:
@@ -363,6 +417,7 @@ class Distribution:
             elif peer.state == CONNECTING and now - peer.since > self.down_after:
                 self._close_out(peer)
                 peer.state = DOWN
+        self._check_joined()
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
 
     def _on_disconnect(self, link: Outlink) -> None:
@@ -444,7 +499,8 @@ class Distribution:
                 return
         # A frame on a link we did not accept: the peer's old link after we declared it
         # down. It is alive: say Hello on a new link (it will drop its old life too).
-        if peer is not None and peer.state == DOWN and peer.address:
+        # (Frames of a previous incarnation, read late, are dropped: it is dead.)
+        if peer is not None and peer.state == DOWN and peer.address and identity.creation >= peer.creation:
             log.info("cluster: %s: node %s is back, reconnecting", self.node.name, peer.name)
             self._connect(peer)
 

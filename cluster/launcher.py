@@ -22,6 +22,12 @@ node is relaunched (same name, new incarnation, new pid) unless it already neede
 more than ``max_restarts`` restarts in ``restart_period`` seconds; then it stays
 ``failed``. A restarted node joins through the nodes that are up.
 
+Output: with ``log_dir`` each node's output is appended to its own file; else it goes
+to the launcher's stderr, each line prefixed with the node's name, through a
+`LineWriter`: the event loop never waits on a reader, a reader that stops reading
+loses lines (counted in `ClusterLauncher.output_dropped`, and noted in the output once
+it reads again) rather than stopping the launcher and its restarts.
+
 State changes call ``on_change`` with the node table and, with ``status_file``,
 rewrite it atomically (write a temporary file, then rename) as
 ``{"nodes": [{"name", "pid", "http_port", "cluster_address", "state"}]}``.
@@ -46,6 +52,7 @@ from alight.actors._intensity import RestartIntensity
 from alight.runner import NodeReady
 
 from ._keys import ENV_VAR, load_secret
+from ._output import LineWriter
 from .errors import ClusterError
 
 log = logging.getLogger("alight.cluster.launcher")
@@ -78,7 +85,7 @@ class LaunchConfig:
     status_file: Path | None = None
     log_dir: Path | None = None
     """Each node's output goes to ``LOG_DIR/NAME.log`` (appended); else to the
-    launcher's stderr, each line prefixed with ``[NAME]``."""
+    launcher's ``output`` (stderr), each line prefixed with ``[NAME]``."""
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
     max_restarts: int = 5
@@ -167,7 +174,10 @@ class ClusterLauncher:
     """Starts, watches and stops the nodes of one cluster (see the module doc).
 
     ``secret`` is the cluster secret given to every node (`load_secret` checks it).
-    ``on_change(nodes)`` is called after every change of the table. Use it as::
+    ``on_change(nodes)`` is called after every change of the table. ``output`` takes
+    the nodes' output when there is no ``log_dir`` (default: a `LineWriter` on stderr
+    of the launcher's own, closed by `stop`; one given is the caller's to close).
+    Use it as::
 
         launcher = ClusterLauncher(config, secret=secret)
         try:
@@ -183,7 +193,7 @@ class ClusterLauncher:
         *,
         secret: str,
         on_change: Callable[[list[NodeStatus]], None] | None = None,
-        output: IO[str] | None = None,
+        output: LineWriter | None = None,
         python: str = sys.executable,
     ) -> None:
         load_secret(secret=secret)  # BadSecret now rather than N times in the nodes
@@ -191,7 +201,8 @@ class ClusterLauncher:
         self.nodes = [NodeStatus(config.name(i), config.http_port(i)) for i in range(config.nodes)]
         self.on_change = on_change
         self._secret = secret
-        self._output = output if output is not None else sys.stderr
+        self._output = output
+        self._own_output = output is None
         self._python = python
         self._lives: dict[int, _Life] = {}
         self._intensity = [RestartIntensity(config.max_restarts, config.restart_period) for _ in self.nodes]
@@ -256,6 +267,14 @@ class ClusterLauncher:
             await self._reap(life)
             self.nodes[life.index].state = STOPPED
         self._changed()
+        if self._own_output and self._output is not None:
+            await self._output.aclose()
+
+    @property
+    def output_dropped(self) -> int:
+        """Lines ``output`` dropped, its reader too slow or gone (node output, and
+        whatever else shares that writer); 0 before any node output or with ``log_dir``."""
+        return 0 if self._output is None else self._output.dropped
 
     # -- one node ---------------------------------------------------------------------------
 
@@ -353,11 +372,15 @@ class ClusterLauncher:
         status = self.nodes[life.index]
         stdout = life.process.stdout
         assert stdout is not None
-        sink: IO[str] = self._output
+        sink: IO[str] | LineWriter
         log_file: IO[str] | None = None
-        if self.config.log_dir is not None:
+        if self.config.log_dir is not None:  # a file: a write never waits on a reader
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             sink = log_file = (self.config.log_dir / f"{status.name}.log").open("a", encoding="utf-8")
+        else:
+            if self._output is None:
+                self._output = LineWriter(sys.stderr)
+            sink = self._output
         prefix = "" if log_file is not None else f"[{status.name}] "
         try:
             while True:
@@ -412,6 +435,7 @@ __all__ = [
     "ClusterLauncher",
     "LaunchConfig",
     "LaunchError",
+    "LineWriter",
     "NodeStatus",
     "node_command",
     "status_document",

@@ -2,7 +2,8 @@
 
 Runs `examples.reference.app` (presence on) on a node with a `Distribution` (secret from
 ``ALIGHT_CLUSTER_SECRET``; ``CLUSTER_PORT`` 0 picks one), HTTP on a free port of
-127.0.0.1, and prints ``http <port>``, ``address <cluster address>`` then ``ready``.
+127.0.0.1, and prints ``http <port>``, ``address <cluster address>`` then ``ready``
+(once its `Distribution` has joined its seeds).
 Runs until SIGTERM (orderly stop) or SIGKILL.
 
 Test-only routes, for assertions from Python:
@@ -83,6 +84,7 @@ async def main(name: str, cluster_port: int, seeds: list[str]) -> None:
     await node.execute(start_child, node.root, app.child_spec(port=0))
     assert app._listener is not None
     port = await node.execute(listener_port, app._listener)
+    await dist.joined()
     print(f"http {port}", flush=True)
     print(f"address {dist.address}", flush=True)
     print("ready", flush=True)

@@ -2,9 +2,11 @@
 
 Starts a `Node` with a `Distribution` (secret from ``ALIGHT_CLUSTER_SECRET``), registers
 ``echo`` (answers ``("echo", from_pid, payload)`` with ``("echo", payload)``, and
-``("whereis", from_pid, name)`` with ``("whereis", pid)``) and ``victim`` (exits with
-``reason`` on ``("die", reason)``), prints ``address <addr>`` then ``ready``, and runs
-until SIGTERM or SIGKILL.
+``("whereis", from_pid, name)`` with ``("whereis", pid)``), ``relay`` (sends
+``payload`` to ``to``, a pid or a ``(name, node)`` pair, on ``("relay", to, payload)``:
+a message between two other nodes, on the tester's behalf) and ``victim`` (exits with
+``reason`` on ``("die", reason)``), prints ``address <addr>`` then ``ready`` (once its
+`Distribution` has joined its seeds), and runs until SIGTERM or SIGKILL.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ async def echo() -> None:
                 send(sender, ("whereis", whereis(name)))
 
 
+async def relay() -> None:
+    while True:
+        match await receive():
+            case ("relay", to, payload):
+                send(to, payload)
+
+
 async def victim() -> None:
     message: Any = await receive(lambda m: isinstance(m, tuple) and m[0] == "die")
     raise ExitProcess(message[1])
@@ -37,6 +46,7 @@ async def main(name: str, seeds: list[str]) -> None:
     await node.start()
     dist = Distribution(node, seeds=seeds)
     await dist.start()
+    await dist.joined()
     await node.execute(_spawn_services)
     print(f"address {dist.address}", flush=True)
     print("ready", flush=True)
@@ -45,6 +55,7 @@ async def main(name: str, seeds: list[str]) -> None:
 
 async def _spawn_services() -> None:
     register("echo", spawn(echo))
+    register("relay", spawn(relay))
     register("victim", spawn(victim))
 
 

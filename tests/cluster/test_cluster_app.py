@@ -33,12 +33,13 @@ POLL = 0.05
 
 
 class AppNode:
-    """A `_app_node` child process: ``http_port``, ``address``, and HTTP helpers."""
+    """A `_app_node` child process: ``http_port``, ``address``, and HTTP helpers
+    (``cluster_port`` 0: any free one)."""
 
-    def __init__(self, name: str, seeds: list[str]) -> None:
+    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.cluster._app_node", name, "0", *seeds],
+            [sys.executable, "-m", "tests.cluster._app_node", name, str(cluster_port), *seeds],
             cwd=REPO,
             env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
             stdin=subprocess.DEVNULL,
