@@ -32,6 +32,7 @@ from ..actors import ActorError, Down, Pid, Ref, call, demonitor, monitor, self_
 from ..channels.channel import Channel, Error, NoReply, Ok, Reply, Stop
 from ..channels.message import Payload
 from ..channels.socket import Socket
+from ..transports.base import ConnectInfo
 from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of, nodes_of
 from .errors import DashboardError
 
@@ -136,10 +137,16 @@ class DashboardChannel(Channel):
 
 class DashboardSocket(Socket):
     """The dashboard's socket: routes ``dashboard:*`` to `DashboardChannel`. Mounted
-    with ``check_origin="conn"``: only the page served by the same host can use it."""
+    with ``check_origin="conn"``: only the page served by the same host can use it;
+    ``connect`` refuses (403) a ``Host`` the dashboard does not answer under
+    (`Dashboard.allows_host`: no DNS rebinding)."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {TOPIC_PREFIX + "*": DashboardChannel}
     max_channels: ClassVar[int] = 4
+
+    async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
+        dashboard = self.endpoint.dashboard
+        return dashboard is not None and dashboard.allows_host(connect_info.header("host"))
 
 
 __all__ = ["DashboardChannel", "DashboardSocket"]
