@@ -14,7 +14,8 @@ Events from the page (``handle_in``):
   supervisor restarts it as its restart type says); same replies.
 
 Pids are parsed strictly by the collector; bad input gets an ``error`` reply and the
-channel goes on. If the collector goes away (killed from this very page, or its node
+channel goes on. Broadcasts on a ``dashboard:`` topic never reach the page (see
+`DashboardChannel.intercepts`). If the collector goes away (killed from this very page, or its node
 went down) the channel pushes ``"collector_down"``, then asks again every
 `REWATCH_INTERVAL` seconds, pushing ``"nodes"`` (``{"nodes": [...]}``, the cluster as this
 node sees it) each time; snapshots resume when a collector answers. A snapshot of
@@ -65,6 +66,11 @@ def dashboard_of(channel: Channel) -> Dashboard:
 class DashboardChannel(Channel):
     """``dashboard:<node>``: see the module docstring."""
 
+    # The page gets only what the collector sends: a broadcast on the topic (app code,
+    # or an app channel with a catch-all route relaying its clients) is dropped in
+    # `handle_out` rather than written to the page by the fastlane.
+    intercepts: ClassVar[tuple[str, ...]] = ("snapshot", "nodes", "collector_down", "phx_close", "phx_error")
+
     collector: Pid | None = None
     collector_ref: Ref | None = None
 
@@ -113,6 +119,9 @@ class DashboardChannel(Channel):
                 self.push("nodes", {"nodes": nodes_of(self.endpoint.node)})
             send_after(REWATCH_INTERVAL, self_pid(), _REWATCH)
         return None
+
+    async def handle_out(self, event: str, payload: Payload) -> NoReply:
+        return NoReply()  # see `intercepts`
 
     async def handle_in(self, event: str, payload: Payload) -> Ok | Error | Reply | NoReply | Stop:
         if event not in ("info", "kill"):

@@ -201,6 +201,27 @@ def test_the_channel_pushes_snapshots_and_answers_info_and_kill(run: Runner, nod
     run(main)
 
 
+def test_broadcasts_on_a_dashboard_topic_never_reach_the_page(run: Runner, node: Node) -> None:
+    # An app whose own channel has a catch-all route could let its clients broadcast on
+    # "dashboard:<node>": the page must only get what its collector sends.
+    async def main() -> None:
+        app = await _start(interval=0.05)
+        client = await connect(app, DashboardSocket)
+        topic = f"dashboard:{node.name}"
+        await client.join(topic)
+        await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+        app.broadcast(topic, "snapshot", {"node": "spoofed", "tree": {}})
+        app.broadcast(topic, "phx_close", {})
+        app.broadcast(topic, "nodes", {"nodes": [{"name": "spoofed", "state": "up"}]})
+        for _ in range(2):
+            pushed = await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+            assert pushed.payload["node"] == node.name
+        await client.refute_push(topic, "phx_close", timeout=0.01)
+        await client.refute_push(topic, "nodes", timeout=0.01)
+
+    run(main)
+
+
 def test_the_channel_finds_its_collector_again_after_a_restart(run: Runner, node: Node) -> None:
     async def main() -> None:
         app = await _start(interval=0.05)
