@@ -216,9 +216,15 @@ class EndpointMetrics:
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         """``GET /metrics``: every metric of `registry`, in the format ``Accept`` asks
-        for (Prometheus text 0.0.4 by default, or OpenMetrics)."""
+        for (Prometheus text 0.0.4 by default, or OpenMetrics; a malformed ``Accept``
+        gets the default)."""
         await self.refresh()
-        encoder, content_type = choose_encoder(request.header("accept") or "")
+        try:
+            encoder, content_type = choose_encoder(request.header("accept") or "")
+        except (TypeError, ValueError):
+            # A version the library cannot compare ("version=abc"): the default format,
+            # as for any Accept it does not know, rather than a 500.
+            encoder, content_type = choose_encoder("")
         return HttpResponse(
             200, (("content-type", content_type), ("cache-control", "no-store")), encoder(self.registry)
         )

@@ -268,6 +268,13 @@ def test_metrics_endpoint_counts_what_clients_do(run: Runner, node: Node) -> Non
         assert body.rstrip().endswith("# EOF")
         assert "alight_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
 
+        # An Accept header the library cannot parse gets the default format, not a 500.
+        for accept in ("application/openmetrics-text; version=abc", "application/openmetrics-text; version=1.x"):
+            status, content_type, body = await asyncio.to_thread(http_get, port, "/metrics", accept)
+            assert status == 200, body
+            assert content_type.startswith("text/plain; version=0.0.4")
+            assert "alight_processes" in body
+
     run(main)
 
 
