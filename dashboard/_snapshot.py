@@ -90,7 +90,7 @@ def tree_node(
 ) -> dict[str, Any]:
     """A node of the supervision tree (its ``children`` are filled in by the walker;
     ``more`` counts children left out, ``unresponsive`` marks a supervisor that did not
-    answer ``which_children`` in time)."""
+    answer ``which_children`` in time, or answered with something else)."""
     return {
         "id": describe_id(child_id),
         "pid": None if pid is None else str(pid),

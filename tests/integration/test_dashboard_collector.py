@@ -4,6 +4,7 @@ channel's join, pushes and replies (through `alight.channels.testing`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -104,6 +105,24 @@ def test_snapshot_shows_the_node_its_tree_processes_and_topics(run: Runner, node
     assert snapshot["watchdog"] == {"threshold_ms": None, "reported": 0, "reports": []}
     assert snapshot["drops"]["slow_consumer_disconnects"] == 0
     assert orjson.loads(orjson.dumps(snapshot)) == snapshot  # JSON-safe all through
+
+
+def test_a_child_that_says_it_is_a_supervisor_but_is_not_is_shown_unresponsive(run: Runner) -> None:
+    # A GenServer started with type="supervisor" answers which_children with whatever
+    # its handle_call returns ("ok"): the tree walk must not crash on it (a collector
+    # crashing at every sample would take the endpoint's tree down with it).
+    async def main() -> None:
+        await _start()
+        impostor = dataclasses.replace(Job.child_spec(id="impostor"), type="supervisor")
+        await start_child(await _child(self_pid().local.node.root, "workers"), impostor)
+        collector = whereis(COLLECTOR)
+        snapshot = await call(COLLECTOR, ("snapshot",))
+        entry = _find(snapshot["tree"], "workers", "impostor")
+        assert entry["unresponsive"] is True
+        assert entry["children"] == []
+        assert whereis(COLLECTOR) == collector
+
+    run(main)
 
 
 def test_info_and_kill_then_the_supervisor_restarts(run: Runner) -> None:
