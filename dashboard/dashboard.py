@@ -105,6 +105,7 @@ class Dashboard:
 
     @property
     def socket_path(self) -> str:
+        """Where `DashboardSocket` is mounted (``<path>/socket``); the page connects there."""
         return self.path + "/socket"
 
     def allows_host(self, host_header: str | None) -> bool:
@@ -119,8 +120,14 @@ class Dashboard:
         """``GET /dashboard``: the page, told this node's name and the socket's path;
         403 for a ``Host`` the dashboard does not answer under (`allows_host`). Its one
         inline script runs by a fresh CSP nonce; no other inline script can run."""
-        if not self.allows_host(request.header("host")):
-            return HttpResponse(403, (("content-type", "text/plain; charset=utf-8"),), b"dashboard: host not allowed")
+        host = request.header("host")
+        if not self.allows_host(host):
+            refusal = (
+                f"dashboard: host {(host or '')[:100]!r} not allowed; serve it under an IP address, "
+                "localhost or the endpoint's host, or list the name in Dashboard(endpoint, hosts=[...])\n"
+            )
+            plain = (("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff"))
+            return HttpResponse(403, plain, refusal.encode())
         nonce = secrets.token_urlsafe(18)
         body = (
             _page_template()

@@ -146,6 +146,7 @@ def test_a_dns_rebinding_page_is_refused(dashboard_node: DashboardNode) -> None:
     rebound = f"evil.example:{dashboard_node.http_port}"
     status, _, body = _get(dashboard_node, "/dashboard", {"Host": rebound})
     assert status == 403, body
+    assert b"Dashboard(endpoint, hosts=[...])" in body  # says what to do
     upgrade = {
         "Host": rebound,
         "Origin": f"http://{rebound}",
