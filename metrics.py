@@ -21,8 +21,9 @@ Two kinds of metrics, every one labelled with the ``node`` that serves the scrap
   node, peers up and the ZeroMQ links' counters (dropped messages, bad frames, ...).
 
 Label values that come from clients (``handle_in`` event names) are bounded: past
-`MAX_EVENT_LABELS` distinct values, new ones are counted as ``"other"``, so a client
-cannot grow the scrape without bound. Topics are never labels for the same reason.
+`MAX_EVENT_LABELS` distinct values, new ones are counted as ``"other"``, and so is a
+name longer than `MAX_EVENT_LABEL_LENGTH`, so a client cannot grow the scrape without
+bound (in count or in size). Topics are never labels for the same reason.
 """
 
 from __future__ import annotations
@@ -55,20 +56,25 @@ DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 MAX_EVENT_LABELS = 100
 """Distinct ``handle_in`` event names labelled per endpoint; later ones become ``"other"``."""
 
+MAX_EVENT_LABEL_LENGTH = 64
+"""Longest ``handle_in`` event name used as a label; a longer one is ``"other"``."""
+
 OTHER = "other"
 
 
 class _BoundedLabels:
-    """Maps client-chosen strings to label values, at most ``limit`` distinct ones."""
+    """Maps client-chosen strings to label values: at most ``limit`` distinct ones, each
+    at most ``max_length`` characters; anything past either bound is `OTHER`."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_length: int) -> None:
         self.limit = limit
+        self.max_length = max_length
         self._seen: set[str] = set()
 
     def __call__(self, value: str) -> str:
         if value in self._seen:
             return value
-        if len(self._seen) < self.limit:
+        if len(self._seen) < self.limit and len(value) <= self.max_length:
             self._seen.add(value)
             return value
         return OTHER
@@ -86,7 +92,7 @@ class EndpointMetrics:
         self.endpoint = endpoint
         self.registry = CollectorRegistry()
         """This endpoint's registry (never the library's global one)."""
-        self._events = _BoundedLabels(MAX_EVENT_LABELS)
+        self._events = _BoundedLabels(MAX_EVENT_LABELS, MAX_EVENT_LABEL_LENGTH)
         self._channels = 0
         self._longpoll_sessions = 0
         self._node_name = ""
@@ -210,9 +216,15 @@ class EndpointMetrics:
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         """``GET /metrics``: every metric of `registry`, in the format ``Accept`` asks
-        for (Prometheus text 0.0.4 by default, or OpenMetrics)."""
+        for (Prometheus text 0.0.4 by default, or OpenMetrics; a malformed ``Accept``
+        gets the default)."""
         await self.refresh()
-        encoder, content_type = choose_encoder(request.header("accept") or "")
+        try:
+            encoder, content_type = choose_encoder(request.header("accept") or "")
+        except (TypeError, ValueError):
+            # A version the library cannot compare ("version=abc"): the default format,
+            # as for any Accept it does not know, rather than a 500.
+            encoder, content_type = choose_encoder("")
         return HttpResponse(
             200, (("content-type", content_type), ("cache-control", "no-store")), encoder(self.registry)
         )
@@ -339,4 +351,11 @@ def _cluster_metrics(node: Node, labels: list[str]) -> Iterator[Metric]:
         yield family
 
 
-__all__ = ["DURATION_BUCKETS", "MAX_EVENT_LABELS", "METRICS_PATH", "NAMESPACE", "EndpointMetrics"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "MAX_EVENT_LABEL_LENGTH",
+    "MAX_EVENT_LABELS",
+    "METRICS_PATH",
+    "NAMESPACE",
+    "EndpointMetrics",
+]

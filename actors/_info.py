@@ -18,6 +18,8 @@ class ProcessInfo:
     ``status`` is ``"running"``, ``"waiting"`` (blocked in receive), ``"runnable"``
     or ``"exiting"``; ``messages_handled`` counts messages taken by `receive`;
     ``callback`` is the behaviour callback being run (``"handle_call"``, ...).
+    ``links`` are in no particular order, as in Erlang (a supervisor of many
+    thousand children is asked every second by the dashboard: no sort).
     """
 
     pid: Pid
@@ -41,7 +43,7 @@ def info_of(proc: Process) -> ProcessInfo:
         status=proc.status,
         mailbox_length=len(proc),
         messages_handled=proc.received,
-        links=tuple(sorted(proc.links)),
+        links=tuple(proc.links),
         monitors=tuple(proc.monitors),
         monitored_by=tuple(proc.monitored_by.values()),
         trap_exit=proc.trap_exit,

@@ -15,6 +15,9 @@ row, sorted. ``ratio`` is ``value / baseline_value`` (lower is better).
   Baseline: the naive table of all N processes.
 - ``dashboard.snapshot_bytes_N`` (bytes): the snapshot encoded as JSON, what travels
   to the page each second. Baseline: the naive table encoded as JSON.
+- ``dashboard.snapshot_channels_N`` (ms): the same snapshot when the N processes are
+  children of the endpoint's channels supervisor, as channels are (the tree walk asks
+  it for ``which_children``, and it is linked to every one). Baseline: the naive table.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from alight.actors import Node, call, process_info, processes, receive, spawn
+from alight.actors import ChildSpec, DynamicSupervisor, Node, call, process_info, processes, receive, spawn, spawn_link
 from alight.benchmarks._report import argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.testing import start_endpoint
@@ -74,12 +77,16 @@ def _naive_table() -> list[dict[str, Any]]:
     return busiest(rows, len(rows))
 
 
-async def _measure(size: int, runs: int) -> tuple[float, float, int, int]:
+async def _measure(size: int, runs: int, supervised: bool = False) -> tuple[float, float, int, int]:
     app = Endpoint(check_origin=False)
     Dashboard(app)
     await start_endpoint(app)
+    spec = ChildSpec(id="channel", start=lambda: spawn_link(_idle), restart="temporary")
     for _ in range(size):
-        spawn(_idle)
+        if supervised:
+            await DynamicSupervisor.start_child(app.channel_supervisor, spec)
+        else:
+            spawn(_idle)
     snapshot = await call(COLLECTOR, ("snapshot",), timeout=None)  # warm up
     times, base_times = [], []
     for _ in range(runs):
@@ -105,6 +112,9 @@ def measure(counts: Counts) -> list[Figure]:
         ms, base_ms, size_bytes, base_bytes = node.run(_measure, size, counts.runs)
         figures.append(_figure(f"dashboard.snapshot_{size}", ms, "ms", base_ms))
         figures.append(_figure(f"dashboard.snapshot_bytes_{size}", size_bytes, "bytes", base_bytes))
+        node = Node("bench@localhost", watchdog_threshold=None)
+        ms, base_ms, _, _ = node.run(_measure, size, counts.runs, True)
+        figures.append(_figure(f"dashboard.snapshot_channels_{size}", ms, "ms", base_ms))
     return figures
 
 

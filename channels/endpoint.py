@@ -160,8 +160,9 @@ class Endpoint:
     ``endpoint.metrics.registry`` takes metrics of your own).
 
     ``dashboard=True`` serves the live dashboard at ``GET /dashboard`` (`alight.dashboard`;
-    ``Dashboard(endpoint, path=..., interval=...)`` for other settings). It can kill
-    processes: an admin tool, for loopback or behind your own authentication.
+    ``Dashboard(endpoint, path=..., interval=..., hosts=...)`` for other settings). It can
+    kill processes: an admin tool, for loopback or behind your own authentication; it
+    answers only a ``Host`` that is an IP address, ``localhost``, ``host`` or one of ``hosts``.
     """
 
     def __init__(

@@ -22,6 +22,9 @@ MAX_PID_TEXT = 40
 
 _LOCAL_PID = re.compile(r"<0\.([0-9]{1,30})\.0>")
 
+MAX_DETAIL_PIDS = 100
+"""Links (and monitors, and monitors of it) listed in a process's detail; the rest are counted."""
+
 MAX_STACK = 4000
 """Characters of a watchdog report's stack sent to the page (the end of the stack is kept)."""
 
@@ -66,12 +69,19 @@ def process_row(info: ProcessInfo) -> dict[str, Any]:
 
 
 def process_detail(info: ProcessInfo) -> dict[str, Any]:
-    """Everything `process_info` says about one process (the detail panel)."""
+    """Everything `process_info` says about one process (the detail panel): its links,
+    monitors and monitors of it, at most `MAX_DETAIL_PIDS` of each (a supervisor of
+    thousands of channels is linked to every one), with their totals."""
     return {
         **process_row(info),
-        "links": [str(pid) for pid in info.links],
-        "monitors": [str(ref) for ref in info.monitors],
-        "monitored_by": [str(pid) for pid in info.monitored_by],
+        "links": [str(pid) for pid in info.links[:MAX_DETAIL_PIDS]],
+        "monitors": [str(ref) for ref in info.monitors[:MAX_DETAIL_PIDS]],
+        "monitored_by": [str(pid) for pid in info.monitored_by[:MAX_DETAIL_PIDS]],
+        "totals": {
+            "links": len(info.links),
+            "monitors": len(info.monitors),
+            "monitored_by": len(info.monitored_by),
+        },
     }
 
 
@@ -90,7 +100,7 @@ def tree_node(
 ) -> dict[str, Any]:
     """A node of the supervision tree (its ``children`` are filled in by the walker;
     ``more`` counts children left out, ``unresponsive`` marks a supervisor that did not
-    answer ``which_children`` in time)."""
+    answer ``which_children`` in time, or answered with something else)."""
     return {
         "id": describe_id(child_id),
         "pid": None if pid is None else str(pid),

@@ -14,7 +14,8 @@ Events from the page (``handle_in``):
   supervisor restarts it as its restart type says); same replies.
 
 Pids are parsed strictly by the collector; bad input gets an ``error`` reply and the
-channel goes on. If the collector goes away (killed from this very page, or its node
+channel goes on. Broadcasts on a ``dashboard:`` topic never reach the page (see
+`DashboardChannel.intercepts`). If the collector goes away (killed from this very page, or its node
 went down) the channel pushes ``"collector_down"``, then asks again every
 `REWATCH_INTERVAL` seconds, pushing ``"nodes"`` (``{"nodes": [...]}``, the cluster as this
 node sees it) each time; snapshots resume when a collector answers. A snapshot of
@@ -32,6 +33,7 @@ from ..actors import ActorError, Down, Pid, Ref, call, demonitor, monitor, self_
 from ..channels.channel import Channel, Error, NoReply, Ok, Reply, Stop
 from ..channels.message import Payload
 from ..channels.socket import Socket
+from ..transports.base import ConnectInfo
 from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of, nodes_of
 from .errors import DashboardError
 
@@ -63,6 +65,11 @@ def dashboard_of(channel: Channel) -> Dashboard:
 
 class DashboardChannel(Channel):
     """``dashboard:<node>``: see the module docstring."""
+
+    # The page gets only what the collector sends: a broadcast on the topic (app code,
+    # or an app channel with a catch-all route relaying its clients) is dropped in
+    # `handle_out` rather than written to the page by the fastlane.
+    intercepts: ClassVar[tuple[str, ...]] = ("snapshot", "nodes", "collector_down", "phx_close", "phx_error")
 
     collector: Pid | None = None
     collector_ref: Ref | None = None
@@ -113,6 +120,9 @@ class DashboardChannel(Channel):
             send_after(REWATCH_INTERVAL, self_pid(), _REWATCH)
         return None
 
+    async def handle_out(self, event: str, payload: Payload) -> NoReply:
+        return NoReply()  # see `intercepts`
+
     async def handle_in(self, event: str, payload: Payload) -> Ok | Error | Reply | NoReply | Stop:
         if event not in ("info", "kill"):
             return Error({"reason": f"unknown event {event!r}"[:200]})
@@ -136,10 +146,16 @@ class DashboardChannel(Channel):
 
 class DashboardSocket(Socket):
     """The dashboard's socket: routes ``dashboard:*`` to `DashboardChannel`. Mounted
-    with ``check_origin="conn"``: only the page served by the same host can use it."""
+    with ``check_origin="conn"``: only the page served by the same host can use it;
+    ``connect`` refuses (403) a ``Host`` the dashboard does not answer under
+    (`Dashboard.allows_host`: no DNS rebinding)."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {TOPIC_PREFIX + "*": DashboardChannel}
     max_channels: ClassVar[int] = 4
+
+    async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
+        dashboard = self.endpoint.dashboard
+        return dashboard is not None and dashboard.allows_host(connect_info.header("host"))
 
 
 __all__ = ["DashboardChannel", "DashboardSocket"]

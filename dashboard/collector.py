@@ -29,6 +29,7 @@ from ..actors import (
     KILL,
     ActorError,
     BlockReport,
+    ChildInfo,
     Down,
     From,
     GenServer,
@@ -285,6 +286,12 @@ class Collector(GenServer):
         try:
             children = await which_children(sup, timeout=CALL_TIMEOUT)
         except ActorError:  # busy (restarting a child), or exited meanwhile
+            entry["unresponsive"] = True
+            return
+        if not (isinstance(children, list) and all(type(child) is ChildInfo for child in children)):
+            # A process started with type="supervisor" that is not one answers the
+            # call with anything: shown unresponsive, never a crash of the collector
+            # (which, at every sample, would take the endpoint's tree down with it).
             entry["unresponsive"] = True
             return
         if depth >= MAX_DEPTH:

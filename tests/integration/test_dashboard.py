@@ -140,6 +140,44 @@ def test_the_socket_refuses_other_origins(dashboard_node: DashboardNode) -> None
     assert status == 101
 
 
+def test_a_dns_rebinding_page_is_refused(dashboard_node: DashboardNode) -> None:
+    # A page of evil.example whose name now resolves to 127.0.0.1: its Origin matches
+    # its Host, so only the Host tells it apart from the dashboard's own page.
+    rebound = f"evil.example:{dashboard_node.http_port}"
+    status, _, body = _get(dashboard_node, "/dashboard", {"Host": rebound})
+    assert status == 403, body
+    assert b"Dashboard(endpoint, hosts=[...])" in body  # says what to do
+    upgrade = {
+        "Host": rebound,
+        "Origin": f"http://{rebound}",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    status, _, _ = _get(dashboard_node, "/dashboard/socket/websocket?vsn=2.0.0", upgrade)
+    assert status == 403
+    # The names the dashboard is served under still work.
+    for host in (f"localhost:{dashboard_node.http_port}", f"127.0.0.1:{dashboard_node.http_port}"):
+        status, _, _ = _get(dashboard_node, "/dashboard", {"Host": host})
+        assert status == 200, host
+
+
+def test_only_the_pages_own_script_runs(dashboard_node: DashboardNode) -> None:
+    nonces = []
+    for _ in range(2):
+        status, headers, body = _get(dashboard_node, "/dashboard")
+        assert status == 200
+        policy = dict(directive.strip().split(" ", 1) for directive in headers["content-security-policy"].split(";"))
+        assert "'unsafe-inline'" not in policy["script-src"]
+        [nonce] = re.findall(r"'nonce-([A-Za-z0-9_-]{16,})'", policy["script-src"])
+        assert f'<script nonce="{nonce}">' in body.decode()
+        assert policy["base-uri"] == "'none'"
+        assert headers["x-content-type-options"] == "nosniff"
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+
+
 def test_the_dashboard_in_chromium_kills_a_worker_and_shows_its_restart(dashboard_node: DashboardNode) -> None:
     require_browser()
     run = run_node("dashboard.js", dashboard_node.url(), str(CHROMIUM), "--kill", JOB, timeout=60 * UNIT)

@@ -23,7 +23,11 @@ def test_quick_json_run_prints_every_figure() -> None:
     )
     assert done.returncode == 0, done.stderr
     figures = [json.loads(line) for line in done.stdout.splitlines()]
-    assert {f["bench"] for f in figures} == {"dashboard.snapshot_200", "dashboard.snapshot_bytes_200"}
+    assert {f["bench"] for f in figures} == {
+        "dashboard.snapshot_200",
+        "dashboard.snapshot_bytes_200",
+        "dashboard.snapshot_channels_200",
+    }
     for figure in figures:
         assert set(figure) == {"bench", "value", "unit", "baseline", "baseline_value", "ratio"}
         assert figure["value"] > 0

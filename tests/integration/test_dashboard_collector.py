@@ -4,6 +4,7 @@ channel's join, pushes and replies (through `alight.channels.testing`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -106,6 +107,24 @@ def test_snapshot_shows_the_node_its_tree_processes_and_topics(run: Runner, node
     assert orjson.loads(orjson.dumps(snapshot)) == snapshot  # JSON-safe all through
 
 
+def test_a_child_that_says_it_is_a_supervisor_but_is_not_is_shown_unresponsive(run: Runner) -> None:
+    # A GenServer started with type="supervisor" answers which_children with whatever
+    # its handle_call returns ("ok"): the tree walk must not crash on it (a collector
+    # crashing at every sample would take the endpoint's tree down with it).
+    async def main() -> None:
+        await _start()
+        impostor = dataclasses.replace(Job.child_spec(id="impostor"), type="supervisor")
+        await start_child(await _child(self_pid().local.node.root, "workers"), impostor)
+        collector = whereis(COLLECTOR)
+        snapshot = await call(COLLECTOR, ("snapshot",))
+        entry = _find(snapshot["tree"], "workers", "impostor")
+        assert entry["unresponsive"] is True
+        assert entry["children"] == []
+        assert whereis(COLLECTOR) == collector
+
+    run(main)
+
+
 def test_info_and_kill_then_the_supervisor_restarts(run: Runner) -> None:
     async def main() -> None:
         await _start()
@@ -197,6 +216,27 @@ def test_the_channel_pushes_snapshots_and_answers_info_and_kill(run: Runner, nod
                 break
             assert time.monotonic() < deadline
         assert (await client.join("dashboard:nowhere@nohost"))[0] == "error"
+
+    run(main)
+
+
+def test_broadcasts_on_a_dashboard_topic_never_reach_the_page(run: Runner, node: Node) -> None:
+    # An app whose own channel has a catch-all route could let its clients broadcast on
+    # "dashboard:<node>": the page must only get what its collector sends.
+    async def main() -> None:
+        app = await _start(interval=0.05)
+        client = await connect(app, DashboardSocket)
+        topic = f"dashboard:{node.name}"
+        await client.join(topic)
+        await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+        app.broadcast(topic, "snapshot", {"node": "spoofed", "tree": {}})
+        app.broadcast(topic, "phx_close", {})
+        app.broadcast(topic, "nodes", {"nodes": [{"name": "spoofed", "state": "up"}]})
+        for _ in range(2):
+            pushed = await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
+            assert pushed.payload["node"] == node.name
+        await client.refute_push(topic, "phx_close", timeout=0.01)
+        await client.refute_push(topic, "nodes", timeout=0.01)
 
     run(main)
 

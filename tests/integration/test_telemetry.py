@@ -24,13 +24,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from alight.actors import Node, Pid, receive, self_pid
+from alight.actors import Down, Node, Pid, monitor, receive, self_pid, which_children
+from alight.actors import exit as exit_signal
 from alight.actors.supervisor import terminate_child
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
 from alight.channels.testing import start_endpoint
 from alight.client import JoinError
 from alight.client import Socket as Client
-from alight.metrics import MAX_EVENT_LABELS
+from alight.metrics import MAX_EVENT_LABEL_LENGTH, MAX_EVENT_LABELS
 from alight.telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from alight.transports.listener import HttpListener, listener_port
 
@@ -267,6 +268,13 @@ def test_metrics_endpoint_counts_what_clients_do(run: Runner, node: Node) -> Non
         assert body.rstrip().endswith("# EOF")
         assert "alight_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
 
+        # An Accept header the library cannot parse gets the default format, not a 500.
+        for accept in ("application/openmetrics-text; version=abc", "application/openmetrics-text; version=1.x"):
+            status, content_type, body = await asyncio.to_thread(http_get, port, "/metrics", accept)
+            assert status == 200, body
+            assert content_type.startswith("text/plain; version=0.0.4")
+            assert "alight_processes" in body
+
     run(main)
 
 
@@ -276,7 +284,10 @@ def test_event_names_from_clients_are_bounded_labels(run: Runner, node: Node) ->
         async with client(port) as socket:
             room = socket.channel("room:1")
             await room.join(WAIT)
-            for n in range(MAX_EVENT_LABELS + 5):
+            # A long name neither becomes a label nor takes one of the slots.
+            await room.push("x" * (MAX_EVENT_LABEL_LENGTH + 1), {}, WAIT)
+            await room.push("y" * MAX_EVENT_LABEL_LENGTH, {}, WAIT)
+            for n in range(MAX_EVENT_LABELS + 5 - 1):
                 await room.push(f"event-{n}", {}, WAIT)
         samples = await scrape(port)
         labelled = {
@@ -285,9 +296,10 @@ def test_event_names_from_clients_are_bounded_labels(run: Runner, node: Node) ->
             if name == "alight_channel_handle_in_duration_seconds_count"
         }
         assert len(labelled) == MAX_EVENT_LABELS + 1
+        assert labelled["y" * MAX_EVENT_LABEL_LENGTH] == 1
         assert labelled["event-0"] == 1
-        assert labelled["other"] == 5
-        assert f"event-{MAX_EVENT_LABELS}" not in labelled
+        assert labelled["other"] == 1 + 5
+        assert f"event-{MAX_EVENT_LABELS - 1}" not in labelled
 
     run(main)
 
@@ -324,5 +336,40 @@ def test_presences_are_a_gauge_read_at_scrape_time(run: Runner, node: Node) -> N
         assert value(await scrape(port), "alight_presences") == 3
         await tracker.untrack(self_pid(), "room:a", "bob")
         assert value(await scrape(port), "alight_presences") == 2
+
+    run(main)
+
+
+async def kill(pid: Pid) -> None:
+    """``exit(pid, "kill")``, and wait (bounded) for its end."""
+    ref = monitor(pid)
+    exit_signal(pid, "kill")
+    await receive(lambda m: isinstance(m, Down) and m.ref == ref, WAIT)
+
+
+def test_a_killed_metrics_process_is_restarted_with_its_handlers(run: Runner, node: Node) -> None:
+    async def main() -> None:
+        app, port = await serve(node, metrics=True)
+        assert app.metrics is not None
+        handler_id = app.metrics.handler_id
+        [tree] = [c.pid for c in await which_children(node.root) if c.id == ("endpoint", app.name)]
+        assert tree is not None
+        for _ in range(3):
+            [old] = [c.pid for c in await which_children(tree) if c.id == "metrics"]
+            assert old is not None
+            await kill(old)
+            # Restarted (a new pid), and the new process holds the handlers under the same id.
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while True:
+                [new] = [c.pid for c in await which_children(tree) if c.id == "metrics"]
+                attached = [info.id for info in node.telemetry.list_handlers(SOCKET_CONNECTED)]
+                if new is not None and new != old and attached == [handler_id]:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, f"not restarted: {new} {attached}"
+                await receive(timeout=0.01, default=None)
+        async with client(port) as socket:
+            await socket.channel("room:1").join(WAIT)
+        samples = await scrape(port)
+        assert samples[("alight_channel_joins_total", (("channel", "RoomChannel"), ("result", "ok")))] == 1
 
     run(main)

@@ -3,6 +3,7 @@ JSON-safe dicts out, and the strict parsing of pids that come from a browser."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import orjson
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from alight.actors import BlockReport, Pid, ProcessInfo, Ref
 from alight.dashboard import BadPid, DashboardError
 from alight.dashboard._snapshot import (
+    MAX_DETAIL_PIDS,
     MAX_STACK,
     busiest,
     counters,
@@ -107,6 +109,17 @@ def test_process_rows_are_json_safe() -> None:
     assert detail["links"] == [str(Pid(NODE, 1, 1))]
     assert detail["monitored_by"] == [str(Pid(NODE, 1, 2))]
     assert orjson.loads(orjson.dumps([row, detail])) == [row, detail]
+
+
+def test_a_detail_lists_a_bounded_number_of_links_and_counts_them_all() -> None:
+    # A channels supervisor is linked to every channel: its detail must not carry them all.
+    many = tuple(Pid(NODE, 1, n) for n in range(10, 10 + MAX_DETAIL_PIDS * 3))
+    info = dataclasses.replace(_info(3), links=many, monitored_by=many)
+    detail = process_detail(info)
+    assert detail["links"] == [str(pid) for pid in many[:MAX_DETAIL_PIDS]]
+    assert len(detail["monitored_by"]) == MAX_DETAIL_PIDS
+    assert detail["totals"] == {"links": len(many), "monitors": 1, "monitored_by": len(many)}
+    assert process_row(info)["links"] == len(many)
 
 
 def test_busiest_keeps_the_longest_mailboxes_then_the_most_messages() -> None:
