@@ -36,7 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from .actors import ChildSpec, DynamicSupervisor, receive, spawn_link
+from .actors import CallExit, CallTimeout, ChildSpec, DynamicSupervisor, NoProc, Pid, receive, spawn_link
 from .telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, NODE_DOWN, NODE_UP, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from .transports.http import HttpRequest, HttpResponse
 
@@ -58,6 +58,9 @@ MAX_EVENT_LABELS = 100
 
 MAX_EVENT_LABEL_LENGTH = 64
 """Longest ``handle_in`` event name used as a label; a longer one is ``"other"``."""
+
+REFRESH_TIMEOUT = 2.0
+"""Seconds a scrape waits for a supervisor's child count before using the last one."""
 
 OTHER = "other"
 
@@ -211,8 +214,8 @@ class EndpointMetrics:
         from their supervisors); `scrape` does this before rendering. Call it from a
         process before rendering `registry` yourself."""
         endpoint = self.endpoint
-        self._channels = (await DynamicSupervisor.count_children(endpoint.channel_supervisor)).active
-        self._longpoll_sessions = (await DynamicSupervisor.count_children(endpoint.longpoll_supervisor)).active
+        self._channels = await _active_children(endpoint.channel_supervisor, self._channels)
+        self._longpoll_sessions = await _active_children(endpoint.longpoll_supervisor, self._longpoll_sessions)
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         """``GET /metrics``: every metric of `registry`, in the format ``Accept`` asks
@@ -228,6 +231,16 @@ class EndpointMetrics:
         return HttpResponse(
             200, (("content-type", content_type), ("cache-control", "no-store")), encoder(self.registry)
         )
+
+
+async def _active_children(sup: Pid, last: int) -> int:
+    """How many children ``sup`` runs, or ``last`` if it cannot say within
+    `REFRESH_TIMEOUT` (busy starting children, or being restarted itself): a scrape
+    answers with the previous count rather than a 500."""
+    try:
+        return (await DynamicSupervisor.count_children(sup, timeout=REFRESH_TIMEOUT)).active
+    except (NoProc, CallExit, CallTimeout):
+        return last
 
 
 class _LiveCollector(Collector):

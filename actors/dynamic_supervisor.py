@@ -124,8 +124,10 @@ class DynamicSupervisor(GenServer):
         return result
 
     @staticmethod
-    async def count_children(sup: Server) -> ChildCounts:
-        result: ChildCounts = await call(sup, ("count_children", None), timeout=None)
+    async def count_children(sup: Server, timeout: float | None = None) -> ChildCounts:
+        """Children by kind and state; with ``timeout``, a supervisor busy for longer
+        (starting a child) raises `CallTimeout`, as any call does."""
+        result: ChildCounts = await call(sup, ("count_children", None), timeout=timeout)
         return result
 
     async def handle_call(self, request: Any, from_: From) -> Reply | NoReply | Stop:

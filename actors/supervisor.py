@@ -351,8 +351,10 @@ async def which_children(sup: Server, timeout: float | None = None) -> list[Chil
     return result
 
 
-async def count_children(sup: Server) -> ChildCounts:
-    result: ChildCounts = await _request(sup, "count_children")
+async def count_children(sup: Server, timeout: float | None = None) -> ChildCounts:
+    """Children by kind and state (OTP's ``count_children``); ``timeout`` as for
+    `which_children`."""
+    result: ChildCounts = await _request(sup, "count_children", timeout=timeout)
     return result
 
 

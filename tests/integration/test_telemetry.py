@@ -373,3 +373,28 @@ def test_a_killed_metrics_process_is_restarted_with_its_handlers(run: Runner, no
         assert samples[("alight_channel_joins_total", (("channel", "RoomChannel"), ("result", "ok")))] == 1
 
     run(main)
+
+
+def test_a_scrape_while_the_channel_supervisor_restarts_answers_with_the_last_count(run: Runner, node: Node) -> None:
+    async def main() -> None:
+        app, port = await serve(node, metrics=True)
+        assert app.metrics is not None
+        async with client(port) as socket:
+            await socket.channel("room:lobby").join(WAIT)
+            assert value(await scrape(port), "alight_channels") == 1
+            # Killed, the supervisor is gone at once and restarted a loop turn later:
+            # a refresh in between gets no answer and keeps the count it had.
+            exit_signal(app.channel_supervisor, "kill")
+            await app.metrics.refresh()
+            rendered = prometheus_client.generate_latest(app.metrics.registry).decode()
+            channels = [
+                sample.value
+                for family in text_string_to_metric_families(rendered)
+                for sample in family.samples
+                if sample.name == "alight_channels"
+            ]
+            assert channels == [1]
+            after = await scrape(port)  # the restarted supervisor: the channel went with the old one
+            assert value(after, "alight_channels") == 0
+
+    run(main)
