@@ -1066,6 +1066,18 @@ function (root) {
     return presence.metas.map(function (m) { return m.phx_ref })
   }
 
+  // Presence keys are whatever the server tracks (user names, often chosen by users), so
+  // they are read and written as own properties only: a key such as "constructor",
+  // "toString" or "__proto__" is a presence like any other, not a property that every
+  // object inherits (where phoenix.js's plain `state[key]` would throw or lose it).
+  function own(obj, key) {
+    return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined
+  }
+
+  function setOwn(obj, key, value) {
+    Object.defineProperty(obj, key, { value: value, writable: true, enumerable: true, configurable: true })
+  }
+
   // The new state after a full `presence_state`: keys and metas missing from it leave,
   // new ones join (compared by phx_ref).
   Presence.syncState = function (currentState, newState, onJoin, onLeave) {
@@ -1073,26 +1085,28 @@ function (root) {
     var joins = {}
     var leaves = {}
     Object.keys(state).forEach(function (key) {
-      if (!Object.prototype.hasOwnProperty.call(newState, key)) leaves[key] = state[key]
+      if (own(newState, key) === undefined) setOwn(leaves, key, state[key])
     })
     Object.keys(newState).forEach(function (key) {
       var newPresence = newState[key]
-      var current = state[key]
+      var current = own(state, key)
       if (current) {
         var newRefs = refsOf(newPresence)
         var curRefs = refsOf(current)
         var joined = newPresence.metas.filter(function (m) { return curRefs.indexOf(m.phx_ref) < 0 })
         var left = current.metas.filter(function (m) { return newRefs.indexOf(m.phx_ref) < 0 })
         if (joined.length > 0) {
-          joins[key] = clone(newPresence)
-          joins[key].metas = clone(joined)
+          var joining = clone(newPresence)
+          joining.metas = clone(joined)
+          setOwn(joins, key, joining)
         }
         if (left.length > 0) {
-          leaves[key] = clone(current)
-          leaves[key].metas = clone(left)
+          var leaving = clone(current)
+          leaving.metas = clone(left)
+          setOwn(leaves, key, leaving)
         }
       } else {
-        joins[key] = newPresence
+        setOwn(joins, key, newPresence)
       }
     })
     return Presence.syncDiff(state, { joins: joins, leaves: leaves }, onJoin, onLeave)
@@ -1107,18 +1121,19 @@ function (root) {
     onLeave = onLeave || noop
     Object.keys(joins).forEach(function (key) {
       var newPresence = joins[key]
-      var current = state[key]
-      state[key] = clone(newPresence)
+      var current = own(state, key)
+      var next = clone(newPresence)
       if (current) {
-        var joinedRefs = refsOf(state[key])
+        var joinedRefs = refsOf(next)
         var kept = current.metas.filter(function (m) { return joinedRefs.indexOf(m.phx_ref) < 0 })
-        state[key].metas = kept.concat(state[key].metas)
+        next.metas = kept.concat(next.metas)
       }
+      setOwn(state, key, next)
       onJoin(key, current, newPresence)
     })
     Object.keys(leaves).forEach(function (key) {
       var left = leaves[key]
-      var current = state[key]
+      var current = own(state, key)
       if (!current) return
       var refsToRemove = refsOf(left)
       current.metas = current.metas.filter(function (m) { return refsToRemove.indexOf(m.phx_ref) < 0 })

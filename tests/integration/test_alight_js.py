@@ -297,3 +297,22 @@ def test_longpoll_auth_token_header(alight_browser_run: NodeRun, reference_app: 
     requests = [r for r in alight_browser_run["page"]["longpoll_requests"] if r["url"].startswith(base)]
     assert {r["auth_token"] for r in requests if r["method"] == "GET"} == {"secret-token"}
     assert {r["auth_token"] for r in requests if r["method"] == "POST"} == {None}
+
+
+def test_presence_keys_that_objects_inherit_are_presences_like_any_other() -> None:
+    """A user named "constructor", "toString" or "__proto__" (names are the users'
+    choice in the chat demo) is listed, gains and loses devices, and leaves, instead of
+    making every other page's presence handler throw (tests/js/alight_presence_keys.js,
+    Presence in Node: it is pure)."""
+    run = run_node("alight_presence_keys.js")
+    assert run.returncode == 0, run.stderr
+    keys = ["__proto__", "alice", "constructor", "hasOwnProperty", "toString", "valueOf"]
+    state = run["state"]  # fails with the error, if the check threw
+    assert state["names"] == keys
+    assert sorted(state["joined"]) == keys
+    diff = run["diff_join_then_leave"]
+    assert diff["names"] == {"devices": [f"{key}:2" for key in keys], "after": []}
+    assert sorted(diff["left"]) == keys
+    resync = run["resync"]
+    assert resync["names"] == ["__proto__", "hasOwnProperty", "toString", "valueOf"]
+    assert sorted(resync["left"]) == ["alice", "constructor"]
