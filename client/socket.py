@@ -64,6 +64,14 @@ class _TransportClosedError(Exception):
     """The long-poll server ended the connection (by a status in a response body)."""
 
 
+def _run_callbacks(callbacks: list[Callable[[], object]], kind: str) -> None:
+    for callback in list(callbacks):
+        try:
+            callback()
+        except Exception:  # a boundary: the connection loop must survive the caller's code
+            logger.exception("%s callback %r raised", kind, callback)
+
+
 class Socket:
     """A client socket: ``Socket("ws://host:4000/socket", params={"token": t})``.
 
@@ -184,14 +192,17 @@ class Socket:
         task, self._task = self._task, None
         if task is None:
             return
-        if self._ws is not None:
-            if self._outbox is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
-            await self._ws.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            if self._ws is not None:
+                if self._outbox is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
+                await self._ws.close()
+        finally:
+            # Even when this call is cancelled, the connection loop ends with it.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def channel(self, topic: str, params: Params | None = None, *, timeout: float | None = None) -> Channel:
         """A new `Channel` on ``topic``; ``params`` (a dict, or a function called before
@@ -202,11 +213,13 @@ class Socket:
         return channel
 
     def on_open(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` every time a connection opens."""
+        """Call ``callback()`` every time a connection opens. A callback that raises is
+        logged with its traceback; the connection carries on."""
         self._on_open.append(callback)
 
     def on_close(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` every time a connection closes or fails to open."""
+        """Call ``callback()`` every time a connection closes or fails to open. A
+        callback that raises is logged with its traceback; reconnecting carries on."""
         self._on_close.append(callback)
 
     async def __aenter__(self) -> Socket:
@@ -278,8 +291,7 @@ class Socket:
         self._outbox = outbox
         self._connected.set()
         self.connections += 1
-        for callback in list(self._on_open):
-            callback()
+        _run_callbacks(self._on_open, "on_open")
         for channel in list(self._channels):
             channel._on_socket_open()
 
@@ -403,8 +415,7 @@ class Socket:
             self._heartbeat_reply.cancel()
         for channel in list(self._channels):
             channel._on_socket_error()
-        for callback in list(self._on_close):
-            callback()
+        _run_callbacks(self._on_close, "on_close")
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str | bytes]) -> None:
         with contextlib.suppress(ConnectionClosed):
