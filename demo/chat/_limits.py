@@ -35,9 +35,9 @@ class ChatLimits:
     max_message: int = 500
     """Characters in a message (after trimming spaces)."""
     burst: int = 5
-    """Messages one channel may send at once before the rate applies."""
+    """Messages one connection (all its rooms) may send at once before the rate applies."""
     per_second: float = 1.0
-    """Messages per second a channel may send in the long run."""
+    """Messages per second one connection may send in the long run."""
     history: int = 50
     """Messages kept per room on each node (the oldest go first)."""
     history_rooms: int = 100
