@@ -269,9 +269,12 @@ function (root) {
     clearTimeout(this.timeoutTimer)
     this.timeoutTimer = null
   }
+  // A new ref and reply binding for each send; the previous ref's binding goes (a push
+  // buffered before the join gets a ref at once, then another when it is sent).
   Push.prototype.startTimeout = function () {
     var self = this
     if (this.timeoutTimer) this.cancelTimeout()
+    this.cancelRefEvent()
     this.ref = this.channel.socket.makeRef()
     this.refEvent = this.channel.replyEventName(this.ref)
     this.channel.on(this.refEvent, function (payload) {
@@ -387,6 +390,9 @@ function (root) {
       push.send()
     } else {
       push.startTimeout()
+      // Pushes that timed out in the buffer are never sent: they go now, so that a
+      // channel that stays unjoined holds only the pushes still within their timeout.
+      this.pushBuffer = this.pushBuffer.filter(function (p) { return !p.hasReceived("timeout") })
       this.pushBuffer.push(push)
     }
     return push

@@ -316,3 +316,19 @@ def test_presence_keys_that_objects_inherit_are_presences_like_any_other() -> No
     resync = run["resync"]
     assert resync["names"] == ["__proto__", "hasOwnProperty", "toString", "valueOf"]
     assert sorted(resync["left"]) == ["alice", "constructor"]
+
+
+def test_buffered_pushes_leave_no_bindings_and_timed_out_ones_leave_the_buffer() -> None:
+    """alight.js's Socket over a scripted in-memory transport (tests/js/alight_fake_transport.js):
+    pushes made before the join are sent and answered with no reply binding left behind
+    for the ref they held while buffered; on a channel that never joins, pushes that
+    timed out do not pile up in its buffer."""
+    run = run_node("alight_fake_transport.js")
+    assert run.returncode == 0, run.stderr
+    buffered = run["buffered_pushes_leave_no_bindings"]
+    assert buffered["replies"] == [0, 1, 2]
+    assert buffered["pings_sent"] == 3
+    assert buffered["reply_bindings_left"] == 0
+    never = run["timed_out_pushes_leave_the_buffer"]
+    assert never["timed_out"] == 20
+    assert never["buffered"] == 1
