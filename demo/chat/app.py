@@ -20,8 +20,8 @@ then tracks ``name`` in the room's presence with ``{"device", "node"}`` and push
 ==================  ==========================================================
 
 Bad input gets an ``error`` reply whose ``reason`` says what is wrong (`ChatLimits`):
-a refused join for a bad name, device id or room name, a refused ``new_msg`` for an
-empty or long message or one over the rate. The connection itself is accepted even
+a refused join for a bad name, device id or room name or one over the join rate, a
+refused ``new_msg`` for an empty or long message or one over the rate. The connection itself is accepted even
 with a bad name, so that the page can show that reason.
 
 The endpoint serves the page at ``/`` (and alight.js at ``/alight.js``), checks
@@ -101,6 +101,10 @@ class RoomChannel(Channel):
             room = check_room(limits, topic)
         except LimitExceeded as error:
             return Error({"reason": str(error)})
+        joins: RateLimit = self.assigns["join_bucket"]
+        if not joins.allow(asyncio.get_running_loop().time()):
+            wait = joins.retry_after()
+            return Error({"reason": f"slow down: at most {limits.join_burst} joins at once, retry in {wait:.1f} s"})
         history = await call(self.chat.history_name, ("history", topic))
         send(self_pid(), _AfterJoin())
         return Ok({"room": room, "name": self.assigns["name"], "node": self.node_name, "history": history})
@@ -161,9 +165,10 @@ class ChatSocket(Socket):
     A bad name or device id does not refuse the connection (the browser would only
     see a failed WebSocket): every join then answers ``{"reason": ...}``.
 
-    The ``new_msg`` rate limit is one bucket per connection, shared by its channels
-    (the assigns each channel copies hold the same `RateLimit`), so neither leaving and
-    rejoining a room nor joining more rooms sends faster."""
+    The ``new_msg`` and join rate limits are buckets per connection, shared by its
+    channels (the assigns each channel copies hold the same `RateLimit`s), so neither
+    leaving and rejoining a room nor joining more rooms sends faster, and a join/leave
+    loop cannot flood a room with presence diffs."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {"room:*": RoomChannel}
     max_channels: ClassVar[int] = 10
@@ -171,6 +176,7 @@ class ChatSocket(Socket):
     async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
         limits = cast("ChatEndpoint", self.endpoint).limits
         self.assigns["bucket"] = RateLimit(limits.burst, limits.per_second)
+        self.assigns["join_bucket"] = RateLimit(limits.join_burst, limits.joins_per_second)
         try:
             self.assigns["name"] = check_name(limits, params.get("name"))
             self.assigns["device"] = check_device(limits, params.get("device"))

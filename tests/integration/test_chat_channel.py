@@ -160,6 +160,32 @@ def test_the_rate_is_per_connection_so_rejoining_or_more_rooms_do_not_reset_it(r
     run(main)
 
 
+def test_joins_are_rate_limited_per_connection(run: Runner) -> None:
+    """A join/leave (or crash/rejoin) loop would send a presence diff to everyone in
+    the room per cycle: past ``join_burst`` a connection's joins are refused."""
+
+    async def main() -> None:
+        app = await started(limits=ChatLimits(join_burst=3, joins_per_second=0.001))
+        alice, _ = await joined(app, "alice")
+        await alice.leave(TOPIC)
+        status, _ = await alice.join("room:other")
+        assert status == "ok"
+        alice.push("room:other", "crash_channel", {})
+        await alice.assert_push("room:other", "phx_error")
+        status, _ = await alice.join("room:other")
+        assert status == "ok"  # the third join: within the burst
+        status, reply = await alice.join(TOPIC)
+        assert status == "error"
+        assert reply["reason"].startswith("slow down: at most 3 joins at once")
+        # Others are not affected: another connection joins, and alice's refusal sent
+        # no presence to the room.
+        bob, (_, state) = await joined(app, "bob")
+        assert sorted(state) == ["bob"]
+        await bob.assert_reply(bob.push(TOPIC, "new_msg", {"body": "hi"}), "ok")
+
+    run(main)
+
+
 def test_crash_channel_errors_the_channel_and_a_rejoin_works(run: Runner) -> None:
     async def main() -> None:
         app = await started()
