@@ -124,10 +124,12 @@ class Socket:
         self.max_queue = max_queue
         self.longpoll_fallback = longpoll_fallback
         """Seconds (phoenix.js ``longPollFallbackMs``, in seconds here like every other
-        option): when set, a WebSocket attempt that fails before opening, does not open
-        within this time, or does not answer a first heartbeat within it, switches the
-        socket to long-poll at once, for good."""
+        option): when set, a WebSocket attempt that fails before opening or does not
+        open within this time (as long as no WebSocket has opened yet: later, the server
+        is merely down), or a WebSocket that does not answer a first heartbeat within
+        it, switches the socket to long-poll at once, for good."""
         self._fall_back = False
+        self._websocket_opened = False
         self.invalid_frames = 0
         """Frames from the server that could not be decoded (each is logged and dropped)."""
         self.connections = 0
@@ -273,8 +275,8 @@ class Socket:
                         await self._serve(ws, fallback)
             except (OSError, TimeoutError, WebSocketException, _TransportClosedError) as exc:
                 logger.debug("connection to %s failed or closed: %r", self._url, exc)
-                if fallback is not None and not self._connected.is_set():
-                    self._fall_back = True  # failed before it opened
+                if fallback is not None and not self._connected.is_set() and not self._websocket_opened:
+                    self._fall_back = True  # failed before any WebSocket opened (phoenix.js: not established)
             finally:
                 self._closed()
             if self._closing:
@@ -298,6 +300,7 @@ class Socket:
     async def _serve(self, ws: ClientConnection, fallback: float | None = None) -> None:
         outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._ws = ws
+        self._websocket_opened = True
         self._opened(outbox)
         loop = asyncio.get_running_loop()
         helpers = [loop.create_task(self._write(ws, outbox)), loop.create_task(self._heartbeat(ws, fallback))]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -298,6 +299,45 @@ def test_no_fallback_when_the_websocket_works(reference_app: RunningApp) -> None
             assert await channel.push("ping", {}) == Reply("ok", {})
             assert socket.transport == "websocket"
             assert socket.connections == 1
+
+    run(main)
+
+
+def test_no_fallback_once_a_websocket_opened_and_the_server_went_away() -> None:
+    """As phoenix.js: only a WebSocket that never opened falls back. One that worked,
+    then lost its server (the reconnects are refused), keeps trying WebSocket, so the
+    clients of a restarting server do not all move to long-poll for good."""
+
+    async def main() -> None:
+        from websockets.asyncio.server import ServerConnection, serve
+
+        async def answer_heartbeats(ws: ServerConnection) -> None:
+            async for data in ws:
+                _, ref, topic, event, _ = json.loads(data)
+                if topic == "phoenix" and event == "heartbeat":
+                    await ws.send(json.dumps([None, ref, "phoenix", "phx_reply", {"status": "ok", "response": {}}]))
+
+        closes = 0
+        closed = asyncio.Event()
+
+        def on_close() -> None:
+            nonlocal closes
+            closes += 1
+            closed.set()
+
+        async with serve(answer_heartbeats, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            socket = Socket(f"ws://127.0.0.1:{port}/socket", longpoll_fallback=0.3 * UNIT, reconnect_steps=(0.01,))
+            socket.on_close(on_close)
+            await socket.connect()
+            await socket.wait_connected(WAIT)
+        # The server is gone (closed with its connections, nothing listens): the first
+        # close, then refused attempts.
+        try:
+            await wait_until(lambda: closes >= 3, closed)
+            assert socket.transport == "websocket"
+        finally:
+            await socket.disconnect()
 
     run(main)
 
