@@ -50,8 +50,10 @@ DEFAULT_LONGPOLL_TIMEOUT = 20.0
 MAX_BATCH: Final = 100
 """Frames in one long-poll POST at most (the server reads no more, §5.2)."""
 DISCONNECT_DRAIN = 1.5
-"""Seconds `Socket.disconnect` lets the WebSocket send what was queued before it (a
-``phx_leave`` just before a disconnect), as phoenix.js waits for its send buffer."""
+"""Seconds `Socket.disconnect` lets the connection send what was queued before it (a
+``phx_leave`` just before a disconnect), as phoenix.js waits for its send buffer; over
+long-poll, until the server acknowledged the POSTs (else the channels would linger
+until the server ends the idle session, 15 s later)."""
 
 Transport = Literal["websocket", "longpoll"]
 WebSocket: Final = "websocket"
@@ -195,10 +197,10 @@ class Socket:
         if task is None:
             return
         try:
+            if self._outbox is not None:  # over either transport
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
             if self._ws is not None:
-                if self._outbox is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
                 await self._ws.close()
         finally:
             # Even when this call is cancelled, the connection loop ends with it.
@@ -410,6 +412,8 @@ class Socket:
                 status = None
             if status != 200:
                 raise _TransportClosedError(f"long-poll POST answered status {status}")
+            for _ in batch:
+                outbox.task_done()  # what `disconnect` waits for
 
     def _closed(self) -> None:
         self._ws = self._outbox = None

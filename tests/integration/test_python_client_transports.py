@@ -342,6 +342,28 @@ def test_no_fallback_once_a_websocket_opened_and_the_server_went_away() -> None:
     run(main)
 
 
+def test_a_leave_just_before_a_disconnect_reaches_the_server(reference_app: RunningApp) -> None:
+    """Over long-poll, `disconnect` waits (bounded) for the POST of a ``phx_leave``
+    queued just before it: the others see the presence leave at once, not when the
+    server ends the idle session (15 s later)."""
+
+    async def main() -> None:
+        async with client(reference_app, "alice") as one, client(reference_app, "bob") as two:
+            watcher = one.channel("room:leave-then-go", {"device": "d1"})
+            presence = Presence(watcher)
+            changed = asyncio.Event()
+            presence.on_sync(changed.set)
+            await watcher.join(timeout=WAIT)
+            leaving = two.channel("room:leave-then-go", {"device": "d2"})
+            await leaving.join(timeout=WAIT)
+            await wait_until(lambda: sorted(presence.state) == ["alice", "bob"], changed)
+            await leaving.leave()
+            await two.disconnect()
+            await wait_until(lambda: sorted(presence.state) == ["alice"], changed)
+
+    run(main)
+
+
 # -- presence with three users ---------------------------------------------------------
 
 
