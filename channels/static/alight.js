@@ -504,7 +504,8 @@ function (root) {
   // (`application/x-ndjson`, at most 100 lines, binary frames as base64 lines), one POST
   // in flight. A vsn 1.0.0 frame (a JSON object, which ndjson would read as base64) goes
   // alone in a POST as `application/json`. No heartbeats: the server ends a session
-  // that stops polling.
+  // that stops polling. Unlike phoenix.js, `disconnect` waits (bounded) for the sends
+  // not yet acknowledged (`bufferedAmount`), as it does for a WebSocket.
   function LongPoll(endPoint, protocols) {
     var self = this
     if (protocols && protocols.length === 2 && protocols[1].indexOf(AUTH_TOKEN_PREFIX) === 0) {
@@ -517,6 +518,7 @@ function (root) {
     this.messageTimers = []
     this.outbox = []
     this.posting = false
+    this.postingLines = 0
     this.flushTimer = null
     this.onopen = noop
     this.onerror = noop
@@ -605,12 +607,21 @@ function (root) {
     var lines = this.outbox.slice(0, count)
     this.outbox = this.outbox.slice(count)
     this.posting = true
+    this.postingLines = lines.length
     this.ajax("POST", { "Content-Type": contentType }, lines.join("\n"), function (resp) {
       if (!resp || resp.status !== 200) return self.closeAndRetry(resp && resp.status, 1011, "internal server error")
       self.posting = false
+      self.postingLines = 0
       self.flush()
     })
   }
+  // Frames sent but not yet acknowledged by the server (queued, or in the POST in
+  // flight), as a WebSocket's `bufferedAmount` counts bytes not yet sent: the socket's
+  // `disconnect` waits (bounded) for it to reach 0, so that a leave just before a
+  // disconnect reaches the server instead of waiting for the idle session to end.
+  Object.defineProperty(LongPoll.prototype, "bufferedAmount", {
+    get: function () { return this.outbox.length + this.postingLines },
+  })
   LongPoll.prototype.close = function (code, reason, wasClean) {
     this.stop(SOCKET_STATES.closed)
     this.emitClose(code, reason, wasClean)
@@ -638,6 +649,7 @@ function (root) {
     this.flushTimer = null
     this.outbox = []
     this.posting = false
+    this.postingLines = 0
   }
   LongPoll.prototype.emitClose = function (code, reason, wasClean) {
     var event = { code: code || 1005, reason: reason || "", wasClean: wasClean === undefined ? true : wasClean }

@@ -332,3 +332,14 @@ def test_buffered_pushes_leave_no_bindings_and_timed_out_ones_leave_the_buffer()
     never = run["timed_out_pushes_leave_the_buffer"]
     assert never["timed_out"] == 20
     assert never["buffered"] == 1
+
+
+def test_longpoll_leave_just_before_disconnect_reaches_the_server(reference_app: RunningApp) -> None:
+    """Over long-poll (alight.js in Node, tests/js/alight_longpoll_leave.js),
+    ``leave(); disconnect()`` lets the phx_leave's POST finish first: the watcher sees
+    the presence go at once, not when the server ends the idle session (15 s later)."""
+    run = run_node("alight_longpoll_leave.js", reference_app.host, timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    left = run["left"]
+    assert left["before"] == ["alice", "bob"]
+    assert left["after"] == ["alice"]
