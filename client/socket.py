@@ -66,6 +66,25 @@ class _TransportClosedError(Exception):
     """The long-poll server ended the connection (by a status in a response body)."""
 
 
+def _query(params: dict[str, Any], parent: str | None = None) -> str:
+    """``params`` as phoenix.js puts them in the URL: nested dicts (and lists, by index)
+    as ``user[id]=1``, which the server parses back into nested params; ``True`` and
+    ``False`` as ``true`` and ``false``; ``None`` left out."""
+    parts: list[str] = []
+    for key, value in params.items():
+        name = f"{parent}[{key}]" if parent is not None else str(key)
+        if isinstance(value, dict):
+            parts.append(_query(value, name))
+        elif isinstance(value, list | tuple):
+            parts.append(_query({str(index): item for index, item in enumerate(value)}, name))
+        elif value is None:
+            continue
+        else:
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            parts.append(urlencode({name: text}))
+    return "&".join(part for part in parts if part)
+
+
 def _run_callbacks(callbacks: list[Callable[[], object]], kind: str) -> None:
     for callback in list(callbacks):
         try:
@@ -79,7 +98,8 @@ class Socket:
 
     ``url`` is the socket's endpoint path (``/websocket`` or ``/longpoll`` is appended
     unless present; the scheme is switched between ``ws(s)`` and ``http(s)`` to fit
-    ``transport``); ``params`` are sent in the query string with ``vsn``, ``"2.0.0"``
+    ``transport``); ``params`` are sent in the query string as phoenix.js sends them
+    (nested dicts as ``user[id]=1``, booleans as ``true``) with ``vsn``, ``"2.0.0"``
     (JSON arrays and binary payloads) or ``"1.0.0"`` (JSON objects, no binary).
 
     Use ``async with Socket(...) as socket:`` or `connect` / `disconnect`::
@@ -165,7 +185,7 @@ class Socket:
         for suffix in ("/websocket", "/longpoll"):
             path = path.removesuffix(suffix)
         path += f"/{self.transport}"
-        query = urlencode({**self.params, "vsn": self.vsn})
+        query = "&".join(part for part in (_query(self.params), _query({"vsn": self.vsn})) if part)
         if parts.query:
             query = f"{parts.query}&{query}"
         return urlunsplit((scheme, parts.netloc, path, query, ""))

@@ -39,6 +39,12 @@ def test_longpoll_url() -> None:
     socket = Socket("ws://h:1/socket/websocket", params={"user_id": "u"}, transport=LongPoll, vsn="1.0.0")
     assert socket.endpoint_url == "http://h:1/socket/longpoll?user_id=u&vsn=1.0.0"
     assert Socket("https://h/socket/longpoll").endpoint_url == "wss://h/socket/websocket?vsn=2.0.0"
+    # Params as phoenix.js puts them in the URL (the server parses brackets back into
+    # nested params): not Python reprs.
+    nested = Socket("ws://h/socket", params={"user": {"id": 1, "tags": ["a", "b"]}, "debug": True, "none": None})
+    assert nested.endpoint_url == (
+        "ws://h/socket/websocket?user%5Bid%5D=1&user%5Btags%5D%5B0%5D=a&user%5Btags%5D%5B1%5D=b&debug=true&vsn=2.0.0"
+    )
     with pytest.raises(ValueError, match="vsn"):
         Socket("ws://h/socket", vsn="3.0.0")
     with pytest.raises(ValueError, match="transport"):
