@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import backoff
-from .errors import ChannelClosed, ClientError, JoinError, PushTimeout
+from .errors import ChannelClosed, ClientError, EncodeError, JoinError, PushTimeout
 from .message import Message, Reply
 
 if TYPE_CHECKING:
@@ -106,8 +106,11 @@ class Channel:
         ``channel.join().receive("ok", ...)``). Sent as soon as the socket is connected.
 
         Raises `JoinError` on an error reply and `PushTimeout` when no reply came within
-        ``timeout`` (default: the channel's ``timeout``, 10 s); either way the channel is
-        closed. Allowed once per Channel object, like phoenix.js."""
+        ``timeout`` (default: the channel's ``timeout``, 10 s), `EncodeError` (or what
+        a params function raised) when the join cannot be sent; either way the channel
+        is closed, and a join the server may still be handling is left (``phx_leave``).
+        Cancelling the call leaves the channel the same way. Allowed once per Channel
+        object, like phoenix.js."""
         if self._first_join is not None:
             raise ClientError(f"join() called twice on {self.topic!r}; make a new channel with socket.channel()")
         self._first_join = self._loop.create_future()
@@ -118,8 +121,11 @@ class Channel:
         try:
             reply = await asyncio.wait_for(asyncio.shield(self._first_join), limit)
         except TimeoutError:
-            self._close()
+            self._leave_now()
             raise PushTimeout(self.topic, "phx_join", limit) from None
+        except asyncio.CancelledError:
+            self._leave_now()  # nobody will hear the outcome: no channel joined behind our back
+            raise
         return reply.response
 
     async def push(self, event: str, payload: Any = None, timeout: float | None = None) -> Reply:
@@ -141,6 +147,9 @@ class Channel:
         if self._can_push():
             self._send_push(push)
         else:
+            # Encoded once now so that a payload that cannot be sent fails here, not
+            # when the buffer is flushed (where `_flush` still guards against it).
+            self._socket._encode(None, None, self.topic, event, push.payload)
             self._buffer.append(push)
         limit = self.timeout if timeout is None else timeout
         try:
@@ -237,15 +246,32 @@ class Channel:
         if self.state in (ChannelState.CLOSED, ChannelState.LEAVING) or not self._socket.is_connected:
             return
         self._cancel(join=True, rejoin=True)
+        ref = self._socket._make_ref()
+        try:
+            params = self._params() if callable(self._params) else self._params
+            frame = self._socket._encode(ref, ref, self.topic, "phx_join", params)
+        except Exception as exc:  # noqa: BLE001 - a boundary: the params function is the caller's code
+            self._join_unsendable(exc)
+            return
         # phoenix.js: another Channel object joined or joining on the topic is left first.
         for other in self._socket._channels_on(self.topic):
             if other is not self and other.state in (ChannelState.JOINED, ChannelState.JOINING):
                 other._leave_now()
         self.state = ChannelState.JOINING
-        self.join_ref = ref = self._socket._make_ref()
-        params = self._params() if callable(self._params) else self._params
-        self._socket._send(self._socket._encode(ref, ref, self.topic, "phx_join", params))
+        self.join_ref = ref
+        self._socket._send(frame)
         self._join_timer = self._loop.call_later(self.timeout, self._on_join_timeout, ref)
+
+    def _join_unsendable(self, exc: Exception) -> None:
+        """The join payload could not be made or encoded: the first join fails with that
+        error (the channel closes); a rejoin is logged and retried after a backoff."""
+        if self._first_join is not None and not self._first_join.done() and not self._joined_once:
+            self._first_join.set_exception(exc)
+            self._first_join.exception()  # join() may have given up already
+            self._close()
+            return
+        logger.error("cannot rejoin %r: %r; retrying", self.topic, exc)
+        self._error()
 
     def _on_join_reply(self, reply: Reply) -> None:
         self._cancel(join=True)
@@ -257,7 +283,10 @@ class Channel:
             while self._buffer:
                 push = self._buffer.popleft()
                 if not push.future.done():
-                    self._send_push(push)
+                    try:
+                        self._send_push(push)
+                    except EncodeError as exc:  # mutated since `push` checked it
+                        push.future.set_exception(exc)
             if first and self._first_join is not None:
                 self._first_join.set_result(reply)
         elif first and self._first_join is not None:

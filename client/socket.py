@@ -50,8 +50,10 @@ DEFAULT_LONGPOLL_TIMEOUT = 20.0
 MAX_BATCH: Final = 100
 """Frames in one long-poll POST at most (the server reads no more, §5.2)."""
 DISCONNECT_DRAIN = 1.5
-"""Seconds `Socket.disconnect` lets the WebSocket send what was queued before it (a
-``phx_leave`` just before a disconnect), as phoenix.js waits for its send buffer."""
+"""Seconds `Socket.disconnect` lets the connection send what was queued before it (a
+``phx_leave`` just before a disconnect), as phoenix.js waits for its send buffer; over
+long-poll, until the server acknowledged the POSTs (else the channels would linger
+until the server ends the idle session, 15 s later)."""
 
 Transport = Literal["websocket", "longpoll"]
 WebSocket: Final = "websocket"
@@ -64,12 +66,40 @@ class _TransportClosedError(Exception):
     """The long-poll server ended the connection (by a status in a response body)."""
 
 
+def _query(params: dict[str, Any], parent: str | None = None) -> str:
+    """``params`` as phoenix.js puts them in the URL: nested dicts (and lists, by index)
+    as ``user[id]=1``, which the server parses back into nested params; ``True`` and
+    ``False`` as ``true`` and ``false``; ``None`` left out."""
+    parts: list[str] = []
+    for key, value in params.items():
+        name = f"{parent}[{key}]" if parent is not None else str(key)
+        if isinstance(value, dict):
+            parts.append(_query(value, name))
+        elif isinstance(value, list | tuple):
+            parts.append(_query({str(index): item for index, item in enumerate(value)}, name))
+        elif value is None:
+            continue
+        else:
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            parts.append(urlencode({name: text}))
+    return "&".join(part for part in parts if part)
+
+
+def _run_callbacks(callbacks: list[Callable[[], object]], kind: str) -> None:
+    for callback in list(callbacks):
+        try:
+            callback()
+        except Exception:  # a boundary: the connection loop must survive the caller's code
+            logger.exception("%s callback %r raised", kind, callback)
+
+
 class Socket:
     """A client socket: ``Socket("ws://host:4000/socket", params={"token": t})``.
 
     ``url`` is the socket's endpoint path (``/websocket`` or ``/longpoll`` is appended
     unless present; the scheme is switched between ``ws(s)`` and ``http(s)`` to fit
-    ``transport``); ``params`` are sent in the query string with ``vsn``, ``"2.0.0"``
+    ``transport``); ``params`` are sent in the query string as phoenix.js sends them
+    (nested dicts as ``user[id]=1``, booleans as ``true``) with ``vsn``, ``"2.0.0"``
     (JSON arrays and binary payloads) or ``"1.0.0"`` (JSON objects, no binary).
 
     Use ``async with Socket(...) as socket:`` or `connect` / `disconnect`::
@@ -116,10 +146,12 @@ class Socket:
         self.max_queue = max_queue
         self.longpoll_fallback = longpoll_fallback
         """Seconds (phoenix.js ``longPollFallbackMs``, in seconds here like every other
-        option): when set, a WebSocket attempt that fails before opening, does not open
-        within this time, or does not answer a first heartbeat within it, switches the
-        socket to long-poll at once, for good."""
+        option): when set, a WebSocket attempt that fails before opening or does not
+        open within this time (as long as no WebSocket has opened yet: later, the server
+        is merely down), or a WebSocket that does not answer a first heartbeat within
+        it, switches the socket to long-poll at once, for good."""
         self._fall_back = False
+        self._websocket_opened = False
         self.invalid_frames = 0
         """Frames from the server that could not be decoded (each is logged and dropped)."""
         self.connections = 0
@@ -153,7 +185,7 @@ class Socket:
         for suffix in ("/websocket", "/longpoll"):
             path = path.removesuffix(suffix)
         path += f"/{self.transport}"
-        query = urlencode({**self.params, "vsn": self.vsn})
+        query = "&".join(part for part in (_query(self.params), _query({"vsn": self.vsn})) if part)
         if parts.query:
             query = f"{parts.query}&{query}"
         return urlunsplit((scheme, parts.netloc, path, query, ""))
@@ -184,14 +216,17 @@ class Socket:
         task, self._task = self._task, None
         if task is None:
             return
-        if self._ws is not None:
-            if self._outbox is not None:
+        try:
+            if self._outbox is not None:  # over either transport
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
-            await self._ws.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            if self._ws is not None:
+                await self._ws.close()
+        finally:
+            # Even when this call is cancelled, the connection loop ends with it.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def channel(self, topic: str, params: Params | None = None, *, timeout: float | None = None) -> Channel:
         """A new `Channel` on ``topic``; ``params`` (a dict, or a function called before
@@ -202,11 +237,13 @@ class Socket:
         return channel
 
     def on_open(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` every time a connection opens."""
+        """Call ``callback()`` every time a connection opens. A callback that raises is
+        logged with its traceback; the connection carries on."""
         self._on_open.append(callback)
 
     def on_close(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` every time a connection closes or fails to open."""
+        """Call ``callback()`` every time a connection closes or fails to open. A
+        callback that raises is logged with its traceback; reconnecting carries on."""
         self._on_close.append(callback)
 
     async def __aenter__(self) -> Socket:
@@ -260,8 +297,8 @@ class Socket:
                         await self._serve(ws, fallback)
             except (OSError, TimeoutError, WebSocketException, _TransportClosedError) as exc:
                 logger.debug("connection to %s failed or closed: %r", self._url, exc)
-                if fallback is not None and not self._connected.is_set():
-                    self._fall_back = True  # failed before it opened
+                if fallback is not None and not self._connected.is_set() and not self._websocket_opened:
+                    self._fall_back = True  # failed before any WebSocket opened (phoenix.js: not established)
             finally:
                 self._closed()
             if self._closing:
@@ -278,14 +315,14 @@ class Socket:
         self._outbox = outbox
         self._connected.set()
         self.connections += 1
-        for callback in list(self._on_open):
-            callback()
+        _run_callbacks(self._on_open, "on_open")
         for channel in list(self._channels):
             channel._on_socket_open()
 
     async def _serve(self, ws: ClientConnection, fallback: float | None = None) -> None:
         outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._ws = ws
+        self._websocket_opened = True
         self._opened(outbox)
         loop = asyncio.get_running_loop()
         helpers = [loop.create_task(self._write(ws, outbox)), loop.create_task(self._heartbeat(ws, fallback))]
@@ -395,6 +432,8 @@ class Socket:
                 status = None
             if status != 200:
                 raise _TransportClosedError(f"long-poll POST answered status {status}")
+            for _ in batch:
+                outbox.task_done()  # what `disconnect` waits for
 
     def _closed(self) -> None:
         self._ws = self._outbox = None
@@ -403,8 +442,7 @@ class Socket:
             self._heartbeat_reply.cancel()
         for channel in list(self._channels):
             channel._on_socket_error()
-        for callback in list(self._on_close):
-            callback()
+        _run_callbacks(self._on_close, "on_close")
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str | bytes]) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -269,9 +269,12 @@ function (root) {
     clearTimeout(this.timeoutTimer)
     this.timeoutTimer = null
   }
+  // A new ref and reply binding for each send; the previous ref's binding goes (a push
+  // buffered before the join gets a ref at once, then another when it is sent).
   Push.prototype.startTimeout = function () {
     var self = this
     if (this.timeoutTimer) this.cancelTimeout()
+    this.cancelRefEvent()
     this.ref = this.channel.socket.makeRef()
     this.refEvent = this.channel.replyEventName(this.ref)
     this.channel.on(this.refEvent, function (payload) {
@@ -387,6 +390,9 @@ function (root) {
       push.send()
     } else {
       push.startTimeout()
+      // Pushes that timed out in the buffer are never sent: they go now, so that a
+      // channel that stays unjoined holds only the pushes still within their timeout.
+      this.pushBuffer = this.pushBuffer.filter(function (p) { return !p.hasReceived("timeout") })
       this.pushBuffer.push(push)
     }
     return push
@@ -498,7 +504,8 @@ function (root) {
   // (`application/x-ndjson`, at most 100 lines, binary frames as base64 lines), one POST
   // in flight. A vsn 1.0.0 frame (a JSON object, which ndjson would read as base64) goes
   // alone in a POST as `application/json`. No heartbeats: the server ends a session
-  // that stops polling.
+  // that stops polling. Unlike phoenix.js, `disconnect` waits (bounded) for the sends
+  // not yet acknowledged (`bufferedAmount`), as it does for a WebSocket.
   function LongPoll(endPoint, protocols) {
     var self = this
     if (protocols && protocols.length === 2 && protocols[1].indexOf(AUTH_TOKEN_PREFIX) === 0) {
@@ -511,6 +518,7 @@ function (root) {
     this.messageTimers = []
     this.outbox = []
     this.posting = false
+    this.postingLines = 0
     this.flushTimer = null
     this.onopen = noop
     this.onerror = noop
@@ -599,12 +607,21 @@ function (root) {
     var lines = this.outbox.slice(0, count)
     this.outbox = this.outbox.slice(count)
     this.posting = true
+    this.postingLines = lines.length
     this.ajax("POST", { "Content-Type": contentType }, lines.join("\n"), function (resp) {
       if (!resp || resp.status !== 200) return self.closeAndRetry(resp && resp.status, 1011, "internal server error")
       self.posting = false
+      self.postingLines = 0
       self.flush()
     })
   }
+  // Frames sent but not yet acknowledged by the server (queued, or in the POST in
+  // flight), as a WebSocket's `bufferedAmount` counts bytes not yet sent: the socket's
+  // `disconnect` waits (bounded) for it to reach 0, so that a leave just before a
+  // disconnect reaches the server instead of waiting for the idle session to end.
+  Object.defineProperty(LongPoll.prototype, "bufferedAmount", {
+    get: function () { return this.outbox.length + this.postingLines },
+  })
   LongPoll.prototype.close = function (code, reason, wasClean) {
     this.stop(SOCKET_STATES.closed)
     this.emitClose(code, reason, wasClean)
@@ -632,6 +649,7 @@ function (root) {
     this.flushTimer = null
     this.outbox = []
     this.posting = false
+    this.postingLines = 0
   }
   LongPoll.prototype.emitClose = function (code, reason, wasClean) {
     var event = { code: code || 1005, reason: reason || "", wasClean: wasClean === undefined ? true : wasClean }
@@ -1066,6 +1084,18 @@ function (root) {
     return presence.metas.map(function (m) { return m.phx_ref })
   }
 
+  // Presence keys are whatever the server tracks (user names, often chosen by users), so
+  // they are read and written as own properties only: a key such as "constructor",
+  // "toString" or "__proto__" is a presence like any other, not a property that every
+  // object inherits (where phoenix.js's plain `state[key]` would throw or lose it).
+  function own(obj, key) {
+    return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined
+  }
+
+  function setOwn(obj, key, value) {
+    Object.defineProperty(obj, key, { value: value, writable: true, enumerable: true, configurable: true })
+  }
+
   // The new state after a full `presence_state`: keys and metas missing from it leave,
   // new ones join (compared by phx_ref).
   Presence.syncState = function (currentState, newState, onJoin, onLeave) {
@@ -1073,26 +1103,28 @@ function (root) {
     var joins = {}
     var leaves = {}
     Object.keys(state).forEach(function (key) {
-      if (!Object.prototype.hasOwnProperty.call(newState, key)) leaves[key] = state[key]
+      if (own(newState, key) === undefined) setOwn(leaves, key, state[key])
     })
     Object.keys(newState).forEach(function (key) {
       var newPresence = newState[key]
-      var current = state[key]
+      var current = own(state, key)
       if (current) {
         var newRefs = refsOf(newPresence)
         var curRefs = refsOf(current)
         var joined = newPresence.metas.filter(function (m) { return curRefs.indexOf(m.phx_ref) < 0 })
         var left = current.metas.filter(function (m) { return newRefs.indexOf(m.phx_ref) < 0 })
         if (joined.length > 0) {
-          joins[key] = clone(newPresence)
-          joins[key].metas = clone(joined)
+          var joining = clone(newPresence)
+          joining.metas = clone(joined)
+          setOwn(joins, key, joining)
         }
         if (left.length > 0) {
-          leaves[key] = clone(current)
-          leaves[key].metas = clone(left)
+          var leaving = clone(current)
+          leaving.metas = clone(left)
+          setOwn(leaves, key, leaving)
         }
       } else {
-        joins[key] = newPresence
+        setOwn(joins, key, newPresence)
       }
     })
     return Presence.syncDiff(state, { joins: joins, leaves: leaves }, onJoin, onLeave)
@@ -1107,18 +1139,19 @@ function (root) {
     onLeave = onLeave || noop
     Object.keys(joins).forEach(function (key) {
       var newPresence = joins[key]
-      var current = state[key]
-      state[key] = clone(newPresence)
+      var current = own(state, key)
+      var next = clone(newPresence)
       if (current) {
-        var joinedRefs = refsOf(state[key])
+        var joinedRefs = refsOf(next)
         var kept = current.metas.filter(function (m) { return joinedRefs.indexOf(m.phx_ref) < 0 })
-        state[key].metas = kept.concat(state[key].metas)
+        next.metas = kept.concat(next.metas)
       }
+      setOwn(state, key, next)
       onJoin(key, current, newPresence)
     })
     Object.keys(leaves).forEach(function (key) {
       var left = leaves[key]
-      var current = state[key]
+      var current = own(state, key)
       if (!current) return
       var refsToRemove = refsOf(left)
       current.metas = current.metas.filter(function (m) { return refsToRemove.indexOf(m.phx_ref) < 0 })

@@ -35,20 +35,29 @@ class ChatLimits:
     max_message: int = 500
     """Characters in a message (after trimming spaces)."""
     burst: int = 5
-    """Messages one channel may send at once before the rate applies."""
+    """Messages one connection (all its rooms) may send at once before the rate applies."""
     per_second: float = 1.0
-    """Messages per second a channel may send in the long run."""
+    """Messages per second one connection may send in the long run."""
+    join_burst: int = 10
+    """Joins one connection may make at once (every room rejoining after a reconnect)
+    before ``joins_per_second`` applies."""
+    joins_per_second: float = 1.0
+    """Joins per second one connection may make in the long run: each join and leave
+    sends a presence diff to everyone in the room, so a join/leave (or crash/rejoin)
+    loop must not run at the speed of a round trip."""
     history: int = 50
     """Messages kept per room on each node (the oldest go first)."""
     history_rooms: int = 100
     """Rooms whose history a node keeps (the least recently used go first)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_name", "max_room", "max_device", "max_message", "burst", "history", "history_rooms"):
+        counts = ("max_name", "max_room", "max_device", "max_message", "burst", "join_burst")
+        for name in (*counts, "history", "history_rooms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.per_second <= 0:
-            raise ValueError(f"per_second must be > 0, got {self.per_second}")
+        for rate in ("per_second", "joins_per_second"):
+            if getattr(self, rate) <= 0:
+                raise ValueError(f"{rate} must be > 0, got {getattr(self, rate)}")
 
 
 def check_name(limits: ChatLimits, value: object) -> str:

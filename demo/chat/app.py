@@ -20,8 +20,8 @@ then tracks ``name`` in the room's presence with ``{"device", "node"}`` and push
 ==================  ==========================================================
 
 Bad input gets an ``error`` reply whose ``reason`` says what is wrong (`ChatLimits`):
-a refused join for a bad name, device id or room name, a refused ``new_msg`` for an
-empty or long message or one over the rate. The connection itself is accepted even
+a refused join for a bad name, device id or room name or one over the join rate, a
+refused ``new_msg`` for an empty or long message or one over the rate. The connection itself is accepted even
 with a bad name, so that the page can show that reason.
 
 The endpoint serves the page at ``/`` (and alight.js at ``/alight.js``), checks
@@ -55,6 +55,10 @@ notice leave the node first."""
 
 PAGE = Path(__file__).parent / "static" / "index.html"
 
+MAX_FRAME = 64 * 1024
+"""Bytes in one WebSocket frame from a client, at most (the endpoint's ``max_frame_size``
+default for the chat): ample for a join or a ``new_msg`` within the limits."""
+
 
 def kill_this_process() -> None:
     """SIGKILL the current OS process: no cleanup, as when a machine loses power."""
@@ -80,8 +84,6 @@ class _KillNode:
 class RoomChannel(Channel):
     """``room:NAME``: chat, presence per device, and the crash buttons (module doc)."""
 
-    bucket: RateLimit
-
     @property
     def chat(self) -> ChatEndpoint:
         return cast("ChatEndpoint", self.endpoint)
@@ -99,7 +101,10 @@ class RoomChannel(Channel):
             room = check_room(limits, topic)
         except LimitExceeded as error:
             return Error({"reason": str(error)})
-        self.bucket = RateLimit(limits.burst, limits.per_second)
+        joins: RateLimit = self.assigns["join_bucket"]
+        if not joins.allow(asyncio.get_running_loop().time()):
+            wait = joins.retry_after()
+            return Error({"reason": f"slow down: at most {limits.join_burst} joins at once, retry in {wait:.1f} s"})
         history = await call(self.chat.history_name, ("history", topic))
         send(self_pid(), _AfterJoin())
         return Ok({"room": room, "name": self.assigns["name"], "node": self.node_name, "history": history})
@@ -124,8 +129,9 @@ class RoomChannel(Channel):
             body = check_message(limits, payload)
         except LimitExceeded as error:
             return Error({"reason": str(error)})
-        if not self.bucket.allow(asyncio.get_running_loop().time()):
-            wait = self.bucket.retry_after()
+        bucket: RateLimit = self.assigns["bucket"]
+        if not bucket.allow(asyncio.get_running_loop().time()):
+            wait = bucket.retry_after()
             return Error({"reason": f"slow down: at most {limits.burst} messages at once, retry in {wait:.1f} s"})
         message = {
             "id": secrets.token_hex(8),
@@ -157,13 +163,20 @@ class ChatSocket(Socket):
     """Connect parameters: ``name`` (shown to others) and ``device`` (one per browser).
 
     A bad name or device id does not refuse the connection (the browser would only
-    see a failed WebSocket): every join then answers ``{"reason": ...}``."""
+    see a failed WebSocket): every join then answers ``{"reason": ...}``.
+
+    The ``new_msg`` and join rate limits are buckets per connection, shared by its
+    channels (the assigns each channel copies hold the same `RateLimit`s), so neither
+    leaving and rejoining a room nor joining more rooms sends faster, and a join/leave
+    loop cannot flood a room with presence diffs."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {"room:*": RoomChannel}
     max_channels: ClassVar[int] = 10
 
     async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
         limits = cast("ChatEndpoint", self.endpoint).limits
+        self.assigns["bucket"] = RateLimit(limits.burst, limits.per_second)
+        self.assigns["join_bucket"] = RateLimit(limits.join_burst, limits.joins_per_second)
         try:
             self.assigns["name"] = check_name(limits, params.get("name"))
             self.assigns["device"] = check_device(limits, params.get("device"))
@@ -192,6 +205,9 @@ class ChatEndpoint(Endpoint):
         **settings: Any,
     ) -> None:
         settings.setdefault("check_origin", "conn")
+        # A message is at most `ChatLimits.max_message` characters: a frame far over
+        # that is closed (1009) before it is parsed, not decoded and then refused.
+        settings.setdefault("max_frame_size", MAX_FRAME)
         # The demo is about seeing inside: the live dashboard and Prometheus metrics on
         # every node (loopback only, as `alight demo` binds 127.0.0.1).
         settings.setdefault("dashboard", True)

@@ -297,3 +297,49 @@ def test_longpoll_auth_token_header(alight_browser_run: NodeRun, reference_app: 
     requests = [r for r in alight_browser_run["page"]["longpoll_requests"] if r["url"].startswith(base)]
     assert {r["auth_token"] for r in requests if r["method"] == "GET"} == {"secret-token"}
     assert {r["auth_token"] for r in requests if r["method"] == "POST"} == {None}
+
+
+def test_presence_keys_that_objects_inherit_are_presences_like_any_other() -> None:
+    """A user named "constructor", "toString" or "__proto__" (names are the users'
+    choice in the chat demo) is listed, gains and loses devices, and leaves, instead of
+    making every other page's presence handler throw (tests/js/alight_presence_keys.js,
+    Presence in Node: it is pure)."""
+    run = run_node("alight_presence_keys.js")
+    assert run.returncode == 0, run.stderr
+    keys = ["__proto__", "alice", "constructor", "hasOwnProperty", "toString", "valueOf"]
+    state = run["state"]  # fails with the error, if the check threw
+    assert state["names"] == keys
+    assert sorted(state["joined"]) == keys
+    diff = run["diff_join_then_leave"]
+    assert diff["names"] == {"devices": [f"{key}:2" for key in keys], "after": []}
+    assert sorted(diff["left"]) == keys
+    resync = run["resync"]
+    assert resync["names"] == ["__proto__", "hasOwnProperty", "toString", "valueOf"]
+    assert sorted(resync["left"]) == ["alice", "constructor"]
+
+
+def test_buffered_pushes_leave_no_bindings_and_timed_out_ones_leave_the_buffer() -> None:
+    """alight.js's Socket over a scripted in-memory transport (tests/js/alight_fake_transport.js):
+    pushes made before the join are sent and answered with no reply binding left behind
+    for the ref they held while buffered; on a channel that never joins, pushes that
+    timed out do not pile up in its buffer."""
+    run = run_node("alight_fake_transport.js")
+    assert run.returncode == 0, run.stderr
+    buffered = run["buffered_pushes_leave_no_bindings"]
+    assert buffered["replies"] == [0, 1, 2]
+    assert buffered["pings_sent"] == 3
+    assert buffered["reply_bindings_left"] == 0
+    never = run["timed_out_pushes_leave_the_buffer"]
+    assert never["timed_out"] == 20
+    assert never["buffered"] == 1
+
+
+def test_longpoll_leave_just_before_disconnect_reaches_the_server(reference_app: RunningApp) -> None:
+    """Over long-poll (alight.js in Node, tests/js/alight_longpoll_leave.js),
+    ``leave(); disconnect()`` lets the phx_leave's POST finish first: the watcher sees
+    the presence go at once, not when the server ends the idle session (15 s later)."""
+    run = run_node("alight_longpoll_leave.js", reference_app.host, timeout=60 * UNIT)
+    assert run.returncode == 0, run.transcript()
+    left = run["left"]
+    assert left["before"] == ["alice", "bob"]
+    assert left["after"] == ["alice"]

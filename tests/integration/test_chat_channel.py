@@ -5,13 +5,23 @@ only reports, so the test process survives)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as connect_ws
+from websockets.exceptions import ConnectionClosed
 
 from alight.actors import Down, current_node, monitor, receive, self_pid
 from alight.channels.testing import TestClient, connect, start_endpoint
 from alight.demo.chat import ChatEndpoint, ChatLimits, ChatSocket
+from alight.transports.http import HttpRequest, HttpResponse
 
 from ..conftest import UNIT, Runner
+from .conftest import RunningApp, running_app
 
 TOPIC = "room:lobby"
 NODE = "test@127.0.0.1"
@@ -128,6 +138,54 @@ def test_bad_messages_and_floods_get_clear_errors(run: Runner) -> None:
     run(main)
 
 
+def test_the_rate_is_per_connection_so_rejoining_or_more_rooms_do_not_reset_it(run: Runner) -> None:
+    async def main() -> None:
+        app = await started(limits=ChatLimits(burst=2, per_second=0.001))
+        alice, _ = await joined(app, "alice")
+        for n in range(2):
+            await alice.assert_reply(alice.push(TOPIC, "new_msg", {"body": f"ok {n}"}), "ok")
+        await alice.leave(TOPIC)
+        status, _ = await alice.join(TOPIC)
+        assert status == "ok"
+        again = await alice.assert_reply(alice.push(TOPIC, "new_msg", {"body": "after a rejoin"}), "error")
+        assert again.payload["reason"].startswith("slow down")
+        status, _ = await alice.join("room:other")
+        assert status == "ok"
+        other = await alice.assert_reply(alice.push("room:other", "new_msg", {"body": "another room"}), "error")
+        assert other.payload["reason"].startswith("slow down")
+        # Another connection of the same user has its own bucket.
+        phone, _ = await joined(app, "alice", "phone")
+        await phone.assert_reply(phone.push(TOPIC, "new_msg", {"body": "from the phone"}), "ok")
+
+    run(main)
+
+
+def test_joins_are_rate_limited_per_connection(run: Runner) -> None:
+    """A join/leave (or crash/rejoin) loop would send a presence diff to everyone in
+    the room per cycle: past ``join_burst`` a connection's joins are refused."""
+
+    async def main() -> None:
+        app = await started(limits=ChatLimits(join_burst=3, joins_per_second=0.001))
+        alice, _ = await joined(app, "alice")
+        await alice.leave(TOPIC)
+        status, _ = await alice.join("room:other")
+        assert status == "ok"
+        alice.push("room:other", "crash_channel", {})
+        await alice.assert_push("room:other", "phx_error")
+        status, _ = await alice.join("room:other")
+        assert status == "ok"  # the third join: within the burst
+        status, reply = await alice.join(TOPIC)
+        assert status == "error"
+        assert reply["reason"].startswith("slow down: at most 3 joins at once")
+        # Others are not affected: another connection joins, and alice's refusal sent
+        # no presence to the room.
+        bob, (_, state) = await joined(app, "bob")
+        assert sorted(state) == ["bob"]
+        await bob.assert_reply(bob.push(TOPIC, "new_msg", {"body": "hi"}), "ok")
+
+    run(main)
+
+
 def test_crash_channel_errors_the_channel_and_a_rejoin_works(run: Runner) -> None:
     async def main() -> None:
         app = await started()
@@ -175,3 +233,44 @@ def test_kill_node_replies_notifies_the_room_then_kills(run: Runner) -> None:
         assert await receive(lambda m: m == "node killed", 2 * UNIT) == "node killed"
 
     run(main)
+
+
+def served_chat() -> ChatEndpoint:
+    """The demo's chat with ``/health`` for the test harness, and ``kill_node`` off
+    (``alight run tests.integration.test_chat_channel:served_chat``)."""
+    app = ChatEndpoint(kill_node=lambda: None, dashboard=False, metrics=False)
+
+    async def health(request: HttpRequest) -> HttpResponse:
+        return HttpResponse.text("ok")
+
+    app.route("GET", "/health", health)
+    return app
+
+
+def test_a_huge_frame_closes_only_its_own_connection(tmp_path: Path) -> None:
+    """The chat served for real (its own OS process): a 1 MB frame closes the sender's
+    WebSocket with 1009 before it is parsed; another client in the room goes on."""
+
+    async def main(app: RunningApp) -> None:
+        url = f"ws://{app.host}/socket/websocket?name=bob&device=d2&vsn=2.0.0"
+        async with connect_ws(url) as bob, connect_ws(url.replace("bob", "mallory")) as mallory:
+            await bob.send(json.dumps(["1", "1", TOPIC, "phx_join", {}]))
+            await mallory.send(json.dumps(["1", "1", TOPIC, "phx_join", {}]))
+            await mallory.send(json.dumps(["1", "2", TOPIC, "new_msg", {"body": "x" * 1_000_000}]))
+            with pytest.raises(ConnectionClosed) as closed:
+                await read_until_closed(mallory)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009
+            await bob.send(json.dumps(["1", "3", TOPIC, "new_msg", {"body": "still here"}]))
+            while True:
+                frame = json.loads(await asyncio.wait_for(bob.recv(), 5 * UNIT))
+                if frame[3] == "new_msg":
+                    assert frame[4]["body"] == "still here"
+                    return
+
+    async def read_until_closed(ws: ClientConnection) -> None:
+        while True:
+            await asyncio.wait_for(ws.recv(), 5 * UNIT)
+
+    with running_app("tests.integration.test_chat_channel:served_chat", tmp_path / "chat.log") as app:
+        asyncio.run(asyncio.wait_for(main(app), 30 * UNIT))

@@ -10,6 +10,8 @@ is an awaited event (a message, a reply, an open) with a timeout in `UNIT`s.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
 import urllib.request
@@ -19,7 +21,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from alight.client import Channel, ChannelState, JoinError, Message, Presence, PushTimeout, Reply, Socket
+from alight.client import (
+    Channel,
+    ChannelState,
+    EncodeError,
+    JoinError,
+    Message,
+    Presence,
+    PushTimeout,
+    Reply,
+    Socket,
+)
 
 from ..conftest import UNIT
 from .conftest import RunningApp
@@ -337,5 +349,150 @@ def test_refused_connection_backs_off() -> None:
         for gap, step in zip(gaps, (0.01, 0.05, 0.1, 0.15, 0.2), strict=True):
             assert gap >= step * 0.9
         assert not socket.is_connected
+
+    run(main)
+
+
+# -- failures that must stay local -----------------------------------------------------
+
+
+def test_callbacks_that_raise_do_not_stop_the_socket(reference_app: RunningApp) -> None:
+    """on_open / on_close callbacks that raise are logged; the connection loop goes on."""
+
+    async def main() -> None:
+        def boom() -> None:
+            raise RuntimeError("a bug in the caller's callback")
+
+        socket = Socket(f"ws://{reference_app.host}/socket", params={"user_id": "cb"})
+        socket.on_open(boom)
+        socket.on_close(boom)
+        await socket.connect()
+        try:
+            channel = socket.channel("room:callbacks")
+            assert await channel.join(timeout=WAIT) == {"joined": "callbacks"}
+            assert await channel.push("ping", {"n": 1}, timeout=WAIT) == Reply("ok", {"n": 1})
+        finally:
+            await socket.disconnect()
+
+    run(main)
+
+
+def test_a_push_or_join_that_cannot_be_encoded_fails_alone(reference_app: RunningApp) -> None:
+    """A payload that cannot be encoded fails its own call, even when buffered or made
+    while the socket was not connected yet, and the socket and its other channels go on."""
+
+    async def main() -> None:
+        socket = Socket(f"ws://{reference_app.host}/socket", params={"user_id": "enc"})
+        good = socket.channel("room:encodable")
+        bad = socket.channel("room:unencodable", lambda: {"not json": object()})
+        good_join = asyncio.ensure_future(good.join(timeout=WAIT))
+        bad_join = asyncio.ensure_future(bad.join(timeout=WAIT))
+        unencodable = asyncio.ensure_future(good.push("ping", {"not json": object()}))  # buffered
+        with pytest.raises(EncodeError):
+            await unencodable
+        await socket.connect()
+        try:
+            with pytest.raises(EncodeError):
+                await bad_join
+            assert bad.state is ChannelState.CLOSED
+            assert await good_join == {"joined": "encodable"}
+            assert await good.push("ping", {"n": 2}, timeout=WAIT) == Reply("ok", {"n": 2})
+            assert socket.is_connected
+        finally:
+            await socket.disconnect()
+
+    run(main)
+
+
+def test_a_join_that_times_out_or_is_cancelled_is_left() -> None:
+    """A server that never answers joins: a join that times out (its own timeout,
+    shorter than the channel's) or whose caller is cancelled sends ``phx_leave`` for
+    its join_ref and closes the channel, so nothing stays joined behind the caller."""
+
+    async def main() -> None:
+        from websockets.asyncio.server import ServerConnection, serve
+
+        frames: list[list[Any]] = []
+        changed = asyncio.Event()
+
+        async def handler(ws: ServerConnection) -> None:
+            async for data in ws:
+                frames.append(json.loads(data))
+                changed.set()
+
+        def sent(event: str) -> list[list[Any]]:
+            return [frame for frame in frames if frame[3] == event]
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            socket = Socket(f"ws://127.0.0.1:{port}/socket", heartbeat_interval=30 * UNIT)
+            await socket.connect()
+            try:
+                await socket.wait_connected(WAIT)
+                timed_out = socket.channel("room:mute")
+                with pytest.raises(PushTimeout):
+                    await timed_out.join(timeout=0.05 * UNIT)
+                assert timed_out.state is ChannelState.CLOSED
+                await wait_until(lambda: len(sent("phx_leave")) == 1, changed)
+                assert sent("phx_leave")[0][0] == sent("phx_join")[0][0]
+
+                cancelled = socket.channel("room:mute")
+                join = asyncio.ensure_future(cancelled.join())
+                await wait_until(lambda: len(sent("phx_join")) == 2, changed)
+                join.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await join
+                assert cancelled.state is ChannelState.CLOSED
+                await wait_until(lambda: len(sent("phx_leave")) == 2, changed)
+                assert sent("phx_leave")[1][0] == sent("phx_join")[1][0]
+            finally:
+                await socket.disconnect()
+
+    run(main)
+
+
+def test_a_cancelled_disconnect_still_ends_the_connection() -> None:
+    """A server that completes the WebSocket handshake and then never answers (not
+    even the close handshake): a `disconnect` cancelled while it waits still stops the
+    socket's connection loop and closes the connection."""
+
+    async def main() -> None:
+        received_after_handshake = asyncio.Event()
+        peer_closed = asyncio.Event()
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            while await reader.read(65536):
+                received_after_handshake.set()  # a close frame, which is never answered
+            peer_closed.set()
+            writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            socket = Socket(f"ws://127.0.0.1:{port}/socket", heartbeat_interval=30 * UNIT)
+            await socket.connect()
+            await socket.wait_connected(WAIT)
+            loop_task = socket._task
+            assert loop_task is not None
+            disconnect = asyncio.ensure_future(socket.disconnect())
+            await asyncio.wait_for(received_after_handshake.wait(), WAIT)
+            disconnect.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await disconnect
+            await asyncio.wait([loop_task], timeout=WAIT)
+            assert loop_task.done()
+            await asyncio.wait_for(peer_closed.wait(), WAIT)
+            assert not socket.is_connected
 
     run(main)

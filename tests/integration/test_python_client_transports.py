@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,12 @@ def test_longpoll_url() -> None:
     socket = Socket("ws://h:1/socket/websocket", params={"user_id": "u"}, transport=LongPoll, vsn="1.0.0")
     assert socket.endpoint_url == "http://h:1/socket/longpoll?user_id=u&vsn=1.0.0"
     assert Socket("https://h/socket/longpoll").endpoint_url == "wss://h/socket/websocket?vsn=2.0.0"
+    # Params as phoenix.js puts them in the URL (the server parses brackets back into
+    # nested params): not Python reprs.
+    nested = Socket("ws://h/socket", params={"user": {"id": 1, "tags": ["a", "b"]}, "debug": True, "none": None})
+    assert nested.endpoint_url == (
+        "ws://h/socket/websocket?user%5Bid%5D=1&user%5Btags%5D%5B0%5D=a&user%5Btags%5D%5B1%5D=b&debug=true&vsn=2.0.0"
+    )
     with pytest.raises(ValueError, match="vsn"):
         Socket("ws://h/socket", vsn="3.0.0")
     with pytest.raises(ValueError, match="transport"):
@@ -298,6 +305,67 @@ def test_no_fallback_when_the_websocket_works(reference_app: RunningApp) -> None
             assert await channel.push("ping", {}) == Reply("ok", {})
             assert socket.transport == "websocket"
             assert socket.connections == 1
+
+    run(main)
+
+
+def test_no_fallback_once_a_websocket_opened_and_the_server_went_away() -> None:
+    """As phoenix.js: only a WebSocket that never opened falls back. One that worked,
+    then lost its server (the reconnects are refused), keeps trying WebSocket, so the
+    clients of a restarting server do not all move to long-poll for good."""
+
+    async def main() -> None:
+        from websockets.asyncio.server import ServerConnection, serve
+
+        async def answer_heartbeats(ws: ServerConnection) -> None:
+            async for data in ws:
+                _, ref, topic, event, _ = json.loads(data)
+                if topic == "phoenix" and event == "heartbeat":
+                    await ws.send(json.dumps([None, ref, "phoenix", "phx_reply", {"status": "ok", "response": {}}]))
+
+        closes = 0
+        closed = asyncio.Event()
+
+        def on_close() -> None:
+            nonlocal closes
+            closes += 1
+            closed.set()
+
+        async with serve(answer_heartbeats, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            socket = Socket(f"ws://127.0.0.1:{port}/socket", longpoll_fallback=0.3 * UNIT, reconnect_steps=(0.01,))
+            socket.on_close(on_close)
+            await socket.connect()
+            await socket.wait_connected(WAIT)
+        # The server is gone (closed with its connections, nothing listens): the first
+        # close, then refused attempts.
+        try:
+            await wait_until(lambda: closes >= 3, closed)
+            assert socket.transport == "websocket"
+        finally:
+            await socket.disconnect()
+
+    run(main)
+
+
+def test_a_leave_just_before_a_disconnect_reaches_the_server(reference_app: RunningApp) -> None:
+    """Over long-poll, `disconnect` waits (bounded) for the POST of a ``phx_leave``
+    queued just before it: the others see the presence leave at once, not when the
+    server ends the idle session (15 s later)."""
+
+    async def main() -> None:
+        async with client(reference_app, "alice") as one, client(reference_app, "bob") as two:
+            watcher = one.channel("room:leave-then-go", {"device": "d1"})
+            presence = Presence(watcher)
+            changed = asyncio.Event()
+            presence.on_sync(changed.set)
+            await watcher.join(timeout=WAIT)
+            leaving = two.channel("room:leave-then-go", {"device": "d2"})
+            await leaving.join(timeout=WAIT)
+            await wait_until(lambda: sorted(presence.state) == ["alice", "bob"], changed)
+            await leaving.leave()
+            await two.disconnect()
+            await wait_until(lambda: sorted(presence.state) == ["alice"], changed)
 
     run(main)
 

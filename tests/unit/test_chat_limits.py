@@ -53,6 +53,10 @@ def test_limits_reject_nonsense_settings() -> None:
         ChatLimits(burst=0)
     with pytest.raises(ValueError, match="per_second must be > 0"):
         ChatLimits(per_second=0)
+    with pytest.raises(ValueError, match="join_burst must be at least 1"):
+        ChatLimits(join_burst=0)
+    with pytest.raises(ValueError, match="joins_per_second must be > 0"):
+        ChatLimits(joins_per_second=-1)
 
 
 def test_rate_limit_allows_a_burst_then_the_rate() -> None:
