@@ -43,4 +43,18 @@ class Waiter {
   }
 }
 
-module.exports = {UNIT, t0, emit, startDeadline, Waiter}
+// Debian's chromium, headless, through playwright-core: the flags keep it quiet and off
+// the network (no background services, no QUIC); close the browser in a finally block.
+function launchChromium(executablePath){
+  const {chromium} = require("playwright-core")
+  return chromium.launch({
+    executablePath,
+    args: [
+      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    timeout: 15000 * UNIT,
+  })
+}
+
+module.exports = {UNIT, t0, emit, startDeadline, Waiter, launchChromium}

@@ -20,10 +20,9 @@
 
 const http = require("http")
 const {WebSocketServer} = require("ws")
-const {chromium} = require("playwright-core")
 
 const [pageUrl, modulePageUrl, host, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
-const {UNIT, emit, startDeadline} = require("./_harness")
+const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 const STEP_MS = 4000 * UNIT
 const DEADLINE_MS = 110000 * UNIT
 
@@ -333,14 +332,7 @@ function startProxy(appHost){
 async function main(){
   const proxy = await startProxy(host)
   const proxyHost = `127.0.0.1:${proxy.address().port}`
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    timeout: 15000 * UNIT,
-  })
+  const browser = await launchChromium(executablePath)
   const run = async (url, pageCheck, parts) => {
     const page = await browser.newPage()
     const consoleErrors = []

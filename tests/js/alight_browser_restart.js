@@ -14,10 +14,9 @@
 //   "done"                 {page_errors}
 "use strict"
 
-const {chromium} = require("playwright-core")
 
 const [host, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
-const {UNIT, emit, startDeadline} = require("./_harness")
+const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 const STEP_MS = 5000 * UNIT
 const RESTART_MS = 20000 * UNIT
 const DEADLINE_MS = 90000 * UNIT
@@ -94,14 +93,7 @@ async function scenario({host, stepMs, restartMs, heartbeatMs}){
 }
 
 async function main(){
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    timeout: 15000 * UNIT,
-  })
+  const browser = await launchChromium(executablePath)
   try {
     const page = await browser.newPage()
     const pageErrors = []

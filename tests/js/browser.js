@@ -8,10 +8,9 @@
 // transport: {"check": "websocket"|"longpoll", ...what the page saw}.
 "use strict"
 
-const {chromium} = require("playwright-core")
 
 const [pageUrl, host, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
-const {UNIT, emit, startDeadline} = require("./_harness")
+const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 const STEP_MS = 3000 * UNIT
 const DEADLINE_MS = 40000 * UNIT
 
@@ -65,14 +64,7 @@ async function scenario({host, transport, stepMs}){
 }
 
 async function main(){
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    timeout: 15000 * UNIT,
-  })
+  const browser = await launchChromium(executablePath)
   try {
     for(const transport of ["websocket", "longpoll"]){
       const page = await browser.newPage()

@@ -13,8 +13,7 @@
 // then {"check": "pages"} (uncaught page errors) and {"check": "done"}.
 "use strict"
 
-const {chromium} = require("playwright-core")
-const {UNIT, emit, startDeadline} = require("./_harness")
+const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 
 const [url, screenshot, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
 if(!url || !screenshot){
@@ -220,14 +219,7 @@ async function scenario(browser){
 }
 
 async function main(){
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    timeout: 15000 * UNIT,
-  })
+  const browser = await launchChromium(executablePath)
   try {
     await scenario(browser)
   } finally {

@@ -13,8 +13,7 @@
 // "down", then {"check": "done"}; a step that fails prints its check with an "error".
 "use strict"
 
-const {chromium} = require("playwright-core")
-const {UNIT, emit, startDeadline} = require("./_harness")
+const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 
 const [url, executablePath, ...rest] = process.argv.slice(2)
 const option = name => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : null }
@@ -64,14 +63,7 @@ async function step(check, body){
 }
 
 async function main(){
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    timeout: 15000 * UNIT,
-  })
+  const browser = await launchChromium(executablePath)
   const consoleErrors = []
   try {
     const page = await browser.newPage({viewport: {width: 1440, height: 1000}})
