@@ -56,6 +56,27 @@ def _write_reply(context: ChannelContext, ref: Any, join_ref: Any, result: Ok | 
     context.conn.write(frame)
 
 
+async def _join(channel: Channel, context: ChannelContext, join: Message) -> Ok | Error:
+    """``channel.join``, its result checked and timed for `CHANNEL_JOINED`. (Its own
+    frame: these locals are not held for the channel's life in `run_channel`'s.)"""
+    telemetry = _me().node.telemetry
+    started = perf_counter()
+    result = await channel.join(context.topic, join.payload)
+    if type(result) is not Ok and type(result) is not Error:
+        raise InvalidReturn(f"{type(channel).__qualname__}.join", result, JOIN_RESULTS)
+    if telemetry.has_handlers(CHANNEL_JOINED):
+        metadata = {
+            "endpoint": context.endpoint,
+            "channel": type(channel),
+            "topic": context.topic,
+            "params": join.payload,
+            "transport": context.transport,
+            "result": "ok" if type(result) is Ok else "error",
+        }
+        telemetry.execute(CHANNEL_JOINED, {"duration": perf_counter() - started}, metadata)
+    return result
+
+
 async def run_channel(channel_cls: type[Channel], context: ChannelContext, join: Message, tag: Ref) -> None:
     """The body of a channel process."""
     me = _me()
@@ -64,21 +85,7 @@ async def run_channel(channel_cls: type[Channel], context: ChannelContext, join:
     channel = channel_cls()
     channel._context = context
     channel.ref = join.ref
-    telemetry = me.node.telemetry
-    started = perf_counter()
-    result = await channel.join(context.topic, join.payload)
-    if type(result) is not Ok and type(result) is not Error:
-        raise InvalidReturn(f"{channel_cls.__qualname__}.join", result, JOIN_RESULTS)
-    if telemetry.has_handlers(CHANNEL_JOINED):
-        metadata = {
-            "endpoint": context.endpoint,
-            "channel": channel_cls,
-            "topic": context.topic,
-            "params": join.payload,
-            "transport": context.transport,
-            "result": "ok" if type(result) is Ok else "error",
-        }
-        telemetry.execute(CHANNEL_JOINED, {"duration": perf_counter() - started}, metadata)
+    result = await _join(channel, context, join)
     if type(result) is Error:
         _write_reply(context, join.ref, join.join_ref, result)
         me.node.send(context.socket_pid, JoinOutcome(tag, ok=False))

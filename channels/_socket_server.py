@@ -103,15 +103,7 @@ class _SocketServer:
     ) -> None:
         me = self.me
         endpoint = self.endpoint
-        telemetry = me.node.telemetry
-        started = perf_counter()
-        accepted = False
-        try:
-            accepted = await self.connect(params, connect_info, on_result)
-        finally:
-            if telemetry.has_handlers(SOCKET_CONNECTED):
-                self.connected_event(perf_counter() - started, accepted, params, connect_info)
-        if not accepted:
+        if not await self.measured_connect(params, connect_info, on_result):
             return
         endpoint.stats.connections += 1
         on_result(Accepted(me.pid, subprotocol))
@@ -135,6 +127,21 @@ class _SocketServer:
                 # Anything else (late join outcomes, stray messages) is dropped.
         finally:
             endpoint.stats.connections -= 1
+
+    async def measured_connect(
+        self, params: dict[str, Any], connect_info: ConnectInfo, on_result: Callable[[Accepted | Refused], None]
+    ) -> bool:
+        """`connect`, timed for `SOCKET_CONNECTED`. (Its own frame: the locals are gone
+        once connected, not held for the connection's life in `run`'s frame.)"""
+        telemetry = self.me.node.telemetry
+        started = perf_counter()
+        accepted = False
+        try:
+            accepted = await self.connect(params, connect_info, on_result)
+        finally:
+            if telemetry.has_handlers(SOCKET_CONNECTED):
+                self.connected_event(perf_counter() - started, accepted, params, connect_info)
+        return accepted
 
     async def connect(
         self, params: dict[str, Any], connect_info: ConnectInfo, on_result: Callable[[Accepted | Refused], None]
