@@ -10,7 +10,7 @@ processes; the baseline, measured in the same run, is the naive process table a
 dashboard without a bound would build: `process_info` of every process turned into a
 row, sorted. ``ratio`` is ``value / baseline_value`` (lower is better).
 
-- ``dashboard.snapshot_N`` (ms, median of several): ``call(collector, ("snapshot",))``,
+- ``dashboard.snapshot_N`` (ms, median of several): ``call(collector, TakeSnapshot())``,
   everything the page gets (tree, the busiest 500 processes, topics, counters, rates).
   Baseline: the naive table of all N processes.
 - ``dashboard.snapshot_bytes_N`` (bytes): the snapshot encoded as JSON, what travels
@@ -34,7 +34,7 @@ from alight.actors import ChildSpec, DynamicSupervisor, Node, call, process_info
 from alight.benchmarks._report import argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.testing import start_endpoint
-from alight.dashboard import Dashboard
+from alight.dashboard import Dashboard, TakeSnapshot
 from alight.dashboard._snapshot import busiest, process_row
 
 COLLECTOR = "endpoint.dashboard"
@@ -87,11 +87,11 @@ async def _measure(size: int, runs: int, supervised: bool = False) -> tuple[floa
             await DynamicSupervisor.start_child(app.channel_supervisor, spec)
         else:
             spawn(_idle)
-    snapshot = await call(COLLECTOR, ("snapshot",), timeout=None)  # warm up
+    snapshot = await call(COLLECTOR, TakeSnapshot(), timeout=None)  # warm up
     times, base_times = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        snapshot = await call(COLLECTOR, ("snapshot",), timeout=None)
+        snapshot = await call(COLLECTOR, TakeSnapshot(), timeout=None)
         times.append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
         table = _naive_table()

@@ -14,18 +14,21 @@ It can kill processes: it is an admin tool (see `Dashboard`).
 """
 
 from .channel import DashboardChannel, DashboardSocket
-from .collector import Collector, Snapshot, Unwatch, Watch, Watching
+from .collector import ActionResult, Collector, ProcessAction, Snapshot, TakeSnapshot, Unwatch, Watch, Watching
 from .dashboard import Dashboard
 from .errors import BadPid, DashboardError
 
 __all__ = [
+    "ActionResult",
     "BadPid",
     "Collector",
     "Dashboard",
     "DashboardChannel",
     "DashboardError",
     "DashboardSocket",
+    "ProcessAction",
     "Snapshot",
+    "TakeSnapshot",
     "Unwatch",
     "Watch",
     "Watching",

@@ -34,7 +34,17 @@ from ..channels.channel import Channel, Error, NoReply, Ok, Reply, Stop
 from ..channels.message import Payload
 from ..channels.socket import Socket
 from ..transports.base import ConnectInfo
-from .collector import Snapshot, Unwatch, Watch, Watching, distribution_of, nodes_of
+from .collector import (
+    ACTIONS,
+    ActionResult,
+    ProcessAction,
+    Snapshot,
+    Unwatch,
+    Watch,
+    Watching,
+    distribution_of,
+    nodes_of,
+)
 from .errors import DashboardError
 
 if TYPE_CHECKING:
@@ -124,7 +134,7 @@ class DashboardChannel(Channel):
         return NoReply()  # see `intercepts`
 
     async def handle_in(self, event: str, payload: Payload) -> Ok | Error | Reply | NoReply | Stop:
-        if event not in ("info", "kill"):
+        if event not in ACTIONS:
             return Error({"reason": f"unknown event {event!r}"[:200]})
         pid = payload.get("pid") if isinstance(payload, dict) else None
         if not isinstance(pid, str):
@@ -132,12 +142,12 @@ class DashboardChannel(Channel):
         if self.collector is None:
             return Error({"reason": f"the collector of {self.target} is not reachable"})
         try:
-            status, value = await call(self.collector, (event, pid), timeout=ACTION_TIMEOUT)
+            result: ActionResult = await call(self.collector, ProcessAction(event, pid), timeout=ACTION_TIMEOUT)
         except ActorError as error:
             return Error({"reason": f"the collector of {self.target} did not answer: {type(error).__name__}"})
-        if status == "ok":
-            return Ok(value)
-        return Error({"reason": str(value)})
+        if result.ok:
+            return Ok(result.value)
+        return Error({"reason": str(result.value)})
 
     async def terminate(self, reason: Any) -> None:
         if self.collector is not None:

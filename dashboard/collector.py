@@ -8,9 +8,9 @@ A process that wants to watch a node sends `Watch` there; the collector answers 
 for as long as a watcher is alive (it monitors each one). With no watcher it does not
 sample at all.
 
-``call(collector, ("snapshot",))`` returns a snapshot now; ``("info", "<0.42.0>")``
-and ``("kill", "<0.42.0>")`` answer ``("ok", value)`` or ``("error", reason)``: the pid
-string comes from a browser and is parsed strictly (`parse_pid`).
+``call(collector, TakeSnapshot())`` returns a snapshot now; ``ProcessAction("info",
+"<0.42.0>")`` and ``ProcessAction("kill", "<0.42.0>")`` answer an `ActionResult`: the
+pid string comes from a browser and is parsed strictly (`parse_pid`).
 
 The snapshot is a JSON-safe dict (see `_snapshot`); its parts are listed in
 `Collector.snapshot`. Lists are bounded (`MAX_PROCESSES`, `MAX_TOPICS`,
@@ -106,6 +106,34 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Call a collector with this: it answers a snapshot (the dict) at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessAction:
+    """Call a collector with this: ``"info"`` (the detail of ``pid``) or ``"kill"``
+    (``exit(pid, "kill")``) on a process of its node; ``pid`` as the page shows it
+    (``"<0.42.0>"``), parsed strictly. The answer is an `ActionResult`."""
+
+    action: str
+    pid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """A collector's answer to `ProcessAction`: ``ok`` and its ``value`` (the detail,
+    or ``{"killed": pid}``), or not ``ok`` and ``value`` says why, for the page."""
+
+    ok: bool
+    value: Any
+
+
+ACTIONS = ("info", "kill")
+"""What `ProcessAction` can ask."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Tick:
     pass
 
@@ -169,26 +197,26 @@ class Collector(GenServer):
         send_after(self.interval, self_pid(), _TICK)
 
     async def handle_call(self, request: Any, from_: From) -> Reply | NoReply:
-        if request == ("snapshot",):
+        if type(request) is TakeSnapshot:
             return Reply(await self.snapshot())
-        if isinstance(request, tuple) and len(request) == 2 and request[0] in ("info", "kill"):
-            try:
-                pid = snap.parse_pid(request[1], self.node.name, self.node.creation)
-            except BadPid as error:
-                return Reply(("error", str(error)))
-            info = process_info(pid)
-            if info is None:
-                return Reply(("error", f"no process {request[1]} on {self.node.name}"))
-            if request[0] == "info":
-                return Reply(("ok", snap.process_detail(info)))
-            answer = ("ok", {"killed": str(pid)})
-            if pid == self_pid():  # killing the collector itself: answer first
-                reply(from_, answer)
-                exit_signal(pid, KILL)
-                return NoReply()
+        if type(request) is not ProcessAction or request.action not in ACTIONS:
+            return Reply(ActionResult(False, f"unknown request {request!r}"[:200]))
+        try:
+            pid = snap.parse_pid(request.pid, self.node.name, self.node.creation)
+        except BadPid as error:
+            return Reply(ActionResult(False, str(error)))
+        info = process_info(pid)
+        if info is None:
+            return Reply(ActionResult(False, f"no process {request.pid} on {self.node.name}"))
+        if request.action == "info":
+            return Reply(ActionResult(True, snap.process_detail(info)))
+        answer = ActionResult(True, {"killed": str(pid)})
+        if pid == self_pid():  # killing the collector itself: answer first
+            reply(from_, answer)
             exit_signal(pid, KILL)
-            return Reply(answer)
-        return Reply(("error", f"unknown request {request!r}"[:200]))
+            return NoReply()
+        exit_signal(pid, KILL)
+        return Reply(answer)
 
     # -- sampling -----------------------------------------------------------------------
 

@@ -28,7 +28,17 @@ from alight.actors import (
 )
 from alight.channels import Endpoint
 from alight.channels.testing import connect, start_endpoint
-from alight.dashboard import Dashboard, DashboardSocket, Snapshot, Unwatch, Watch, Watching
+from alight.dashboard import (
+    ActionResult,
+    Dashboard,
+    DashboardSocket,
+    ProcessAction,
+    Snapshot,
+    TakeSnapshot,
+    Unwatch,
+    Watch,
+    Watching,
+)
 
 from ..conftest import UNIT, Runner
 
@@ -87,7 +97,7 @@ def test_snapshot_shows_the_node_its_tree_processes_and_topics(run: Runner, node
         app.pubsub.subscribe(holder, "room:1")
         assert app.presence is not None
         await app.presence.track(holder, "room:1", "ann", {"device": "web"})
-        snapshot: dict[str, Any] = await call(COLLECTOR, ("snapshot",))
+        snapshot: dict[str, Any] = await call(COLLECTOR, TakeSnapshot())
         job = _find(snapshot["tree"], "workers", "jobs", "job.1")
         assert (job["pid"], job["name"], job["type"]) == (str(whereis("job.1")), "job.1", "worker")
         assert _find(snapshot["tree"], "workers", "jobs")["type"] == "supervisor"
@@ -116,7 +126,7 @@ def test_a_child_that_says_it_is_a_supervisor_but_is_not_is_shown_unresponsive(r
         impostor = dataclasses.replace(Job.child_spec(id="impostor"), type="supervisor")
         await start_child(await _child(self_pid().local.node.root, "workers"), impostor)
         collector = whereis(COLLECTOR)
-        snapshot = await call(COLLECTOR, ("snapshot",))
+        snapshot = await call(COLLECTOR, TakeSnapshot())
         entry = _find(snapshot["tree"], "workers", "impostor")
         assert entry["unresponsive"] is True
         assert entry["children"] == []
@@ -130,14 +140,14 @@ def test_info_and_kill_then_the_supervisor_restarts(run: Runner) -> None:
         await _start()
         old = whereis("job.1")
         assert old is not None
-        status, info = await call(COLLECTOR, ("info", str(old)))
-        assert (status, info["name"], info["entry"]) == ("ok", "job.1", f"{__name__}.Job")
+        result = await call(COLLECTOR, ProcessAction("info", str(old)))
+        assert (result.ok, result.value["name"], result.value["entry"]) == (True, "job.1", f"{__name__}.Job")
         watch = monitor(old)
-        assert await call(COLLECTOR, ("kill", str(old))) == ("ok", {"killed": str(old)})
+        assert await call(COLLECTOR, ProcessAction("kill", str(old))) == ActionResult(True, {"killed": str(old)})
         down = await receive(lambda m: getattr(m, "ref", None) == watch, timeout=5 * UNIT)
         assert down.reason == "killed"
         new = await _restarted("job.1", old)
-        snapshot = await call(COLLECTOR, ("snapshot",))
+        snapshot = await call(COLLECTOR, TakeSnapshot())
         assert _find(snapshot["tree"], "workers", "jobs", "job.1")["pid"] == str(new)
 
     run(main)
@@ -148,21 +158,23 @@ def test_bad_requests_get_errors_and_the_collector_goes_on(run: Runner) -> None:
         await _start()
         collector = whereis(COLLECTOR)
         for request in [
-            ("info", "<0.999999.0>"),
-            ("kill", "<0.999999.0>"),
-            ("kill", "bogus"),
-            ("info", 42),
-            ("kill", "<other@host.3.0>"),
-            ("info", "<0.1.0>" * 20),
-            ("explode",),
-            "not even a tuple",
+            ProcessAction("info", "<0.999999.0>"),
+            ProcessAction("kill", "<0.999999.0>"),
+            ProcessAction("kill", "bogus"),
+            ProcessAction("info", 42),  # type: ignore[arg-type] # what a careless caller sends
+            ProcessAction("kill", "<other@host.3.0>"),
+            ProcessAction("info", "<0.1.0>" * 20),
+            ProcessAction("explode", "<0.1.0>"),
+            ("info", "<0.1.0>"),
+            "not even a request",
         ]:
-            status, reason = await call(COLLECTOR, request)
-            assert status == "error", request
-            assert isinstance(reason, str), request
+            result = await call(COLLECTOR, request)
+            assert type(result) is ActionResult, request
+            assert not result.ok, request
+            assert isinstance(result.value, str), request
         send(COLLECTOR, "a stray message")
         assert whereis(COLLECTOR) == collector
-        assert (await call(COLLECTOR, ("snapshot",)))["node"]
+        assert (await call(COLLECTOR, TakeSnapshot()))["node"]
 
     run(main)
 
@@ -183,7 +195,7 @@ def test_a_watcher_gets_snapshots_with_rates_until_it_unwatches(run: Runner, nod
         assert second.data["rates"]["pubsub"]["broadcasts"] > 0
         assert second.data["rates"]["pubsub"]["deliveries"] > 0  # to this process
         send(COLLECTOR, Unwatch(self_pid()))
-        await call(COLLECTOR, ("snapshot",))  # the Unwatch is handled by now
+        await call(COLLECTOR, TakeSnapshot())  # the Unwatch is handled by now
         # Drain what was already sent, then nothing more comes.
         while await receive(lambda m: isinstance(m, Snapshot), timeout=0, default=None) is not None:
             pass
@@ -277,7 +289,7 @@ def test_the_watchdog_reports_reach_the_snapshot() -> None:
         hogger = spawn(hog)
         deadline = time.monotonic() + 10 * UNIT
         while True:  # the report reaches the collector once the loop runs again
-            snapshot: dict[str, Any] = await call(COLLECTOR, ("snapshot",))
+            snapshot: dict[str, Any] = await call(COLLECTOR, TakeSnapshot())
             reports: list[dict[str, Any]] = [r for r in snapshot["watchdog"]["reports"] if r["pid"] == str(hogger)]
             if reports:
                 return reports[0]
