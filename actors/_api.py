@@ -197,6 +197,8 @@ def register(name: str, pid: Pid | None = None) -> None:
 
 
 def unregister(name: str) -> None:
+    """Remove the registered ``name`` (Erlang's ``unregister/1``); raises `UnknownName`
+    if no process has it. The process itself lives on."""
     _me().node.unregister(name)
 
 
@@ -206,6 +208,8 @@ def whereis(name: str) -> Pid | None:
 
 
 def make_ref() -> Ref:
+    """A reference unique on this node's incarnation (Erlang's ``make_ref/0``): tag a
+    request with it and match the answer on it in `receive`."""
     return _me().node.make_ref()
 
 

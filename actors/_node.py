@@ -294,6 +294,7 @@ class Node:
         return self._procs.get(pid.serial)
 
     def make_ref(self) -> Ref:
+        """A new `Ref`, unique on this node's incarnation."""
         self._ref_serial += 1
         return Ref(self.name, self.creation, self._ref_serial)
 
