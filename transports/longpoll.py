@@ -5,8 +5,9 @@ a GET without a usable session token creates a session and answers ``410`` with
 its token; a GET with a token returns what the session has buffered (``200``) or
 waits up to ``window`` seconds (``204``); a POST hands each ndjson line to the
 session and answers ``200`` once all were handled (``408`` if not within the
-window, ``410`` if the session is gone). A refused connection or origin is
-``{"status": 403}``.
+window, ``410`` if the session is gone; ``413``, handling none of them, if one is
+over the endpoint's ``max_frame_size``, as a WebSocket closes with 1009). A refused
+connection or origin is ``{"status": 403}``.
 
 Each client has a session process (under the endpoint's long-poll supervisor) that
 owns a `LongPollConn` — the buffer the socket layer writes to — and the socket
@@ -271,6 +272,10 @@ async def _post(endpoint: Endpoint, session: dict[str, Any], request: HttpReques
     except ChannelError as error:
         log.warning("bad long-poll POST body: %s", error)
         return _status(400)
+    if any(len(frame.data) > endpoint.max_frame_size for frame in frames):
+        # The WebSocket's 1009: nothing of this POST is handled; the client retries.
+        log.warning("long-poll POST refused: a frame over max_frame_size (%d bytes)", endpoint.max_frame_size)
+        return _status(413)
     ref = me.node.make_ref()
     inbound = tuple(Inbound(frame.data, frame.binary) for frame in frames)
     located = await _find(endpoint, session, _Post(me.pid, ref, inbound))

@@ -251,6 +251,19 @@ def test_endpoint_max_frame_size_is_the_listeners(tmp_path: Path) -> None:
             send(ws, "1", "3", "room:small", "ping", {"fill": "x" * 1_000})
             assert closed_with(ws)[0] == 1009
         assert app.alive()
+        # Long-poll: a POST with a frame over the limit is refused whole (413) and the
+        # session goes on; the frames of the next POST are handled.
+        token = longpoll(app, "GET", "vsn=2.0.0&user_id=1")["token"]
+        query = f"vsn=2.0.0&user_id=1&token={quote(token)}"
+        join_frame = json.dumps(["1", "1", "room:small", "phx_join", {}]).encode()
+        big = json.dumps(["1", "2", "room:small", "ping", {"fill": "x" * 1_000}]).encode()
+        assert longpoll(app, "POST", query, join_frame + b"\n" + big) == {"status": 413}
+        assert longpoll(app, "POST", query, join_frame) == {"status": 200}
+        polled = longpoll(app, "GET", query)
+        assert polled["status"] == 200
+        replies = [json.loads(message) for message in polled["messages"]]  # the first POST did nothing:
+        assert [(r[1], r[3], r[4]["status"]) for r in replies] == [("1", "phx_reply", "ok")]
+        assert app.alive()
 
 
 # -- refused connections ----------------------------------------------------------------------
