@@ -33,7 +33,7 @@ holds its connections (paused); a `Hello` or frame of an older creation, read la
 dropped. A link still connecting to an address the peer no longer has (learnt from a
 stale member list) is replaced by one to the address its `Hello` gives.
 
-Failure detection, two ways, one outcome (`_node_down`: links closed, ``noconnection``
+Failure detection, two ways, one outcome (`PeerDown`: links closed, ``noconnection``
 to linked and monitoring processes, `Nodedown` to watchers, and the ``node_down``
 telemetry event with the reason; a peer that comes up emits ``node_up``, see
 `alight.telemetry`):
@@ -68,6 +68,12 @@ from a peer on a link we did not accept (its old link, after we declared it down
 makes us say `Hello` on a new link, and a `Hello` on a new link from a peer we think is
 up makes us declare its old life down first. Both sides thus see the same
 down-then-up, whichever noticed first.
+
+The decisions above (the peer table, one link per peer, incarnations, both failure
+detectors, `joined`) are `_membership.Membership`, a pure state machine; `Distribution`
+feeds it what its sockets and timers report and performs the effects it returns
+(links opened and closed, heartbeats, `Nodeup`/`Nodedown`, ``noconnection``,
+telemetry).
 """
 
 from __future__ import annotations
@@ -99,7 +105,6 @@ from ._codec import (
     Heartbeat,
     Hello,
     Link,
-    Member,
     Monitor,
     PubSubForward,
     Send,
@@ -111,6 +116,18 @@ from ._codec import (
 )
 from ._keys import ClusterKeys, load_keys
 from ._link import MAX_PENDING, Identity, LinkStatistics, Mesh, Outlink
+from ._membership import (
+    CONNECTION_LOST,
+    HEARTBEAT_TIMEOUT,
+    CheckLater,
+    Close,
+    Connect,
+    Effect,
+    Membership,
+    PeerDown,
+    PeerUp,
+    SendHeartbeat,
+)
 from .errors import ClusterError, FrameError, NodeDown, NotConnected
 
 log = logging.getLogger("alight.cluster")
@@ -124,8 +141,6 @@ DISCONNECT_GRACE = 0.02
 it had received by then (then the peer is down; else the check is repeated)."""
 JOIN_TIMEOUT = 5.0
 """Default bound, in seconds, of `Distribution.joined`'s wait for the seeds."""
-
-UP, CONNECTING, DOWN = "up", "connecting", "down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +170,15 @@ class DistributionStatistics:
     """Times a peer was declared down."""
 
 
-class Peer:
-    """What this node knows of another node."""
+class _Route:
+    """Where the pids of a peer that is up go: its incarnation and our link to it
+    (None once it is down, for a handler still holding the route)."""
 
-    __slots__ = ("address", "creation", "inbound", "last_seen", "name", "out", "since", "state")
+    __slots__ = ("creation", "out")
 
-    def __init__(self, name: str, address: str) -> None:
-        self.name = name
-        self.address = address
-        self.creation = 0
-        self.state = DOWN
-        self.out: Outlink | None = None
-        self.inbound: Identity | None = None
-        """The link we accepted from it (its DEALER's identity)."""
-        self.last_seen = 0.0
-        self.since = 0.0
-
-    def __repr__(self) -> str:
-        return f"Peer({self.name!r}, {self.state}, creation={self.creation})"
+    def __init__(self, creation: int, out: Outlink) -> None:
+        self.creation = creation
+        self.out: Outlink | None = out
 
 
 class Distribution:
@@ -209,15 +215,17 @@ class Distribution:
         self._mesh = Mesh(
             node.name, node.creation, keys, self._on_batch, max_pending=max_pending, on_disconnect=self._on_disconnect
         )
-        self._peers: dict[str, Peer] = {}
-        self._up: dict[str, Peer] = {}
-        self._seed_links: dict[str, Outlink] = {}
+        self._membership = Membership(node.name, down_after=down_after)
+        self._up: dict[str, _Route] = {}
+        """The peers up, as `Membership` says (`PeerUp`, `PeerDown`): the send path."""
+        self._links: dict[int, Outlink] = {}
+        """Our links, by the number `Membership` gave them (`Connect`, `Close`)."""
+        self._link_ids: dict[Outlink, int] = {}
         self._node_watchers: dict[str, set[Pid]] = {}
         self._all_watchers: set[Pid] = set()
         self._spawns: dict[Ref, tuple[str, Pid, bool]] = {}
         self._tick_handle: Any = None
         self._joined: asyncio.Future[None] | None = None
-        self._seq = 0
         self._nodeups = 0
         self._nodedowns = 0
 
@@ -234,11 +242,7 @@ class Distribution:
         loop = self.node.loop
         address = self._mesh.open(loop, self.host, self.port)
         self.node.remote = self
-        for seed in self.seeds:
-            if seed != address and seed not in self._seed_links:
-                link = self._mesh.connect(seed)
-                self._mesh.push(link, self._hello())
-                self._seed_links[seed] = link
+        self._apply(self._membership.start(self.seeds, address))
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
 
     async def joined(self, timeout: float = JOIN_TIMEOUT) -> bool:
@@ -253,16 +257,14 @@ class Distribution:
         try:
             await asyncio.wait_for(asyncio.shield(self._joined), timeout)
         except TimeoutError:
-            pending = sorted(self._seed_links) + sorted(p.name for p in self._peers.values() if p.state == CONNECTING)
+            pending = self._membership.pending()
             log.warning("cluster: %s: not joined in %ss, still waiting for %s", self.node.name, timeout, pending)
             return False
         return True
 
     def _check_joined(self) -> None:
         joined = self._joined
-        if joined is None or joined.done() or self._seed_links:
-            return
-        if all(peer.state != CONNECTING for peer in self._peers.values()):
+        if joined is not None and not joined.done() and self._membership.joined:
             joined.set_result(None)
 
     async def stop(self) -> None:
@@ -284,7 +286,7 @@ class Distribution:
         """Every other node this one knows of, by name, with its state: ``"up"``,
         ``"connecting"`` or ``"down"`` (for tools such as the dashboard; `nodes` lists
         the ones up)."""
-        return {name: peer.state for name, peer in sorted(self._peers.items())}
+        return self._membership.states()
 
     def monitor_nodes(self, pid: Pid, flag: bool = True) -> None:
         """Send ``pid`` a `Nodeup`/`Nodedown` for every node that comes or goes."""
@@ -334,112 +336,45 @@ class Distribution:
                 sent += 1
         return sent
 
-    def _hello(self) -> Hello:
-        members = tuple(Member(p.name, p.creation, p.address) for p in self._up.values())
-        return Hello(self.node.name, self.node.creation, self.address, members)
+    # -- performing what `Membership` decides ---------------------------------------
 
-    def _connect(self, peer: Peer) -> None:
-        # One link per peer: a pending seed link to its address already carries our
-        # Hello. A second link would look, over there, like a new session of ours.
-        link = self._seed_links.pop(peer.address, None)
-        if link is None:
-            link = self._mesh.connect(peer.address)
-            self._mesh.push(link, self._hello())
-        peer.out = link
-        peer.state = CONNECTING
-        peer.since = self.node.loop.time()
-
-    def _on_hello(self, identity: Identity, hello: Hello) -> Peer | None:
-        name = hello.node
-        if name == self.node.name:
-            return None
-        peer = self._peers.get(name)
-        if peer is not None and peer.state == UP:
-            if peer.inbound == identity:
-                self._learn(hello.members)
-                return peer
-            if identity.creation < peer.creation:
-                return None  # a late Hello of a previous incarnation: it is dead
-            # A new link from a peer we think is up: it restarted (a new creation), or
-            # it declared us down (a pause). Its old life ends here, as it ended there.
-            self._node_down(peer, "restarted")
-        if peer is None:
-            peer = self._peers[name] = Peer(name, hello.address)
-        if peer.state == CONNECTING and peer.out is not None and peer.out.address != hello.address:
-            # Our link goes where the peer no longer is (an address of its previous
-            # incarnation, learnt from a member list): it would never connect.
-            self._close_out(peer)
-            peer.state = DOWN
-        peer.address = hello.address
-        if peer.state != CONNECTING:
-            self._connect(peer)
-        peer.state = UP
-        peer.creation = identity.creation
-        peer.inbound = identity
-        peer.last_seen = self.node.loop.time()
-        self._up[name] = peer
-        self._nodeups += 1
-        log.info("cluster: %s: node %s is up (%s)", self.node.name, name, peer.address)
-        self._membership_event(NODE_UP, name, "connected")
-        for pid in list(self._all_watchers):
-            self.node.send(pid, Nodeup(name))
-        self._learn(hello.members)
-        self._check_joined()
-        return peer
-
-    def _learn(self, members: Iterable[Member]) -> None:
-        for member in members:
-            if member.name == self.node.name:
-                continue
-            peer = self._peers.get(member.name)
-            if peer is None:
-                peer = self._peers[member.name] = Peer(member.name, member.address)
-            if peer.state == DOWN:
-                peer.address = member.address
-                self._connect(peer)
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Connect(link, address, members):
+                    out = self._mesh.connect(address)
+                    self._links[link] = out
+                    self._link_ids[out] = link
+                    self._mesh.push(out, Hello(self.node.name, self.node.creation, self.address, members))
+                case Close(link):
+                    out = self._links.pop(link)
+                    del self._link_ids[out]
+                    self._mesh.close_link(out)
+                case SendHeartbeat(link, seq):
+                    self._mesh.push(self._links[link], Heartbeat(seq))
+                case PeerUp():
+                    self._node_up(effect)
+                case PeerDown():
+                    self._node_down(effect)
+                case CheckLater():
+                    self.node.loop.call_later(DISCONNECT_GRACE, self._read_check, effect)
 
     def _tick(self) -> None:
         loop = self.node.loop
-        now = loop.time()
         # Silence counts only up to what we have read: frames waiting unread (this node
         # was busy) may hold the peer's heartbeats.
-        heard_until = self._mesh.caught_up_at()
-        self._seq += 1
-        beat = Heartbeat(self._seq)
-        for peer in list(self._peers.values()):
-            if peer.state == UP:
-                if heard_until - peer.last_seen > self.down_after:
-                    silence = heard_until - peer.last_seen
-                    log.warning("cluster: %s: no word from %s for %.1fs", self.node.name, peer.name, silence)
-                    self._node_down(peer, "heartbeat_timeout")
-                elif peer.out is not None:
-                    self._mesh.push(peer.out, beat)
-            elif peer.state == CONNECTING and now - peer.since > self.down_after:
-                self._close_out(peer)
-                peer.state = DOWN
+        self._apply(self._membership.tick(loop.time(), self._mesh.caught_up_at()))
         self._check_joined()
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
 
     def _on_disconnect(self, link: Outlink) -> None:
         # The established connection of ``link`` dropped (`Mesh` calls this once per loss).
-        peer = next((p for p in self._up.values() if p.out is link), None)
-        if peer is not None:
-            loop = self.node.loop
-            loop.call_later(DISCONNECT_GRACE, self._disconnected, peer, link, loop.time())
+        link_id = self._link_ids.get(link)
+        if link_id is not None:
+            self._apply(self._membership.connection_dropped(link_id, self.node.loop.time()))
 
-    def _disconnected(self, peer: Peer, link: Outlink, read_by: float) -> None:
-        if peer.state != UP or peer.out is not link:
-            return  # already down (heartbeats, a new Hello) or another link since
-        if self._mesh.caught_up_at() < read_by:  # frames still unread: its last words first
-            self.node.loop.call_later(DISCONNECT_GRACE, self._disconnected, peer, link, read_by)
-            return
-        log.warning("cluster: %s: connection to %s lost", self.node.name, peer.name)
-        self._node_down(peer, "connection_lost")
-
-    def _close_out(self, peer: Peer) -> None:
-        if peer.out is not None:
-            self._mesh.close_link(peer.out)
-            peer.out = None
+    def _read_check(self, check: CheckLater) -> None:
+        self._apply(self._membership.read_check(check, self._mesh.caught_up_at()))
 
     def _membership_event(self, event: Event, peer: str, reason: str) -> None:
         telemetry = self.node.telemetry
@@ -447,18 +382,30 @@ class Distribution:
             metadata = {"node": self.node.name, "peer": peer, "reason": reason}
             telemetry.execute(event, {"nodes_up": len(self._up)}, metadata)
 
-    def _node_down(self, peer: Peer, reason: str) -> None:
-        """Declare ``peer`` down: close its link, fire ``noconnection`` everywhere.
-        ``reason`` (``"connection_lost"``, ``"heartbeat_timeout"``, ``"restarted"``)
-        goes to the `NODE_DOWN` telemetry event."""
-        name = peer.name
-        self._close_out(peer)
-        peer.state = DOWN
-        peer.inbound = None
-        self._up.pop(name, None)
+    def _node_up(self, up: PeerUp) -> None:
+        name = up.name
+        self._up[name] = _Route(up.creation, self._links[up.link])
+        self._nodeups += 1
+        log.info("cluster: %s: node %s is up (%s)", self.node.name, name, up.address)
+        self._membership_event(NODE_UP, name, up.reason)
+        for pid in list(self._all_watchers):
+            self.node.send(pid, Nodeup(name))
+
+    def _node_down(self, down: PeerDown) -> None:
+        """``down.name`` is down (`Membership` closed its link just before): fire
+        ``noconnection`` everywhere. ``down.reason`` (``"connection_lost"``,
+        ``"heartbeat_timeout"``, ``"restarted"``) goes to the `NODE_DOWN` telemetry event."""
+        name = down.name
+        if down.reason == HEARTBEAT_TIMEOUT:
+            log.warning("cluster: %s: no word from %s for %.1fs", self.node.name, name, down.silence)
+        elif down.reason == CONNECTION_LOST:
+            log.warning("cluster: %s: connection to %s lost", self.node.name, name)
+        route = self._up.pop(name, None)
+        if route is not None:
+            route.out = None
         self._nodedowns += 1
         log.warning("cluster: %s: node %s is down", self.node.name, name)
-        self._membership_event(NODE_DOWN, name, reason)
+        self._membership_event(NODE_DOWN, name, down.reason)
         node = self.node
         for proc in node.processes():
             for other in proc.links:
@@ -479,32 +426,37 @@ class Distribution:
     # -- incoming -----------------------------------------------------------------
 
     def _on_batch(self, identity: Identity, messages: list[ClusterMessage]) -> None:
-        peer = self._peers.get(identity.name)
-        if peer is not None and peer.inbound == identity and peer.state == UP:
-            peer.last_seen = self.node.loop.time()
+        membership = self._membership
+        now = self.node.loop.time()
+        if membership.heard(identity, now):
+            route = self._up[identity.name]
             on_pubsub = self.on_pubsub
             for message in messages:
                 # Broadcasts are most of the traffic: skip the dispatch for them.
                 if type(message) is PubSubForward and on_pubsub is not None:
                     on_pubsub(message)
                 else:
-                    self._handle(peer, message)
+                    self._handle(route, message)
             return
         for index, message in enumerate(messages):
             if type(message) is Hello:
-                hello_peer = self._on_hello(identity, message)
-                if hello_peer is not None:
+                accepted, effects = membership.hello(identity, message, now)
+                self._apply(effects)
+                self._check_joined()
+                if accepted:
+                    route = self._up[message.node]
                     for rest in messages[index + 1 :]:
-                        self._handle(hello_peer, rest)
+                        self._handle(route, rest)
                 return
         # A frame on a link we did not accept: the peer's old link after we declared it
         # down. It is alive: say Hello on a new link (it will drop its old life too).
         # (Frames of a previous incarnation, read late, are dropped: it is dead.)
-        if peer is not None and peer.state == DOWN and peer.address and identity.creation >= peer.creation:
-            log.info("cluster: %s: node %s is back, reconnecting", self.node.name, peer.name)
-            self._connect(peer)
+        reconnecting, effects = membership.stray_frame(identity, now)
+        if reconnecting:
+            log.info("cluster: %s: node %s is back, reconnecting", self.node.name, identity.name)
+            self._apply(effects)
 
-    def _handle(self, peer: Peer, message: ClusterMessage) -> None:
+    def _handle(self, peer: _Route, message: ClusterMessage) -> None:
         node = self.node
         match message:
             case Send(dest, payload):
@@ -533,7 +485,7 @@ class Distribution:
             case SpawnReply():
                 self._on_spawn_reply(message)
             case Hello():
-                self._learn(message.members)
+                self._apply(self._membership.learn(message.members, self.node.loop.time()))
             case Forward(service, payload):
                 with contextlib.suppress(UnknownName):  # forwarded to a registered name
                     node.send(service, payload)
@@ -547,11 +499,11 @@ class Distribution:
             return None if pid is None else self.node.lookup(pid)
         return self.node.lookup(target)
 
-    def _reply(self, peer: Peer, message: ClusterMessage) -> None:
+    def _reply(self, peer: _Route, message: ClusterMessage) -> None:
         if peer.out is not None:
             self._mesh.push(peer.out, message)
 
-    def _on_link(self, peer: Peer, message: Link) -> None:
+    def _on_link(self, peer: _Route, message: Link) -> None:
         target = self.node.lookup(message.to_pid)
         if target is None:
             self._reply(peer, Exit(message.to_pid, message.from_pid, NOPROC))
@@ -567,7 +519,7 @@ class Distribution:
         else:  # exit(pid, reason) from a remote process
             self.node.exit(message.from_pid, message.to_pid, message.reason)
 
-    def _on_monitor(self, peer: Peer, message: Monitor) -> None:
+    def _on_monitor(self, peer: _Route, message: Monitor) -> None:
         target = self._local(message.target)
         if target is None:
             self._reply(peer, Down(message.ref, message.watcher, message.target, NOPROC))
@@ -582,7 +534,7 @@ class Distribution:
                 target = Pid(self.node.name, 0, 0)
             watcher.put(ActorDown(message.ref, target, message.reason))
 
-    def _on_spawn(self, peer: Peer, message: Spawn) -> None:
+    def _on_spawn(self, peer: _Route, message: Spawn) -> None:
         try:
             function = load_function(message.function)
             proc = self.node.spawn_process(function, message.args)
