@@ -120,9 +120,13 @@ def test_a_reader_that_stops_reading_loses_lines_not_restarts(
         stream.close()
         reader.join(WAIT)
         text = output.decode()
-        assert text.endswith(" lines (the reader was slow)\n")
+        # A note precedes the first line accepted after drops, and `close` adds one for
+        # the last drops; whether the text ends with a note depends on whether the last
+        # line was dropped or fit in the queue (a race with the writing thread), but
+        # every line lost is told.
         notes = re.findall(r"^\[alight launcher\] output dropped: (\d+) lines", text, re.MULTILINE)
-        assert sum(int(count) for count in notes) == writer.dropped  # every line lost is told
+        assert notes
+        assert sum(int(count) for count in notes) == writer.dropped
         assert "[node0@127.0.0.1] noise noise" in text
     finally:
         for pid in pids:  # every node is the leader of its group
