@@ -5,7 +5,8 @@ The same protocol surface as the raw baseline servers (``_raw_servers.py``): a
 ``bench_broadcast`` ``{"topic", "event", "payload", "count"}``, makes ``count``
 endpoint broadcasts (yielding to the loop between them, as the baselines do) and
 then replies ok ``{"sent_in": seconds}``. Served with
-``alight run benchmarks.channel_app:app --port P``.
+``alight run benchmarks.channel_app:app --port P``; ``:metered`` is the same app with
+``metrics=True`` (what ``benchmarks/telemetry.py`` compares it with).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from typing import Any
 
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
+from alight.transports.http import HttpRequest, HttpResponse
 
 
 class BenchChannel(Channel):
@@ -25,8 +27,9 @@ class BenchChannel(Channel):
         if event == "bench_broadcast":
             started = time.perf_counter()
             topic, bevent, body, count = payload["topic"], payload["event"], payload["payload"], payload["count"]
+            endpoint = self.endpoint
             for _ in range(int(count)):
-                app.broadcast(topic, bevent, body)
+                endpoint.broadcast(topic, bevent, body)
                 await asyncio.sleep(0)
             return Ok({"sent_in": time.perf_counter() - started})
         return Ok(payload)
@@ -36,12 +39,17 @@ class BenchSocket(Socket):
     channels = {"bench:*": BenchChannel}
 
 
-async def health(request: Any) -> Any:
-    from alight.transports.http import HttpResponse
-
+async def health(request: HttpRequest) -> HttpResponse:
     return HttpResponse.text("ok")
 
 
-app = Endpoint(check_origin=False, name="bench")
-app.socket("/socket", BenchSocket, websocket=True, longpoll=False)
-app.route("GET", "/health", health)
+def make_app(*, metrics: bool = False) -> Endpoint:
+    """The benchmark endpoint: the ``bench:*`` socket at ``/socket``, ``GET /health``."""
+    endpoint = Endpoint(check_origin=False, name="bench", metrics=metrics)
+    endpoint.socket("/socket", BenchSocket, websocket=True, longpoll=False)
+    endpoint.route("GET", "/health", health)
+    return endpoint
+
+
+app = make_app()
+metered = make_app(metrics=True)

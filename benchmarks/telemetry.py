@@ -13,11 +13,10 @@ figure and line (``bench``, ``value``, ``unit``, ``baseline``, ``baseline_value`
   best of several timed loops of N calls (``time.perf_counter_ns``), interleaved.
 - ``telemetry.fanout_metrics`` (deliveries/s): the channel fan-out of
   ``benchmarks/channels.py`` (its servers, pinning and load generator, reused as they
-  are) against ``benchmarks/_telemetry_app.py`` served with ``metrics=True``
+  are) against ``benchmarks/channel_app.py`` served with ``metrics=True``
   (``:metered``: one telemetry event and two counter increments per broadcast). Baseline:
-  the same app with metrics off (``:plain``), each on a fresh server process, one
-  after the other. (``channel_app.py`` itself cannot be reused: its channel broadcasts
-  through its own module's endpoint, so it cannot be served with metrics on.)
+  the same app with metrics off (``:app``), each on a fresh server process, one
+  after the other.
 """
 
 from __future__ import annotations
@@ -125,7 +124,7 @@ def measure_calls(counts: Counts) -> list[Figure]:
 
 def _app(variant: str) -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
-        spec = f"benchmarks._telemetry_app:{variant}"
+        spec = f"benchmarks.channel_app:{variant}"
         return [sys.executable, "-m", "alight.cli", "run", spec, "--port", str(port)]
 
     return command
@@ -139,7 +138,7 @@ def measure_fanout(counts: Counts) -> Figure:
             "fanout", target, limit, clients=counts.clients, broadcasts=counts.broadcasts, rounds=counts.rounds
         )
 
-    with server("alight, metrics off", _app("plain")) as target:
+    with server("alight, metrics off", _app("app")) as target:
         off = fan(target)
     with server("alight, metrics on", _app("metered")) as target:
         on = fan(target)
