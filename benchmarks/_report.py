@@ -8,11 +8,28 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One line of a report: ``value`` against ``baseline_value`` (measured in the same
+    run) as ``ratio``; ``target`` and ``met`` where the issue names a target, ``detail``
+    for what a reader may want to check (rounds, CPU use, ...)."""
+
+    bench: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    ratio: float
+    target: str = "-"
+    met: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def argument_parser(doc: str | None) -> argparse.ArgumentParser:

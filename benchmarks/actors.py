@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import uvloop
 
 from alight.actors import ChildSpec, GenServer, Node, Pid, Supervisor, receive, self_pid, send, spawn
-from alight.benchmarks._report import argument_parser, emit
+from alight.benchmarks._report import Figure, argument_parser, emit
 
 T = TypeVar("T")
 
@@ -101,20 +101,6 @@ QUICK = Counts(
     restarts=300,
     repeats=2,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """One line of the report."""
-
-    bench: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
-    target: str
-    met: bool
 
 
 def _deadline() -> float:

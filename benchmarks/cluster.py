@@ -55,12 +55,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
-from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
+from alight.benchmarks._report import Figure, argument_parser, emit, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "benchmarks" / "_cluster_node.py"
@@ -191,19 +191,6 @@ QUICK = Counts(
 APP = "benchmarks.channel_app:app"
 CLUSTER_SETTLE = 1.0
 """Seconds given to the second node to finish its handshake with the first."""
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    bench: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
-    target: str
-    met: bool | None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def cluster_pubsub_missing() -> str | None:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from alight.actors import ChildSpec, DynamicSupervisor, Node, call, process_info, processes, receive, spawn, spawn_link
-from alight.benchmarks._report import argument_parser, emit
+from alight.benchmarks._report import Figure, argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.testing import start_endpoint
 from alight.dashboard import Dashboard, TakeSnapshot
@@ -48,16 +48,6 @@ class Counts:
 
 FULL = Counts(sizes=(1_000, 10_000, 50_000), runs=9)
 QUICK = Counts(sizes=(200,), runs=3)
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    bench: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
 
 
 def _figure(bench: str, value: float, unit: str, base: float) -> Figure:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alight.actors import Node, current_node, receive, self_pid, spawn, start_child
-from alight.benchmarks._report import argument_parser, emit
+from alight.benchmarks._report import Figure, argument_parser, emit
 from alight.channels import Endpoint
 from alight.channels.presence._state import Replica, State
 from alight.channels.presence.tracker import make_phx_ref
@@ -60,20 +60,6 @@ class Counts:
 
 FULL = Counts(10_000, (1_000, 10_000, 100_000), 21, 100_000, 100_000, 1_000, 11)
 QUICK = Counts(1_000, (1_000, 10_000, 100_000), 3, 10_000, 10_000, 1_000, 3)
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """One line of the report."""
-
-    bench: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
-    target: str
-    met: bool
 
 
 def _figure(bench: str, value: float, unit: str, base: float, target: str, met: bool) -> Figure:

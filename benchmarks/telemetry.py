@@ -24,11 +24,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alight.actors import Node
-from alight.benchmarks._report import argument_parser, emit, exit_on_sigterm
+from alight.benchmarks._report import Figure, argument_parser, emit, exit_on_sigterm
 from alight.benchmarks.channels import BenchError, Server, cores, loadgen, server
 from alight.telemetry import CHANNEL_HANDLED_IN, Event
 
@@ -44,19 +44,6 @@ class Counts:
 
 FULL = Counts(calls=1_000_000, repeats=5, clients=1000, broadcasts=200, rounds=3)
 QUICK = Counts(calls=100_000, repeats=3, clients=100, broadcasts=20, rounds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """One line of the report."""
-
-    bench: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the cost of one event ------------------------------------------------------------------
@@ -114,7 +101,15 @@ def measure_calls(counts: Counts) -> list[Figure]:
     base = best.pop("baseline")
     detail = {"calls": counts.calls, "repeats": counts.repeats}
     return [
-        Figure(name, round(ns, 2), "ns/call", "bare Python function call", round(base, 2), round(ns / base, 3), detail)
+        Figure(
+            name,
+            round(ns, 2),
+            "ns/call",
+            "bare Python function call",
+            round(base, 2),
+            round(ns / base, 3),
+            detail=detail,
+        )
         for name, ns in best.items()
     ]
 
@@ -150,7 +145,7 @@ def measure_fanout(counts: Counts) -> Figure:
         "the same app, metrics off",
         base,
         round(value / base, 4),
-        {"clients": counts.clients, "broadcasts": counts.broadcasts, "metrics_on": on, "metrics_off": off},
+        detail={"clients": counts.clients, "broadcasts": counts.broadcasts, "metrics_on": on, "metrics_off": off},
     )
 
 
