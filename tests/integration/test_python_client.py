@@ -1,7 +1,10 @@
 """`alight.client` against the reference app (`examples/reference.py`) in its own OS
-process, over a real WebSocket: every event of the room channel, crash and rejoin,
-stop without rejoin, binary payloads, presence with two clients, and a reconnect forced
-by the server's ``disconnect`` broadcast.
+process: the scenarios every transport shares, each run over the transports (and vsns)
+it applies to — join, replies, server pushes, shouts, binary payloads, crash and rejoin,
+stop and leave, a reconnect forced by the server's ``disconnect`` broadcast, presence —
+then the WebSocket client against small fake servers (heartbeat timeout, backoff,
+failures that must stay local). Long-poll-only behaviours and the WebSocket -> long-poll
+fallback are in `test_python_client_transports`.
 
 Each test runs one event loop (`run`) with a bound on its whole time; every wait inside
 is an awaited event (a message, a reply, an open) with a timeout in `UNIT`s.
@@ -11,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import hashlib
 import itertools
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
@@ -31,6 +37,7 @@ from alight.client import (
     PushTimeout,
     Reply,
     Socket,
+    Transport,
 )
 
 from ..conftest import UNIT
@@ -38,6 +45,29 @@ from .conftest import RunningApp
 
 T = TypeVar("T")
 WAIT = 5 * UNIT
+
+
+@dataclass(frozen=True)
+class TransportCase:
+    """One transport for the shared scenarios: its ``name`` for `Socket(transport=...)`,
+    and, as data, what differs between transports: ``reopen_within``, how long the
+    client may take to open a new connection after the server ended its session."""
+
+    name: Transport
+    reopen_within: float
+
+
+WEBSOCKET = TransportCase("websocket", WAIT)  # the server closes the WebSocket at once
+# The server ends a long-poll session at the next GET: at most the pending GET's window
+# (PROTOCOL.md §5.4), then 410, then a new session (§5.5).
+LONGPOLL = TransportCase("longpoll", 15 * UNIT)
+TRANSPORTS = [pytest.param(transport, id=transport.name) for transport in (WEBSOCKET, LONGPOLL)]
+# Every transport with every vsn (PROTOCOL.md §2.2, §2.3).
+VARIANTS = [
+    pytest.param(transport, vsn, id=f"{transport.name}-{vsn}")
+    for transport in (WEBSOCKET, LONGPOLL)
+    for vsn in ("2.0.0", "1.0.0")
+]
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -48,9 +78,13 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @asynccontextmanager
-async def client(app: RunningApp, user_id: str = "ann", **options: Any) -> AsyncIterator[Socket]:
+async def client(
+    app: RunningApp, user_id: str = "ann", transport: TransportCase = WEBSOCKET, **options: Any
+) -> AsyncIterator[Socket]:
+    """A connected `Socket` to ``app`` over ``transport`` (``options`` go to `Socket`)."""
     options.setdefault("rejoin_steps", (0.05,))
-    async with Socket(f"ws://{app.host}/socket", params={"user_id": user_id}, **options) as socket:
+    socket = Socket(f"ws://{app.host}/socket", params={"user_id": user_id}, transport=transport.name, **options)
+    async with socket:
         await socket.wait_connected(WAIT)
         yield socket
 
@@ -88,14 +122,21 @@ def post_broadcast(app: RunningApp, topic: str, event: str, payload: Any) -> Awa
     return asyncio.to_thread(post)
 
 
+# Topics (and users, where the server knows sockets by user) carry the transport's name:
+# a long-poll session outlives its test until the server's idle timeout, and must not
+# show up in the next test's presence.
+
 # -- join ------------------------------------------------------------------------------
 
 
-def test_join_ok_and_refused(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_join_ok_and_refused(reference_app: RunningApp, transport: TransportCase) -> None:
     async def main() -> None:
-        async with client(reference_app) as socket:
-            channel = socket.channel("room:lobby", {"device": "py"})
-            assert await channel.join() == {"joined": "lobby"}
+        async with client(reference_app, transport=transport) as socket:
+            assert socket.connections == 1
+            assert socket.transport == transport.name
+            channel = socket.channel(f"room:join-{transport.name}", {"device": "py"})
+            assert await channel.join() == {"joined": f"join-{transport.name}"}
             assert channel.state is ChannelState.JOINED
             forbidden = socket.channel("room:forbidden")
             with pytest.raises(JoinError) as refused:
@@ -109,15 +150,18 @@ def test_join_ok_and_refused(reference_app: RunningApp) -> None:
     run(main)
 
 
-def test_ping_error_reply_and_unknown_event(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize(("transport", "vsn"), VARIANTS)
+def test_ping_error_reply_and_user(reference_app: RunningApp, transport: TransportCase, vsn: str) -> None:
     async def main() -> None:
-        async with client(reference_app) as socket:
-            channel = socket.channel("room:ping")
+        async with client(reference_app, transport=transport, vsn=vsn) as socket:
+            channel = socket.channel(f"room:ping-{transport.name}-{vsn}")
             await channel.join()
             assert await channel.push("ping", {"n": 1}) == Reply("ok", {"n": 1})
             error = await channel.push("error_reply")
             assert not error.ok
             assert error == Reply("error", {"reason": "nope"})
+            assert await channel.push("user") == Reply("ok", {"user_id": "ann"})
+            assert socket.invalid_frames == 0
 
     run(main)
 
@@ -141,10 +185,20 @@ def test_push_buffered_until_joined(reference_app: RunningApp) -> None:
 # -- events ----------------------------------------------------------------------------
 
 
-def test_shout_reaches_a_second_client(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        pytest.param(WEBSOCKET, WEBSOCKET, id="websocket-websocket"),
+        pytest.param(LONGPOLL, WEBSOCKET, id="longpoll-websocket"),
+    ],
+)
+def test_shout_reaches_the_other_client(reference_app: RunningApp, one: TransportCase, two: TransportCase) -> None:
+    """A shout from a client over ``one`` reaches a client over ``two``, and back."""
+
     async def main() -> None:
-        async with client(reference_app, "a") as one, client(reference_app, "b") as two:
-            first, second = one.channel("room:shout"), two.channel("room:shout")
+        topic = f"room:shout-{one.name}-{two.name}"
+        async with client(reference_app, "a", one) as first_socket, client(reference_app, "b", two) as second_socket:
+            first, second = first_socket.channel(topic), second_socket.channel(topic)
             await first.join()
             await second.join()
             seen: list[Any] = []
@@ -155,30 +209,50 @@ def test_shout_reaches_a_second_client(reference_app: RunningApp) -> None:
             assert message.payload == {"text": "hi"}
             assert message.join_ref is None
             assert seen == [{"text": "hi"}]
+            with pytest.raises(PushTimeout):
+                await second.push("shout", {"text": "back"}, timeout=0.2 * UNIT)
+            message = await next_event(first, "shout", lambda m: m.payload == {"text": "back"})
+            assert message.join_ref is None
 
     run(main)
 
 
-def test_push_me_then_reply_and_async_reply(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize(("transport", "vsn"), VARIANTS)
+def test_push_me_then_reply_and_async_reply(reference_app: RunningApp, transport: TransportCase, vsn: str) -> None:
     async def main() -> None:
-        async with client(reference_app) as socket:
-            channel = socket.channel("room:push")
-            await channel.join()
+        async with client(reference_app, transport=transport, vsn=vsn) as socket:
+            channel = socket.channel(f"room:push-{transport.name}-{vsn}", {"device": "py"})
+            assert await channel.join() == {"joined": f"push-{transport.name}-{vsn}"}
             assert await channel.push("push_me", {"x": 1}) == Reply("ok", {})
             pushed = await next_event(channel, "pushed")
             assert pushed.payload == {"x": 1}
-            assert pushed.join_ref == channel.join_ref
+            # A V1 frame carries no join_ref (PROTOCOL.md §2.2).
+            assert pushed.join_ref == (channel.join_ref if vsn == "2.0.0" else None)
             assert await channel.push("async", {"later": 2}) == Reply("ok", {"later": 2})
+            assert socket.invalid_frames == 0
 
     run(main)
 
 
-def test_binary_echo(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize(
+    ("transport", "vsn"),
+    [pytest.param(WEBSOCKET, "2.0.0", id="websocket-2.0.0")] + [p for p in VARIANTS if p.values[1] == "1.0.0"],
+)
+def test_binary_payloads(reference_app: RunningApp, transport: TransportCase, vsn: str) -> None:
+    """vsn 2.0.0 echoes a binary payload as binary; vsn 1.0.0 (no binary frames) fails
+    the push alone, before anything is sent."""
+
     async def main() -> None:
-        async with client(reference_app) as socket:
-            channel = socket.channel("room:b")
+        async with client(reference_app, transport=transport, vsn=vsn) as socket:
+            channel = socket.channel(f"room:b-{transport.name}-{vsn}")
             await channel.join()
-            assert await channel.push("binary", b"\x01\x02\x03\xff") == Reply("ok", b"\x01\x02\x03\xff")
+            if vsn == "1.0.0":
+                with pytest.raises(EncodeError, match=r"1\.0\.0"):
+                    await channel.push("binary", b"\x01")
+            else:
+                assert await channel.push("binary", b"\x01\x02\x03\xff") == Reply("ok", b"\x01\x02\x03\xff")
+            assert await channel.push("ping", {"n": 1}) == Reply("ok", {"n": 1})
+            assert socket.invalid_frames == 0
 
     run(main)
 
@@ -186,10 +260,11 @@ def test_binary_echo(reference_app: RunningApp) -> None:
 # -- lifecycle -------------------------------------------------------------------------
 
 
-def test_crash_errors_the_channel_and_it_rejoins(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_crash_errors_the_channel_and_it_rejoins(reference_app: RunningApp, transport: TransportCase) -> None:
     async def main() -> None:
-        async with client(reference_app) as socket:
-            channel = socket.channel("room:crash")
+        async with client(reference_app, transport=transport) as socket:
+            channel = socket.channel(f"room:crash-{transport.name}")
             await channel.join()
             await next_event(channel, "presence_state")
             old = channel.join_ref
@@ -234,21 +309,64 @@ def test_leave_closes_and_ends_iteration(reference_app: RunningApp) -> None:
     run(main)
 
 
-def test_reconnect_after_server_disconnect_and_rejoin(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_reconnect_after_server_disconnect_and_rejoin(reference_app: RunningApp, transport: TransportCase) -> None:
+    """The ``disconnect`` broadcast ends the socket's connection (over long-poll: the
+    session, although the client holds its token): the client opens a new one, within
+    the transport's bound, and rejoins."""
+
     async def main() -> None:
-        async with client(reference_app, "kick") as socket:
+        user = f"kick-{transport.name}"
+        async with client(reference_app, user, transport) as socket:
             opened = asyncio.Event()
             socket.on_open(opened.set)
-            channel = socket.channel("room:kick")
+            channel = socket.channel(f"room:{user}")
             await channel.join()
             await next_event(channel, "presence_state")
             old = channel.join_ref
-            await post_broadcast(reference_app, "user_socket:kick", "disconnect", {})
-            await asyncio.wait_for(opened.wait(), WAIT)
+            await post_broadcast(reference_app, f"user_socket:{user}", "disconnect", {})
+            await asyncio.wait_for(opened.wait(), transport.reopen_within)
             assert socket.connections == 2
             await next_event(channel, "presence_state", lambda m: m.join_ref != old)
             assert channel.state is ChannelState.JOINED
-            assert await channel.push("user") == Reply("ok", {"user_id": "kick"})
+            assert await channel.push("user") == Reply("ok", {"user_id": user})
+
+    run(main)
+
+
+@pytest.mark.parametrize("refused_by", ["nothing listens", "connect refuses"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_refused_connection_backs_off(reference_app: RunningApp, transport: TransportCase, refused_by: str) -> None:
+    """Nothing listens, or the app's ``connect`` refuses ``token=bad`` (the upgrade or
+    every GET answers 403): attempts follow the backoff (no jitter here), not a tight loop."""
+
+    async def main() -> None:
+        from .conftest import free_port
+
+        steps = (0.01, 0.05, 0.1, 0.15, 0.2)  # the first default reconnect steps, in seconds
+        closes: list[float] = []
+        enough = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def closed() -> None:
+            closes.append(loop.time())
+            if len(closes) == len(steps) + 1:
+                enough.set()
+
+        host = f"127.0.0.1:{free_port()}" if refused_by == "nothing listens" else reference_app.host
+        socket = Socket(f"ws://{host}/socket", params={"token": "bad"}, transport=transport.name, jitter=0)
+        socket.on_close(closed)
+        await socket.connect()
+        try:
+            await asyncio.wait_for(enough.wait(), WAIT)
+        finally:
+            await socket.disconnect()
+        gaps = [b - a for a, b in itertools.pairwise(closes[: len(steps) + 1])]
+        # Each gap is at least its step (plus the time a refusal takes).
+        for gap, step in zip(gaps, steps, strict=True):
+            assert gap >= step * 0.9
+        assert socket.connections == 0
+        assert not socket.is_connected
 
     run(main)
 
@@ -256,10 +374,12 @@ def test_reconnect_after_server_disconnect_and_rejoin(reference_app: RunningApp)
 # -- presence --------------------------------------------------------------------------
 
 
-def test_presence_with_two_clients(reference_app: RunningApp) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_presence_with_two_clients(reference_app: RunningApp, transport: TransportCase) -> None:
     async def main() -> None:
-        async with client(reference_app, "alice") as one, client(reference_app, "bob") as two:
-            first = one.channel("room:presence", {"device": "d1"})
+        topic = f"room:presence-{transport.name}"
+        async with client(reference_app, "alice", transport) as one, client(reference_app, "bob", transport) as two:
+            first = one.channel(topic, {"device": "d1"})
             presence = Presence(first)
             changed = asyncio.Event()
             joins: list[str] = []
@@ -270,7 +390,7 @@ def test_presence_with_two_clients(reference_app: RunningApp) -> None:
             await first.join()
             await wait_until(lambda: sorted(presence.state) == ["alice"], changed)
 
-            second = two.channel("room:presence", {"device": "d2"})
+            second = two.channel(topic, {"device": "d2"})
             await second.join()
             await wait_until(lambda: sorted(presence.state) == ["alice", "bob"], changed)
             devices = presence.list(lambda key, p: (key, [m["device"] for m in p["metas"]]))
@@ -282,6 +402,113 @@ def test_presence_with_two_clients(reference_app: RunningApp) -> None:
             assert leaves == ["bob"]
 
     run(main)
+
+
+# -- presence with three users ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_presence_with_three_users(reference_app: RunningApp, transport: TransportCase) -> None:
+    """Three clients on one topic: each one's Presence syncs to all three users; when
+    the third leaves, the other two see it leave and their lists are right."""
+
+    async def main() -> None:
+        topic = f"room:three-{transport.name}"
+        users = ("alice", "bob", "carol")
+        async with contextlib.AsyncExitStack() as stack:
+            changed = asyncio.Event()
+            channels, presences = {}, {}
+            joins: dict[str, list[str]] = {user: [] for user in users}
+            leaves: dict[str, list[str]] = {user: [] for user in users}
+
+            def record(into: list[str], key: str, current: object, presence: object) -> None:
+                into.append(key)
+
+            for user in users:
+                socket = await stack.enter_async_context(client(reference_app, user, transport))
+                channel = socket.channel(topic, {"device": f"py-{user}"})
+                presence = Presence(channel)
+                presence.on_sync(changed.set)
+                presence.on_join(functools.partial(record, joins[user]))
+                presence.on_leave(functools.partial(record, leaves[user]))
+                channels[user], presences[user] = channel, presence
+                await channel.join()
+
+            def listed(user: str) -> list[tuple[str, list[str]]]:
+                return sorted(presences[user].list(lambda key, p: (key, [m["device"] for m in p["metas"]])))
+
+            everyone = [(user, [f"py-{user}"]) for user in users]
+            await wait_until(lambda: all(listed(user) == everyone for user in users), changed)
+            for user in users:
+                assert set(joins[user]) == set(users)
+                assert leaves[user] == []
+
+            await channels["carol"].leave()
+            await wait_until(lambda: listed("alice") == listed("bob") == everyone[:2], changed)
+            assert leaves["alice"] == leaves["bob"] == ["carol"]
+
+    run(main)
+
+
+# -- every event, each transport and vsn ------------------------------------------------
+
+
+@pytest.mark.parametrize(("transport", "vsn"), VARIANTS)
+def test_every_event_of_the_reference_app(reference_app: RunningApp, transport: TransportCase, vsn: str) -> None:
+    """Two clients on one topic: join ok and refused, every ``handle_in`` event, server
+    pushes, shouts, the HTTP broadcast route, a crash (rejoin with a new join_ref) and a
+    stop (closed for good) — over ``transport`` with ``vsn``."""
+
+    async def main() -> None:
+        name = f"every-{transport.name}-{vsn}"
+        topic = f"room:{name}"
+        options: dict[str, Any] = {"transport": transport, "vsn": vsn}
+        async with client(reference_app, "eve", **options) as socket, client(reference_app, "fay", **options) as other:
+            channel, second = socket.channel(topic, {"device": "py"}), other.channel(topic)
+            assert await channel.join() == {"joined": name}
+            assert await second.join() == {"joined": name}
+            with pytest.raises(JoinError) as refused:
+                await socket.channel("room:forbidden").join()
+            assert refused.value.response == {"reason": "unauthorized"}
+
+            assert await channel.push("ping", {"n": 1}) == Reply("ok", {"n": 1})
+            assert await channel.push("error_reply") == Reply("error", {"reason": "nope"})
+            assert await channel.push("user") == Reply("ok", {"user_id": "eve"})
+            assert await channel.push("nope") == Reply("error", {"reason": "unknown event nope"})
+            assert await channel.push("push_me", {"x": 1}) == Reply("ok", {})
+            assert (await next_event(channel, "pushed")).payload == {"x": 1}
+            assert await channel.push("async", {"a": 1}) == Reply("ok", {"a": 1})
+            if vsn == "1.0.0":
+                with pytest.raises(EncodeError):
+                    await channel.push("binary", b"\x01")
+            elif transport is WEBSOCKET:
+                assert await channel.push("binary", b"\x01\x02") == Reply("ok", b"\x01\x02")
+
+            with pytest.raises(PushTimeout):  # shout has no reply
+                await channel.push("shout", {"text": "hi"}, timeout=0.2 * UNIT)
+            assert (await next_event(second, "shout")).payload == {"text": "hi"}
+            await post_broadcast(reference_app, topic, "announce", {"n": 1})
+            assert (await next_event(channel, "announce")).payload == {"n": 1}
+            assert (await next_event(second, "announce")).payload == {"n": 1}
+
+            old = channel.join_ref
+            with pytest.raises(PushTimeout):  # a crash answers with phx_error
+                await channel.push("crash", timeout=0.5 * UNIT)
+            await next_event(channel, "presence_state", lambda m: channel.join_ref != old)
+            assert channel.state is ChannelState.JOINED
+            assert await channel.push("ping", {"after": "crash"}) == Reply("ok", {"after": "crash"})
+
+            assert await second.push("stop") == Reply("ok", {})
+            assert [m async for m in second if m.event == "never"] == []  # iteration ends on phx_close
+            assert second.state is ChannelState.CLOSED
+            await asyncio.sleep(0.3 * UNIT)  # several rejoin periods (0.05 s here): none happens
+            assert second.state is ChannelState.CLOSED
+            assert await channel.push("ping", {"still": "here"}) == Reply("ok", {"still": "here"})
+
+    run(main)
+
+
+# -- the WebSocket client against fake servers ---------------------------------------
 
 
 def test_heartbeat_timeout_closes_reconnects_and_rejoins() -> None:
@@ -318,37 +545,6 @@ def test_heartbeat_timeout_closes_reconnects_and_rejoins() -> None:
                 assert socket.connections == 2
             finally:
                 await socket.disconnect()
-
-    run(main)
-
-
-def test_refused_connection_backs_off() -> None:
-    """Nothing listens: attempts follow the backoff (with jitter), not a tight loop."""
-
-    async def main() -> None:
-        from .conftest import free_port
-
-        closes: list[float] = []
-        enough = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def closed() -> None:
-            closes.append(loop.time())
-            if len(closes) == 6:
-                enough.set()
-
-        socket = Socket(f"ws://127.0.0.1:{free_port()}/socket", jitter=0)
-        socket.on_close(closed)
-        await socket.connect()
-        try:
-            await asyncio.wait_for(enough.wait(), WAIT)
-        finally:
-            await socket.disconnect()
-        gaps = [b - a for a, b in itertools.pairwise(closes)]
-        # 10, 50, 100, 150, 200 ms between attempts (plus the time a refusal takes).
-        for gap, step in zip(gaps, (0.01, 0.05, 0.1, 0.15, 0.2), strict=True):
-            assert gap >= step * 0.9
-        assert not socket.is_connected
 
     run(main)
 
