@@ -278,6 +278,11 @@ class _LiveCollector(Collector):
         yield counter(
             "endpoint_invalid_frames", "Connections closed for a frame that did not decode", stats.invalid_frames
         )
+        yield counter(
+            "endpoint_refused_messages",
+            "Messages refused with an error reply (payload too deep, ...)",
+            stats.refused_messages,
+        )
         yield counter("endpoint_refused", "Connections refused before connect", stats.refused)
         yield counter(
             "endpoint_slow_consumer_disconnects",

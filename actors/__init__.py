@@ -33,6 +33,7 @@ from ._api import (
     whereis,
 )
 from ._child import ChildSpec
+from ._crash import safe_repr
 from ._info import ProcessInfo, process_info, processes
 from ._node import Node
 from ._pid import Pid, Ref
@@ -130,6 +131,7 @@ __all__ = [
     "reply",
     "restart_child",
     "run_blocking",
+    "safe_repr",
     "self_pid",
     "send",
     "send_after",

@@ -494,9 +494,6 @@ class Node:
         self._procs.pop(proc.pid.serial, None)
         if proc.name is not None:
             self._names.pop(proc.name, None)
-        if crashed:
-            self.crashes += 1
-            _crash.report(proc, reason)
         pid = proc.pid
         links = proc.take_links()
         if links:
@@ -520,6 +517,11 @@ class Node:
                 target.pop_monitored_by(ref)
             elif target_pid.node != self.name and self.remote is not None:
                 self.remote.demonitor(pid, target_pid, ref)
+        if crashed:
+            # Reported after links and monitors are told: as in OTP, nothing in
+            # reporting can keep an exit signal from them (`report` never raises).
+            self.crashes += 1
+            _crash.report(proc, reason)
 
     # -- timers -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._api import _me
 from ._child import ChildSpec, should_restart, start_spec
+from ._crash import safe_repr
 from ._intensity import RestartIntensity
 from ._pid import Pid, Ref
 from .errors import InvalidChildSpec, StartError, SupervisorError
@@ -155,7 +156,9 @@ class DynamicSupervisor(GenServer):
             if spec is None:
                 return None
             if not is_normal(message.reason):
-                log.error("dynamic supervisor %r: child %r exited: %r", _me().pid, message.pid, message.reason)
+                log.error(
+                    "dynamic supervisor %r: child %r exited: %s", _me().pid, message.pid, safe_repr(message.reason)
+                )
             if should_restart(spec.restart, message.reason):
                 return await self._restart(spec)
         elif type(message) is _TryAgain:
@@ -185,7 +188,7 @@ class DynamicSupervisor(GenServer):
         try:
             pid = await start_spec(spec)
         except Exception as error:  # noqa: BLE001 - retried, counted as a restart
-            log.error("dynamic supervisor %r: restart failed: %r", _me().pid, error)
+            log.error("dynamic supervisor %r: restart failed: %s", _me().pid, safe_repr(error))
             _me().put(_TryAgain(spec))
             return None
         if pid is not None:

@@ -36,9 +36,11 @@ def is_normal(reason: Reason) -> bool:
     These are the reasons that are not crash-reported and that a ``transient`` child
     may exit with without being restarted, as in OTP.
     """
-    if reason in (NORMAL, SHUTDOWN):
-        return True
-    return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
+    # Type checks first: a reason may be any value, and its ``__eq__`` is not called.
+    kind = type(reason)
+    if kind is str:
+        return reason in (NORMAL, SHUTDOWN)
+    return kind is tuple and len(reason) == 2 and type(reason[0]) is str and reason[0] == SHUTDOWN
 
 
 @dataclass(frozen=True, slots=True)

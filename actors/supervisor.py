@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from ._api import _me
 from ._child import ChildSpec, ChildType, Restart, Shutdown, check_specs, should_restart, shutdown_child, start_spec
+from ._crash import safe_repr
 from ._intensity import RestartIntensity
 from ._pid import Pid
 from .errors import InvalidChildSpec, StartError, SupervisorError
@@ -215,7 +216,7 @@ class Supervisor(GenServer):
             return None
         child.pid = None
         if not is_normal(reason):
-            log.error("supervisor %r: child %r (%r) exited: %r", _me().pid, child.spec.id, pid, reason)
+            log.error("supervisor %r: child %r (%r) exited: %s", _me().pid, child.spec.id, pid, safe_repr(reason))
         if child.spec.restart == "temporary":
             self.children.remove(child)
             return None
@@ -250,7 +251,7 @@ class Supervisor(GenServer):
             try:
                 member.pid = await start_spec(member.spec)
             except Exception as error:  # noqa: BLE001 - a failed restart is retried, counted as a restart
-                log.error("supervisor %r: restarting child %r failed: %r", _me().pid, member.spec.id, error)
+                log.error("supervisor %r: restarting child %r failed: %s", _me().pid, member.spec.id, safe_repr(error))
                 _me().put(_TryAgain(member.spec.id))
                 return None
         return None

@@ -9,7 +9,9 @@ its channels: an orderly stop becomes ``phx_close``, anything else ``phx_error``
 A ``disconnect`` broadcast on the socket id closes the connection (1001).
 
 A frame that cannot be decoded ends the socket with close code 1011, as it does in
-Phoenix (where the socket process crashes); the client reconnects.
+Phoenix (where the socket process crashes); the client reconnects. A frame that
+decodes but breaks a limit of the serializer (`MessageRefused`: a payload nested too
+deep, an event name too long) gets an error reply instead, and the socket stays up.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, spawn_link
+from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, safe_repr, spawn_link
 from ..actors._api import _me
 from ..actors._process import Process
 from ..actors.messages import is_normal
@@ -49,7 +51,7 @@ from ._multiplexer import (
     ReplyUnmatched,
 )
 from .channel import Channel, ChannelContext
-from .errors import ChannelError
+from .errors import ChannelError, MessageRefused
 from .message import PHX_CLOSE, PHX_ERROR, Broadcast, Message, Reply
 
 if TYPE_CHECKING:
@@ -186,6 +188,13 @@ class _SocketServer:
     async def inbound(self, frame: Inbound) -> None:
         try:
             message = self.serializer.decode(frame.data, frame.binary)
+        except MessageRefused as refused:
+            # Decoded, but over a limit: an error reply, and the socket stays up.
+            log.warning("socket %r: refused a message on %r: %s", self.me.pid, refused.topic, refused.reason)
+            self.endpoint.stats.refused_messages += 1
+            reply = Reply(refused.topic, "error", {"reason": refused.reason}, refused.ref, refused.join_ref)
+            self.conn.write(self.serializer.encode_reply(reply))
+            return
         except ChannelError as error:
             log.warning("closing socket %r: invalid frame: %s", self.me.pid, error)
             self.endpoint.stats.invalid_frames += 1
@@ -260,7 +269,7 @@ class _SocketServer:
             lambda m: (type(m) is JoinOutcome and m.tag == tag) or (type(m) is Down and m.ref == monitor)
         )
         if type(outcome) is Down:
-            log.error("join of %r crashed: %r", message.topic, outcome.reason)
+            log.error("join of %r crashed: %s", message.topic, safe_repr(outcome.reason))
             self.reply(message, message.join_ref, "error", {"reason": "join crashed"})
             return
         if not outcome.ok:

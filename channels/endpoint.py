@@ -59,6 +59,7 @@ from .token import DEFAULT_MAX_AGE, sign, verify
 if TYPE_CHECKING:
     from ..dashboard import Dashboard
     from ..metrics import EndpointMetrics
+    from ..transports.server import ServerConfig
     from .presence.presence import Presence
     from .socket import Socket
 
@@ -139,6 +140,9 @@ class EndpointStats:
     connections: int = 0
     joins: int = 0
     invalid_frames: int = 0
+    """Connections closed (1011) for a frame that did not decode."""
+    refused_messages: int = 0
+    """Messages answered with an error for breaking a serializer limit (`MessageRefused`)."""
     refused: int = 0
     slow_consumer_disconnects: int = 0
 
@@ -171,9 +175,10 @@ class Endpoint:
         host: str = "localhost",
         secret_key_base: str | None = None,
         check_origin: OriginPolicy = True,
-        max_frame_size: int = 10_000_000,
+        max_frame_size: int = 1_048_576,
         idle_timeout: float = 60.0,
         max_buffer: int = 1024 * 1024,
+        server_config: ServerConfig | None = None,
         name: str = "endpoint",
         presence: bool = False,
         metrics: bool = False,
@@ -189,6 +194,10 @@ class Endpoint:
         self.idle_timeout = idle_timeout
         self.max_buffer = max_buffer
         """Bytes a connection may have queued before it is closed as a slow consumer."""
+        self.server_config = server_config
+        """The native listener's other limits (header and frame deadlines, connections
+        per address, ...; `alight.transports.server.ServerConfig`), or None for its
+        defaults. ``max_frame_size``, ``idle_timeout`` and ``max_buffer`` above win."""
         self.name = name
         self.mounts: dict[str, SocketMount] = {}
         self.routes: dict[tuple[str, str], Handler] = {}
@@ -309,8 +318,11 @@ class Endpoint:
             from ..transports.server import ServerConfig
 
             # The endpoint's WebSocket limits are the listener's (as the ASGI app uses them).
-            config = ServerConfig(
-                max_frame_size=self.max_frame_size, idle_timeout=self.idle_timeout, max_buffer=self.max_buffer
+            config = dataclasses.replace(
+                self.server_config or ServerConfig(),
+                max_frame_size=self.max_frame_size,
+                idle_timeout=self.idle_timeout,
+                max_buffer=self.max_buffer,
             )
 
             async def start_listener() -> Pid:

@@ -4,6 +4,8 @@
 
     ChannelError
     ├── InvalidMessage      a frame could not be decoded (bad JSON, wrong shape, ...)
+    │   └── MessageRefused  it decoded, but breaks a limit (payload too deep, event
+    │                       name too long): answered with an error reply
     ├── EncodeError         a message cannot be encoded (binary on V1, field > 255 bytes, ...)
     ├── UnsupportedVsn      the client asked for a serializer version we do not speak
     ├── InvalidReturn       a Socket/Channel callback returned an unaccepted value
@@ -26,6 +28,21 @@ class ChannelError(Exception):
 
 class InvalidMessage(ChannelError):  # noqa: N818 (Phoenix's names)
     """A client frame could not be decoded; the message says what was wrong."""
+
+
+class MessageRefused(InvalidMessage):
+    """A client frame decoded into a message that breaks one of the serializer's
+    limits (`serializer.MAX_DEPTH`, `serializer.MAX_NAME`), while its topic and refs
+    are usable: the socket answers ``ref`` with ``{"status": "error", "response":
+    {"reason": reason}}`` and stays up, with its channels. ``reason`` is short and
+    never echoes the offending part."""
+
+    def __init__(self, reason: str, topic: str, ref: Any, join_ref: Any) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.ref = ref
+        self.join_ref = join_ref
+        super().__init__(reason)
 
 
 class EncodeError(ChannelError):

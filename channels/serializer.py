@@ -39,6 +39,25 @@ serializers do (never a crash of anything but `EncodeError`/`InvalidMessage`):
   deeper than 254 levels: `EncodeError`. Invalid UTF-8 on input: `InvalidMessage`.
 - orjson also encodes dataclasses, ``datetime``, ``UUID`` and enums natively; tuples
   encode as arrays.
+
+Limits on what a client sends, and how each is answered (the same way over WebSocket
+and long-poll; Phoenix has none of these bounds and crashes the socket on a bad frame):
+
+- not JSON or UTF-8, not an array (V2) / object (V1) of the protocol's shape, a topic
+  or event that is not a string, a topic over `MAX_NAME` characters, a ref or join_ref
+  that is not a JSON scalar or is a string over `MAX_NAME` characters: `InvalidMessage`.
+  The socket closes with 1011 ("invalid message"), as Phoenix's crashed socket does;
+  nothing of the frame is echoed.
+- a well-formed envelope whose event name is over `MAX_NAME` characters, or whose
+  payload is nested deeper than `MAX_DEPTH`: `MessageRefused`. The socket answers the
+  ref with ``{"status": "error", "response": {"reason": "event too long"}}`` (or
+  ``"payload too deep"``) and stays up with its channels.
+- JSON nested past orjson's own decode limit (1,024 levels) cannot be decoded at all:
+  `InvalidMessage` (1011).
+
+`MAX_DEPTH` is one bound for both directions: orjson encodes at most 254 levels, a
+reply wraps the payload it answers in three (``[.., {"response": payload}]``), so any
+payload a client could send can be echoed back with room to spare.
 """
 
 from __future__ import annotations
@@ -52,11 +71,13 @@ from typing import Any, Final
 
 import orjson
 
-from .errors import EncodeError, InvalidMessage, UnsupportedVsn
+from .errors import EncodeError, InvalidMessage, MessageRefused, UnsupportedVsn
 from .message import PHX_REPLY, Broadcast, Encoded, Frame, Message, Reply
 
 __all__ = [
     "LONGPOLL_MAX_BATCH",
+    "MAX_DEPTH",
+    "MAX_NAME",
     "NDJSON",
     "V1",
     "V2",
@@ -110,11 +131,66 @@ def _not_a_map(what: str, payload: Any) -> EncodeError:
     )
 
 
+MAX_DEPTH: Final = 128
+"""Levels of nesting a client payload may have (``{"a": [1]}`` has 2; serde_json's
+default bound). Deeper payloads are refused with an error reply (`MessageRefused`)."""
+
+MAX_NAME: Final = 255
+"""Characters a topic, an event name or a string ref may have (the size of a binary
+frame's fields). A longer topic or ref closes the socket, a longer event is refused."""
+
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+
 def _check_names(topic: Any, event: Any) -> None:
     if not isinstance(topic, str):
         raise InvalidMessage(f"topic must be a string, got {_kind(topic)}")
     if not isinstance(event, str):
         raise InvalidMessage(f"event must be a string, got {_kind(event)}")
+    if len(topic) > MAX_NAME:
+        raise InvalidMessage(f"topic of {len(topic)} characters; at most {MAX_NAME}")
+
+
+def _check_ref(ref: Any, what: str) -> None:
+    if not isinstance(ref, _SCALARS):
+        raise InvalidMessage(f"{what} must be a string, a number or null, got {_kind(ref)}")
+    if type(ref) is str and len(ref) > MAX_NAME:
+        raise InvalidMessage(f"{what} of {len(ref)} characters; at most {MAX_NAME}")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar 0, ``[]`` 1, ``[[1]]`` 2); stops counting
+    past `MAX_DEPTH` (iterative: it must not recurse on what it is there to bound)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _checked(data: bytes, message: Message) -> Message:
+    """``message`` if it keeps the limits; else `InvalidMessage` or `MessageRefused`."""
+    _check_names(message.topic, message.event)
+    _check_ref(message.ref, "ref")
+    _check_ref(message.join_ref, "join_ref")
+    if len(message.event) > MAX_NAME:
+        raise MessageRefused("event too long", message.topic, message.ref, message.join_ref)
+    # Fast path: a frame with few brackets cannot nest deeply (a C-speed count of the
+    # raw bytes; the walk runs only for frames with more openers than the bound).
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(message.payload) > MAX_DEPTH:
+        raise MessageRefused("payload too deep", message.topic, message.ref, message.join_ref)
+    return message
 
 
 class Serializer(ABC):
@@ -197,8 +273,7 @@ class V1Serializer(Serializer):
             ref = value["ref"]
         except KeyError as exc:
             raise InvalidMessage(f"missing key {exc.args[0]!r}") from None
-        _check_names(topic, event)
-        return Message(topic, event, payload, ref, value.get("join_ref"))
+        return _checked(data, Message(topic, event, payload, ref, value.get("join_ref")))
 
     def encode_reply(self, reply: Reply) -> Frame:
         if isinstance(reply.payload, _BINARY_TYPES):
@@ -264,8 +339,7 @@ class V2Serializer(Serializer):
                 f"expected an array of 5 elements [join_ref, ref, topic, event, payload], got {len(value)}"
             )
         join_ref, ref, topic, event, payload = value[:5]
-        _check_names(topic, event)
-        return Message(topic, event, payload, ref, join_ref)
+        return _checked(data, Message(topic, event, payload, ref, join_ref))
 
     def encode_reply(self, reply: Reply) -> Frame:
         payload = reply.payload
@@ -368,6 +442,7 @@ def _decode_binary(data: bytes) -> Message:
             raise InvalidMessage(f"binary frame {name} is not valid UTF-8") from None
         pos += size
     join_ref, ref, topic, event = texts
+    # Each field is at most 255 bytes, so within MAX_NAME; the payload is bytes.
     return Message(topic, event, data[end:], ref, join_ref)
 
 

@@ -31,7 +31,7 @@ from .distribution import (
     spawn_on,
 )
 from .endpoint import attach_cluster
-from .errors import BadSecret, ClusterError, EncodeError, FrameError, NodeDown, NotConnected
+from .errors import BadSecret, ClusterError, EncodeError, FrameError, NodeDown, NotConnected, UnpicklableReason
 from .presence import CLUSTER_TRACKER_SETTINGS, ClusterReplicator
 from .pubsub import ClusterAdapter
 
@@ -51,6 +51,7 @@ __all__ = [
     "Nodedown",
     "Nodeup",
     "NotConnected",
+    "UnpicklableReason",
     "attach_cluster",
     "derive_keys",
     "distribution",

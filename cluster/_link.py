@@ -60,10 +60,11 @@ from typing import Any, NamedTuple, cast
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from ..actors import safe_repr
 from ._auth import ZapHandler, configure_client, server_socket
-from ._codec import ClusterMessage, Heartbeat, decode_batch, encode_batch
+from ._codec import ClusterMessage, Down, Exit, Heartbeat, decode_batch, encode_batch
 from ._keys import ClusterKeys
-from .errors import EncodeError, FrameError
+from .errors import EncodeError, FrameError, UnpicklableReason
 
 log = logging.getLogger("alight.cluster")
 
@@ -319,9 +320,19 @@ class Mesh:
                 if error.index is None:  # the frame would be over the bound: halve it
                     del batch[len(batch) // 2 :]
                     continue
-                log.error("cluster: dropped a message that cannot be sent %r: %s", batch[error.index], error)
-                self._stats.dropped += 1
-                batch[error.index] = _NOOP
+                batch[error.index] = self._unsendable(batch[error.index], error)
+
+    def _unsendable(self, message: ClusterMessage, error: EncodeError) -> ClusterMessage:
+        """What to send in place of ``message``, which cannot be pickled: an exit
+        signal or a monitor's `Down` still goes, with an `UnpicklableReason` (the remote
+        side must learn that the process ended); anything else is dropped and counted."""
+        if isinstance(message, Exit | Down) and not isinstance(message.reason, UnpicklableReason):
+            stand_in = UnpicklableReason(safe_repr(message.reason))
+            log.warning("cluster: an exit reason cannot be pickled (%s); sent as %r", error, stand_in)
+            return replace(message, reason=stand_in)
+        log.error("cluster: dropped a message that cannot be sent %s: %s", safe_repr(message), error)
+        self._stats.dropped += 1
+        return _NOOP
 
     def _schedule_read(self) -> None:
         if not self._read_scheduled and self._loop is not None:

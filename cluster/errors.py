@@ -16,7 +16,8 @@ Every exception the cluster layer raises derives from `ClusterError`::
 
 Exit *reasons* are not exceptions of this tree: a process linked to or monitoring a
 process of a node that goes down receives the reason ``"noconnection"`` in its `Exit`
-or `Down` message, as in Erlang.
+or `Down` message, as in Erlang. One class here is a reason, never raised:
+`UnpicklableReason` stands in for an exit reason that cannot cross to another node.
 """
 
 from __future__ import annotations
@@ -69,3 +70,14 @@ class NodeDown(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 4
     def __init__(self, node: Any) -> None:
         self.node = node
         super().__init__(f"node {node!r} is down")
+
+
+class UnpicklableReason(Exception):  # noqa: N818 - an exit reason, named for what it is
+    """The exit reason that a remote link or monitor got in place of one that could not
+    be pickled (an exception holding a lock, a payload nested past pickle's recursion
+    limit, ...). ``args[0]`` is a bounded ``repr`` of the original. In Erlang every term
+    can cross; here the signal still crosses, with this reason, so that the remote
+    side is told (it is abnormal: links fire, supervisors restart).
+
+    Not a `ClusterError`: it is never raised, only carried in `Exit` and `Down`.
+    """

@@ -43,6 +43,7 @@ CLOSE_POLICY = 1008  # slow consumer
 CLOSE_TOO_BIG = 1009  # frame over max_frame_size
 CLOSE_INTERNAL = 1011  # invalid frame: the socket process crashed, as in Phoenix
 CLOSE_RESTART = 1012  # server drain / restart
+CLOSE_TRY_AGAIN = 1013  # over the listener's budget for unfinished frames
 
 
 class Conn(ABC):

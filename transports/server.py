@@ -36,7 +36,7 @@ from ..actors import (
 from ._handshake import auth_token, handshake_response, header_tokens, websocket_key
 from .base import CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
 from .http import HttpRequest, HttpResponse, reason_phrase
-from .websocket import WebSocketConn
+from .websocket import PartialFrames, WebSocketConn
 
 if TYPE_CHECKING:
     from ..actors import Node
@@ -93,10 +93,20 @@ class ServerConfig:
     - ``max_pipelined``: parsed requests queued behind the one being handled;
       reading pauses at this many.
     - ``keep_alive_timeout``: an idle HTTP connection is closed after this.
+    - ``header_timeout``: a request's line and headers must have arrived this long
+      after its first byte (nginx's ``client_header_timeout``), and ``body_timeout``:
+      its body this long after its headers; else 408 and the connection closes
+      (a client trickling a byte at a time, slowloris, holds nothing for long).
+    - ``max_connections_per_address``: HTTP connections (not yet WebSockets) open at
+      once from one client address; more are closed on accept and counted in
+      `ServerStats.refused_per_address` (None: no bound). Behind a reverse proxy
+      every client has the proxy's address: raise it to the proxy's concurrency
+      (each long-poll client holds one request open).
     - ``connect_timeout``: how long the socket process may take to answer
       ``on_result``; then 503 and the connection closes.
-    - ``max_frame_size``, ``max_buffer``, ``idle_timeout``, ``close_timeout``,
-      ``max_inbound_queue``: the WebSocket limits (`alight.transports.websocket`).
+    - ``max_frame_size``, ``max_partial_bytes``, ``frame_timeout``, ``max_buffer``,
+      ``idle_timeout``, ``close_timeout``, ``max_inbound_queue``: the WebSocket limits
+      (`alight.transports.websocket`).
     - ``shutdown_timeout``: how long shutdown waits for connections to close;
       ``shutdown_close_code``: the close code WebSockets get then (1012, as
       Phoenix's drain).
@@ -106,8 +116,13 @@ class ServerConfig:
     max_body_size: int = 8_000_000
     max_pipelined: int = 16
     keep_alive_timeout: float = 15.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections_per_address: int | None = 256
     connect_timeout: float = 10.0
-    max_frame_size: int = 10_000_000
+    max_frame_size: int = 1_048_576
+    max_partial_bytes: int = 134_217_728
+    frame_timeout: float = 20.0
     max_buffer: int = 1_048_576
     idle_timeout: float = 60.0
     close_timeout: float = 5.0
@@ -129,7 +144,11 @@ class ServerStats:
     requests: int = 0
     request_crashes: int = 0
     bad_requests: int = 0
+    request_timeouts: int = 0
+    refused_per_address: int = 0
     slow_consumer_disconnects: int = 0
+    partial_frame_closes: int = 0
+    frame_timeouts: int = 0
     frames_in: int = 0
     frames_out: int = 0
     bytes_in: int = 0
@@ -152,6 +171,9 @@ class ListenerState:
         self.owner = owner
         self.connections: set[HttpProtocol | WebSocketConn] = set()
         self.sockets: dict[Pid, WebSocketConn] = {}
+        self.partial = PartialFrames(config.max_partial_bytes)
+        self.per_address: dict[str, int] = {}
+        """HTTP connections (not yet WebSockets) open now, by client address."""
         self.closing = False
         self.drained = asyncio.Event()
 
@@ -227,6 +249,10 @@ class HttpProtocol(asyncio.Protocol):
         self._ws: WebSocketConn | None = None
         self._last_seen = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        """When the part of a request now arriving (its head, then its body) must be in."""
+        self._address: str | None = None
+        """The client address counted in ``per_address`` while this is an HTTP connection."""
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -242,6 +268,16 @@ class HttpProtocol(asyncio.Protocol):
         if server.closing:
             transport.close()
             return
+        limit = server.config.max_connections_per_address
+        if self._peer is not None:
+            address = self._peer[0]
+            count = server.per_address.get(address, 0)
+            if limit is not None and count >= limit:
+                server.stats.refused_per_address += 1
+                transport.abort()
+                return
+            server.per_address[address] = count + 1
+            self._address = address
         self._timer = self._loop.call_later(server.config.keep_alive_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
@@ -269,6 +305,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._tcp = None
+        self._release_address()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -285,6 +322,7 @@ class HttpProtocol(asyncio.Protocol):
         self._header_size = 0
         self._body = []
         self._body_size = 0
+        self._arm(self._server.config.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -302,6 +340,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         config = self._server.config
+        self._arm(config.body_timeout)
         for name, value in self._headers:
             if name == "content-length" and value.isdigit() and int(value) > config.max_body_size:
                 self._limit = 413
@@ -319,6 +358,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._deadline = None
         parser = self._parser
         assert parser is not None
         target = self._url.decode("latin-1")
@@ -423,7 +463,7 @@ class HttpProtocol(asyncio.Protocol):
             auth_token=auth_token(offered),
             transport=WEBSOCKET,
         )
-        conn = WebSocketConn(server.node, server.config, server.stats)
+        conn = WebSocketConn(server.node, server.config, server.stats, server.partial)
         self._ws = conn
         timer = self._loop.call_later(server.config.connect_timeout, self._connect_timed_out, conn)
 
@@ -464,6 +504,7 @@ class HttpProtocol(asyncio.Protocol):
         tcp.write(handshake)
         # The connection is the WebSocket's from now on; this object goes away.
         self._tcp = None
+        self._release_address()
         server.connections.discard(self)
         server.connections.add(conn)
         server.sockets[result.pid] = conn
@@ -482,14 +523,47 @@ class HttpProtocol(asyncio.Protocol):
             conn.abandon(None)
             self.respond(HttpResponse.empty(503), False)
 
+    def _release_address(self) -> None:
+        address, self._address = self._address, None
+        if address is not None:
+            per_address = self._server.per_address
+            count = per_address[address] - 1
+            if count:
+                per_address[address] = count
+            else:
+                del per_address[address]
+
+    def _arm(self, timeout: float) -> None:
+        """The request part that starts now must be in within ``timeout``; the timer
+        fires by then (it is moved earlier if it would fire later)."""
+        now = self._loop.time()
+        self._deadline = deadline = now + timeout
+        timer = self._timer
+        if timer is not None and timer.when() > deadline:
+            timer.cancel()
+            self._timer = self._loop.call_later(timeout, self._check_idle)
+
     def _check_idle(self) -> None:
+        # Keep-alive (no byte for keep_alive_timeout) and the request deadlines: a
+        # byte keeps a connection alive, but not a request that never completes.
         self._timer = None
         if self._tcp is None:
             return
+        now = self._loop.time()
         timeout = self._server.config.keep_alive_timeout
-        left = self._last_seen + timeout - self._loop.time()
-        if self._busy or self._queue:
+        left = self._last_seen + timeout - now
+        deadline = self._deadline
+        if self._busy or self._queue or self._paused:
+            # We owe an answer (or stopped reading): the client is not the slow one.
             left = timeout
+        elif deadline is not None:
+            if deadline <= now:
+                self._server.stats.request_timeouts += 1
+                self._deadline = None
+                self._fail(408)
+                self._pump()
+                return
+            left = min(left, deadline - now)
         if left > 0:
             self._timer = self._loop.call_later(left, self._check_idle)
         else:

@@ -44,8 +44,16 @@ So: our own small parser, with the masking done by websockets' C ``apply_mask``
 
 Limits and policies
 -------------------
-- ``max_frame_size`` (default 10,000,000 bytes, as WebSockAdapter): a frame, or a
-  fragmented message as a whole, larger than this closes with 1009.
+- ``max_frame_size`` (default 1 MiB, as websockets): a frame, or a fragmented
+  message as a whole, larger than this closes with 1009, on its header (before its
+  payload is buffered). A control frame announcing more than 125 bytes, or
+  fragmented, closes with 1002 on its header (RFC 6455 §5.5).
+- ``max_partial_bytes`` (default 128 MiB): the bytes all connections of a listener
+  hold in frames and messages not complete yet (`PartialFrames`). A read that takes
+  the total over it closes the connection holding the most with 1013 ("try again
+  later"), until the total fits; counted in `ServerStats.partial_frame_closes`.
+- ``frame_timeout`` (default 20 s): a frame or fragmented message must be complete
+  this long after its first byte arrived, else the connection closes with 1008.
 - ``max_buffer`` (default 1 MiB): the bytes queued in user space for a client.
   The transport's high-water mark is ``min(64 KiB, max_buffer)``; once it is
   passed (``pause_writing``), a write that would take the queue above
@@ -78,6 +86,7 @@ from .base import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     WEBSOCKET,
     Conn,
     Inbound,
@@ -168,7 +177,7 @@ class FrameParser:
 
     __slots__ = ("_chunks", "_fragments", "_fragments_size", "_have", "_max_size", "_message_op", "_need")
 
-    def __init__(self, max_size: int = 10_000_000) -> None:
+    def __init__(self, max_size: int = 1_048_576) -> None:
         self._max_size = max_size
         self._chunks: list[bytes] = []
         self._have = 0
@@ -176,6 +185,13 @@ class FrameParser:
         self._message_op = 0  # opcode of a fragmented message in progress, or 0
         self._fragments: list[bytes] = []
         self._fragments_size = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for frames and messages not complete yet (what `feed` keeps
+        between calls): the part of a frame still arriving plus the fragments of a
+        message in progress."""
+        return self._have + self._fragments_size
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Parse ``data`` (and what was left over); return the complete events."""
@@ -228,9 +244,12 @@ class FrameParser:
                 raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved bits set")
             if not b1 & 0x80:
                 raise FrameError(CLOSE_PROTOCOL_ERROR, "unmasked client frame")
-            if length > self._max_size:
-                if b0 & 0x08:  # a control frame: its limit is 125 bytes, a protocol rule
+            if b0 & 0x08:
+                # A control frame: 125 bytes at most and never fragmented (RFC 6455
+                # §5.5), refused on its header, before any of its payload is buffered.
+                if length > 125 or not b0 & 0x80:
                     raise FrameError(CLOSE_PROTOCOL_ERROR, "bad control frame")
+            elif length > self._max_size or self._fragments_size + length > self._max_size:
                 raise FrameError(CLOSE_TOO_BIG, "frame too big")
             total = header + length
             if end - pos < total:
@@ -280,6 +299,39 @@ class FrameParser:
         events.append((opcode, payload))
 
 
+class PartialFrames:
+    """The bytes that the connections of one listener hold in unfinished frames, and
+    which to close when they are over ``limit`` (sans-I/O: connections report, the
+    caller closes what `hold` returns).
+
+    A connection that stops halfway through a large frame holds that much memory
+    until the frame completes; many of them can exhaust a machine (150 connections
+    sending 9 MB of a 9.9 MB frame each held 1.3 GB). The largest holder goes first:
+    it costs the most, and a client that sends frames whole never holds anything.
+    """
+
+    __slots__ = ("holders", "limit", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.holders: dict[Any, int] = {}
+
+    def hold(self, holder: Any, held: int) -> list[Any]:
+        """``holder`` now holds ``held`` bytes (0: none); returns the holders to close,
+        largest first, already forgotten, so that the total is within the limit."""
+        before = self.holders.pop(holder, 0)
+        self.total += held - before
+        if held:
+            self.holders[holder] = held
+        evicted: list[Any] = []
+        while self.total > self.limit and self.holders:
+            largest = max(self.holders, key=self.holders.__getitem__)
+            self.total -= self.holders.pop(largest)
+            evicted.append(largest)
+        return evicted
+
+
 _PENDING, _OPEN, _CLOSING, _CLOSED = range(4)
 
 
@@ -304,6 +356,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     __slots__ = (
         "_close_timer",
+        "_frame_timer",
         "_held",
         "_idle_timer",
         "_inbound_timer",
@@ -313,6 +366,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         "_notified",
         "_on_lost",
         "_parser",
+        "_partial",
         "_paused",
         "_pending_close",
         "_pid",
@@ -324,10 +378,14 @@ class WebSocketConn(asyncio.Protocol, Conn):
         "config",
     )
 
-    def __init__(self, node: Node, config: ServerConfig, stats: ServerStats) -> None:
+    def __init__(
+        self, node: Node, config: ServerConfig, stats: ServerStats, partial: PartialFrames | None = None
+    ) -> None:
         self._node = node
         self.config = config
         self._stats = stats
+        self._partial = partial if partial is not None else PartialFrames(config.max_partial_bytes)
+        self._frame_timer: asyncio.TimerHandle | None = None
         self._loop = node.loop
         self._parser = FrameParser(config.max_frame_size)
         self._state = _PENDING
@@ -438,16 +496,16 @@ class WebSocketConn(asyncio.Protocol, Conn):
         stats.bytes_in += len(data)
         if self._state >= _CLOSED:
             return
+        parser = self._parser
         try:
-            events = self._parser.feed(data)
+            events = parser.feed(data)
         except FrameError as error:
-            # Nothing after a bad frame can be trusted: send our close, then close
-            # TCP once it is flushed (RFC 6455 §7.1.7), bounded by close_timeout.
-            self._start_close(error.code, error.reason, error.reason)
-            self._state = _CLOSED
-            assert self._tcp is not None
-            self._tcp.close()
+            self._fail(error.code, error.reason)
             return
+        if parser.buffered or self._frame_timer is not None:
+            self._partial_changed(parser.buffered)
+            if self._state >= _CLOSED:
+                return
         node = self._node
         pid = self._pid
         assert pid is not None
@@ -479,10 +537,12 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._notify("connection lost", CLOSE_ABNORMAL)
         if self._state != _CLOSED:
             self._state = _CLOSED
-        for timer in (self._idle_timer, self._close_timer, self._inbound_timer):
+        if self._frame_timer is not None:
+            self._partial.hold(self, 0)
+        for timer in (self._idle_timer, self._close_timer, self._inbound_timer, self._frame_timer):
             if timer is not None:
                 timer.cancel()
-        self._idle_timer = self._close_timer = self._inbound_timer = None
+        self._idle_timer = self._close_timer = self._inbound_timer = self._frame_timer = None
         self._stats.websockets -= 1
         self._proc = None
         on_lost, self._on_lost = self._on_lost, None
@@ -490,6 +550,42 @@ class WebSocketConn(asyncio.Protocol, Conn):
             on_lost(self)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _fail(self, code: int, reason: str) -> None:
+        # Nothing after a bad frame can be trusted: send our close, then close TCP
+        # once it is flushed (RFC 6455 §7.1.7), bounded by close_timeout.
+        self._start_close(code, reason, reason)
+        self._state = _CLOSED
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+            for other in self._partial.hold(self, 0):
+                other._fail(CLOSE_TRY_AGAIN, "server busy")
+        assert self._tcp is not None
+        self._tcp.close()
+
+    def _partial_changed(self, held: int) -> None:
+        """The parser holds ``held`` bytes of unfinished frames (the slow path: only
+        frames that span reads get here)."""
+        if held and self._frame_timer is None:
+            self._frame_timer = self._loop.call_later(self.config.frame_timeout, self._frame_timed_out)
+        elif not held and self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+        for conn in self._partial.hold(self, held):
+            self._stats.partial_frame_closes += 1
+            # Forgotten by `hold` already: closing must not report it again.
+            if conn._frame_timer is not None:
+                conn._frame_timer.cancel()
+                conn._frame_timer = None
+            conn._fail(CLOSE_TRY_AGAIN, "server busy")
+
+    def _frame_timed_out(self) -> None:
+        self._frame_timer = None
+        self._partial.hold(self, 0)
+        if self._state == _OPEN:
+            self._stats.frame_timeouts += 1
+            self._fail(CLOSE_POLICY, "frame timeout")
 
     def _send(self, wire: bytes) -> bool:
         tcp = self._tcp

@@ -231,10 +231,10 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def test_frame_over_the_default_max_frame_size_closes_1009(reference_app: RunningApp) -> None:
-    # Only the header of a 10 MB + 1 frame is sent: the server must refuse it from the
-    # declared length (Phoenix's default max_frame_size is 10,000,000 bytes).
+    # Only the header of a 1 MiB + 1 frame is sent: the server must refuse it from the
+    # declared length (the default max_frame_size is 1 MiB, as websockets').
     with _raw_websocket(reference_app) as sock:
-        sock.sendall(struct.pack("!BBQ", 0x81, 0x80 | 127, 10_000_001) + os.urandom(4))
+        sock.sendall(struct.pack("!BBQ", 0x81, 0x80 | 127, 1_048_577) + os.urandom(4))
         opcode, length = _read_exactly(sock, 2)
         assert opcode == 0x88
         payload = _read_exactly(sock, length & 0x7F)

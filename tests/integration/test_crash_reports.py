@@ -145,3 +145,58 @@ def test_an_error_of_main_goes_to_the_caller_not_the_log(run: Runner, caplog: py
     with caplog.at_level(logging.ERROR, logger=CRASH_LOGGER), pytest.raises(LookupError, match="for the caller"):
         run(main)
     assert crash_records(caplog) == []
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise ValueError("no repr")
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"d": [value]}
+    return value
+
+
+NASTY = [
+    ("a message nested 1,000 levels", _deep(1_000), RuntimeError("crash requested")),
+    ("a reason nested 1,000 levels", "go", _deep(1_000)),
+    ("a message whose repr raises", _ReprRaises(), RuntimeError("crash")),
+    ("an exception whose str and repr raise", "go", _UnprintableError()),
+    ("a ten-megabyte message", "x" * 10_000_000, RuntimeError("crash")),
+]
+
+
+@pytest.mark.parametrize(("case", "message", "reason"), NASTY, ids=[case for case, _, _ in NASTY])
+def test_links_and_monitors_hear_of_a_crash_however_nasty_its_message_or_reason(
+    run: Runner, caplog: pytest.LogCaptureFixture, case: str, message: Any, reason: Any
+) -> None:
+    async def crasher() -> None:
+        await receive()
+        if isinstance(reason, BaseException):
+            raise reason
+        raise ExitProcess(reason)
+
+    async def main() -> tuple[bool, bool]:
+        trap_exit()
+        pid = spawn_link(crasher)
+        ref = actors.monitor(pid)
+        send(pid, message)
+        down = await receive(lambda m: isinstance(m, Down) and m.ref == ref, timeout=WAIT)
+        exit_ = await receive(lambda m: isinstance(m, actors.Exit) and m.pid == pid, timeout=WAIT)
+        return down.reason is reason, exit_.reason is reason
+
+    with caplog.at_level(logging.ERROR, logger=CRASH_LOGGER):
+        assert run(main) == (True, True)
+    records = crash_records(caplog)
+    assert len(records) == 1, case
+    assert len(records[0].getMessage()) < 30_000

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from alight.channels.errors import EncodeError, InvalidMessage, UnsupportedVsn
+from alight.channels.errors import EncodeError, InvalidMessage, MessageRefused, UnsupportedVsn
 from alight.channels.message import Broadcast, Frame, Message, Reply
 from alight.channels.serializer import (
     LONGPOLL_MAX_BATCH,
+    MAX_DEPTH,
+    MAX_NAME,
     NDJSON,
     V1,
     V2,
@@ -408,3 +410,74 @@ def test_empty_ndjson_line_is_an_empty_binary_frame_that_does_not_decode() -> No
     assert frame == Frame(b"", binary=True)
     with pytest.raises(InvalidMessage):
         V2.decode(frame.data, frame.binary)
+
+
+# -- limits on what a client sends (the serializer module's docstring) ----------------
+
+
+def nested(depth: int) -> str:
+    """A JSON value nested ``depth`` levels (``[[1]]`` is 2)."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def v2_frame(payload: str, event: str = "e", topic: str = "room:t", ref: str = '"2"') -> bytes:
+    return f'["1",{ref},"{topic}","{event}",{{"d":{payload}}}]'.encode()
+
+
+@pytest.mark.parametrize("serializer", [V1, V2])
+def test_a_payload_at_the_depth_limit_decodes_and_its_reply_encodes(serializer: Serializer) -> None:
+    payload = {"d": json.loads(nested(MAX_DEPTH - 1))}  # MAX_DEPTH levels in all
+    if serializer is V2:
+        data = json.dumps(["1", "2", "room:t", "e", payload]).encode()
+    else:
+        data = json.dumps({"topic": "room:t", "event": "e", "payload": payload, "ref": "2"}).encode()
+    message = serializer.decode(data)
+    assert message.payload == payload
+    # The reply that echoes it wraps it in three more levels: orjson encodes them.
+    assert text(serializer.encode_reply(Reply("room:t", "ok", {"echo": message.payload}, "2", "1")))
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 254, 1_000])
+def test_a_payload_deeper_than_the_limit_is_refused_with_its_refs(depth: int) -> None:
+    with pytest.raises(MessageRefused) as info:
+        V2.decode(v2_frame(nested(depth)))
+    refused = info.value
+    assert (refused.reason, refused.topic, refused.ref, refused.join_ref) == ("payload too deep", "room:t", "2", "1")
+
+
+def test_many_brackets_that_do_not_nest_are_not_too_deep() -> None:
+    wide = "[" + ",".join(["[1]"] * 1_000) + "]"
+    assert len(V2.decode(v2_frame(wide)).payload["d"]) == 1_000
+    assert len(V2.decode(v2_frame('"' + "[" * 1_000 + '"')).payload["d"]) == 1_000
+
+
+def test_an_event_name_over_the_limit_is_refused_without_echoing_it() -> None:
+    assert V2.decode(v2_frame("1", event="e" * MAX_NAME)).event == "e" * MAX_NAME
+    with pytest.raises(MessageRefused) as info:
+        V2.decode(v2_frame("1", event="e" * (MAX_NAME + 1)))
+    assert info.value.reason == "event too long"
+    assert "eee" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (v2_frame("1", topic="t" * (MAX_NAME + 1)), "topic of 256 characters"),
+        (v2_frame("1", ref='{"a":1}'), "ref must be a string, a number or null"),
+        (v2_frame("1", ref="[1]"), "ref must be a string, a number or null"),
+        (v2_frame("1", ref='"' + "r" * (MAX_NAME + 1) + '"'), "ref of 256 characters"),
+        (b'[{"x":1},"1","t","e",{}]', "join_ref must be"),
+        (b'{"topic":"t","event":"e","payload":{},"ref":[1]}', "ref must be"),
+    ],
+)
+def test_an_envelope_that_cannot_be_answered_is_invalid(data: bytes, why: str) -> None:
+    serializer = V1 if data.startswith(b"{") else V2
+    with pytest.raises(InvalidMessage, match=why) as info:
+        serializer.decode(data)
+    assert not isinstance(info.value, MessageRefused)
+
+
+@pytest.mark.parametrize("ref", ["7", 7, 1.5, True, None])
+def test_scalar_refs_decode_as_sent(ref: Any) -> None:
+    message = V2.decode(json.dumps([ref, ref, "t", "e", {}]).encode())
+    assert (message.ref, message.join_ref) == (ref, ref)

@@ -20,6 +20,7 @@ from alight.transports.websocket import (
     OP_TEXT,
     FrameError,
     FrameParser,
+    PartialFrames,
     encode_close,
     encode_frame,
     parse_close,
@@ -133,3 +134,47 @@ def test_server_frames_parse_with_websockets(size: int) -> None:
     assert frames[0].data == payload
     assert frames[1].opcode is Opcode.CLOSE
     assert frames[1].data == b"\x03\xf0slow consumer"
+
+
+@pytest.mark.parametrize("opcode", [OP_PING, OP_PONG, OP_CLOSE])
+def test_a_control_frame_over_125_bytes_fails_on_its_header(opcode: int) -> None:
+    # RFC 6455 §5.5: an 8 MB ping is refused from its 14-byte header, nothing buffered.
+    header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, 8_000_000) + os.urandom(4)
+    with pytest.raises(FrameError) as info:
+        FrameParser().feed(header)
+    assert info.value.code == 1002
+
+
+def test_a_continuation_that_would_take_the_message_over_the_limit_fails_on_its_header() -> None:
+    parser = FrameParser(max_size=100)
+    parser.feed(client_frame(OP_TEXT, b"x" * 60, fin=False))
+    with pytest.raises(FrameError) as info:
+        parser.feed(struct.pack("!BB", OP_CONT | 0x80, 0x80 | 60))
+    assert info.value.code == 1009
+
+
+def test_buffered_counts_unfinished_frames_and_fragments() -> None:
+    parser = FrameParser()
+    wire = client_frame(OP_TEXT, b"y" * 1_000)
+    assert parser.feed(wire[:500]) == []
+    assert parser.buffered == 500
+    assert parser.feed(wire[500:]) == [(OP_TEXT, b"y" * 1_000)]
+    assert parser.buffered == 0
+    parser.feed(client_frame(OP_TEXT, b"a" * 10, fin=False))
+    assert parser.buffered == 10
+    parser.feed(client_frame(OP_CONT, b"b" * 5))
+    assert parser.buffered == 0
+
+
+def test_partial_frames_closes_the_largest_holders_until_the_total_fits() -> None:
+    budget = PartialFrames(limit=1_000)
+    assert budget.hold("a", 400) == []
+    assert budget.hold("b", 300) == []
+    assert budget.hold("c", 200) == []
+    assert budget.hold("b", 350) == []  # 950: fits
+    assert budget.hold("d", 300) == ["a"]  # 1,250: a holds most; without it 850 fits
+    assert (budget.total, sorted(budget.holders)) == (850, ["b", "c", "d"])
+    assert budget.hold("d", 0) == []
+    assert budget.total == 550
+    assert budget.hold("e", 2_000) == ["e"]  # one holder over the whole budget
+    assert (budget.total, sorted(budget.holders)) == (550, ["b", "c"])

@@ -1,0 +1,26 @@
+"""The reference socket on an endpoint whose listener limits are small enough to reach
+in a test: ``alight run tests.integration._hostile_app:app``."""
+
+from __future__ import annotations
+
+from alight.channels import Endpoint
+from alight.examples.reference import UserSocket, health
+from alight.transports.server import ServerConfig
+
+MAX_PARTIAL = 2 * 1_048_576
+PER_ADDRESS = 20
+
+app = Endpoint(
+    check_origin=False,
+    name="hostile",
+    presence=True,
+    server_config=ServerConfig(
+        header_timeout=1.0,
+        body_timeout=1.0,
+        max_connections_per_address=PER_ADDRESS,
+        max_partial_bytes=MAX_PARTIAL,
+        frame_timeout=1.0,
+    ),
+)
+app.socket("/socket", UserSocket, websocket=True, longpoll=True)
+app.route("GET", "/health", health)
