@@ -8,7 +8,7 @@ serves HTTP routes and owns `PubSub`. Callback results are typed: `Ok`, `Error`,
 
 from .channel import Channel, Error, NoReply, Ok, Reply, SocketRef, Stop, reply
 from .endpoint import Endpoint, EndpointStats, SocketMount
-from .errors import ChannelError, EncodeError, InvalidMessage, InvalidReturn, NotJoined, UnsupportedVsn
+from .errors import ChannelError, EncodeError, InvalidMessage, InvalidReturn, MessageRefused, NotJoined, UnsupportedVsn
 from .message import Broadcast, Frame, Message
 from .pubsub import Fastlane, PubSub
 from .socket import Socket
@@ -26,6 +26,7 @@ __all__ = [
     "InvalidMessage",
     "InvalidReturn",
     "Message",
+    "MessageRefused",
     "NoReply",
     "NotJoined",
     "Ok",

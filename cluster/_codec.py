@@ -99,9 +99,15 @@ class Hello:
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Liveness: a node that receives no frame from a peer for the failure-detection
-    period declares it down. ``seq`` increases per heartbeat (for diagnostics)."""
+    period declares it down. ``seq`` increases per heartbeat (for diagnostics).
+
+    It also acknowledges: ``received`` messages have arrived so far on the receiver's
+    link from the peer's DEALER session ``session`` (so the peer can count what a link
+    that closes may not have delivered: `LinkStatistics.unconfirmed_at_close`)."""
 
     seq: int = 0
+    session: str = ""
+    received: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,12 @@ MAX_PENDING = 1_000_000
 """Default bound of the messages queued for one peer before new ones are dropped."""
 RETRY_DELAY = 0.002
 """Seconds before retrying a send that hit ``SNDHWM``."""
+
+CONNECT_TIMEOUT = 1.0
+"""Seconds a DEALER's TCP connect may take before ZeroMQ abandons it and tries again."""
+
+RECONNECT_INTERVAL = 0.1
+"""Seconds between ZeroMQ's reconnect attempts (its default)."""
 MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 """The socket-monitor events of a DEALER that `Mesh` reads."""
 
@@ -122,6 +128,12 @@ class LinkStatistics:
     """Messages dropped: a peer's queue was over ``max_pending``, or unpicklable."""
     send_retries: int = 0
     """Times a DEALER was at its high-water mark (backpressure; nothing lost)."""
+    unconfirmed_at_close: int = 0
+    """Messages written on links that then closed (a peer declared down, a link replaced)
+    that the peer had not acknowledged: they may not have arrived."""
+    stray_dropped: int = 0
+    """Messages received from a peer that was declared down (on its old link, before
+    it reconnects): dropped, as Erlang drops what arrives from a node it disconnected."""
     queued: int = 0
     """Messages waiting in our per-peer queues (at the time of the snapshot)."""
 
@@ -129,7 +141,19 @@ class LinkStatistics:
 class Outlink:
     """One outgoing link: a DEALER to a peer's ROUTER and the messages queued for it."""
 
-    __slots__ = ("address", "closed", "connected", "monitor", "monitor_fd", "overflowing", "queue", "session", "socket")
+    __slots__ = (
+        "acked",
+        "address",
+        "closed",
+        "connected",
+        "monitor",
+        "monitor_fd",
+        "overflowing",
+        "queue",
+        "session",
+        "socket",
+        "written",
+    )
 
     def __init__(self, address: str, session: str, socket: zmq.Socket[Any]) -> None:
         self.address = address
@@ -143,6 +167,10 @@ class Outlink:
         self.monitor_fd = -1
         self.connected = False
         """A connection completed its handshake and was not lost since."""
+        self.written = 0
+        """Messages written to ZeroMQ on this link."""
+        self.acked = 0
+        """Of those, how many the peer said had arrived (its last `Heartbeat`)."""
 
     def __repr__(self) -> str:
         return f"Outlink({self.address!r}, session={self.session!r}, queued={len(self.queue)})"
@@ -206,6 +234,11 @@ class Mesh:
         socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         socket.linger = 0
         socket.sndhwm = SEND_HWM
+        # A connect that hangs (SYNs lost in a partition) is abandoned and retried every
+        # CONNECT_TIMEOUT: the kernel's SYN backoff (1, 3, 7, 15 s) would otherwise keep
+        # a healed link down for up to 8 s after the heal.
+        socket.setsockopt(zmq.CONNECT_TIMEOUT, int(CONNECT_TIMEOUT * 1000))
+        socket.setsockopt(zmq.RECONNECT_IVL, int(RECONNECT_INTERVAL * 1000))
         socket.routing_id = encode_identity(self.name, self.creation, session)
         configure_client(socket, self.keys)
         link = Outlink(address, session, socket)
@@ -252,6 +285,10 @@ class Mesh:
         if link.closed:
             return
         link.closed = True
+        # Written to ZeroMQ but not acknowledged: a closed DEALER (linger 0) and its TCP
+        # connection discard what they still hold. Acknowledgements come with the
+        # peer's heartbeats, so this may count some that did arrive, never fewer.
+        self._stats.unconfirmed_at_close += link.written - link.acked
         if link.queue:
             self._stats.dropped += len(link.queue)
             log.warning("cluster: link to %s closed: dropped %d queued messages", link.address, len(link.queue))
@@ -306,6 +343,7 @@ class Mesh:
             except zmq.Again:
                 return False
             del queue[: len(batch)]
+            link.written += len(batch)
             self._stats.frames_sent += 1
             self._stats.messages_sent += len(batch)
         link.overflowing = False
@@ -387,6 +425,16 @@ class Mesh:
         except Exception:  # boundary: a bug must not stop the reading of later frames
             log.exception("cluster: error handling a frame from %s", identity.name)
         return max(1, len(messages))
+
+    def acknowledged(self, link: Outlink, session: str, received: int) -> None:
+        """The peer of ``link`` says ``received`` messages of DEALER session ``session``
+        have arrived (ignored for another session: a link this one replaced)."""
+        if session == link.session and received > link.acked:
+            link.acked = received
+
+    def count_stray(self, messages: int) -> None:
+        """``messages`` arrived on a link that is not up, and were dropped."""
+        self._stats.stray_dropped += messages
 
     def statistics(self) -> LinkStatistics:
         """A snapshot of the counters."""

@@ -21,7 +21,9 @@ it comes from an older creation (dropped); a link still connecting to an address
 peer's `Hello` does not give is replaced; silence longer than ``down_after`` (measured
 up to what the node had read) is a failure, as is a connection lost once the node has
 read what it had received; a peer connecting for longer than ``down_after`` is given up
-on (down, no event: it never was up).
+on (down, no event: it never was up); a peer down for `RETRY_AFTER` is connected to
+again at the next tick (a healed partition comes back without waiting for either
+side's TCP retransmission backoff).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ __all__ = [
     "PeerUp",
     "SendHeartbeat",
 ]
+
+RETRY_AFTER: Final = 1.0
+"""Seconds after a peer went down (or connecting to it was given up) before the next
+tick connects to it again."""
 
 UP: Final = "up"
 CONNECTING: Final = "connecting"
@@ -135,7 +141,7 @@ Effect: TypeAlias = Connect | Close | PeerUp | PeerDown | SendHeartbeat | CheckL
 class Peer:
     """What this node knows of another node (read it through `Membership.peer`)."""
 
-    __slots__ = ("address", "creation", "inbound", "last_seen", "name", "out", "since", "state")
+    __slots__ = ("address", "creation", "down_since", "inbound", "last_seen", "name", "out", "since", "state")
 
     def __init__(self, name: str, address: str) -> None:
         self.name = name
@@ -150,6 +156,8 @@ class Peer:
         """When it last said anything (while up)."""
         self.since = 0.0
         """When we started connecting to it."""
+        self.down_since: float | None = None
+        """When it went down or we gave up connecting (None: never down)."""
 
     def __repr__(self) -> str:
         return f"Peer({self.name!r}, {self.state}, creation={self.creation}, out={self.out})"
@@ -160,9 +168,10 @@ class Membership:
     effects to perform (see the module doc). ``down_after`` is the silence, and the
     connecting time, after which a peer is given up on."""
 
-    def __init__(self, name: str, *, down_after: float) -> None:
+    def __init__(self, name: str, *, down_after: float, retry_after: float = RETRY_AFTER) -> None:
         self.name = name
         self.down_after = down_after
+        self.retry_after = retry_after
         self._peers: dict[str, Peer] = {}
         self._up: dict[str, Peer] = {}
         self._seed_links: dict[str, int] = {}
@@ -174,6 +183,11 @@ class Membership:
     def peer(self, name: str) -> Peer | None:
         """What is known of ``name`` (None if never heard of); read it, do not change it."""
         return self._peers.get(name)
+
+    @property
+    def known(self) -> int:
+        """How many peers are known (in any state)."""
+        return len(self._peers)
 
     def states(self) -> dict[str, str]:
         """Every known peer's state (``up``, ``connecting``, ``down``), by name, sorted."""
@@ -236,7 +250,7 @@ class Membership:
                 return False, effects  # a late Hello of a previous incarnation: it is dead
             # A new link from a peer we think is up: it restarted (a new creation), or
             # it declared us down (a pause). Its old life ends here, as it ended there.
-            self._down(peer, RESTARTED, 0.0, effects)
+            self._down(peer, RESTARTED, 0.0, effects, now)
         if peer is None:
             peer = self._peers[name] = Peer(name, hello.address)
         if peer.state == CONNECTING and peer.address != hello.address:
@@ -286,12 +300,22 @@ class Membership:
             if peer.state == UP:
                 silence = heard_until - peer.last_seen
                 if silence > self.down_after:
-                    self._down(peer, HEARTBEAT_TIMEOUT, silence, effects)
+                    self._down(peer, HEARTBEAT_TIMEOUT, silence, effects, now)
                 elif peer.out is not None:
                     effects.append(SendHeartbeat(peer.out, self._seq))
             elif peer.state == CONNECTING and now - peer.since > self.down_after:
                 self._close_out(peer, effects)
                 peer.state = DOWN
+                peer.down_since = now
+            elif (
+                peer.state == DOWN
+                and peer.address
+                and peer.down_since is not None
+                and now - peer.down_since >= self.retry_after
+            ):
+                # A peer that went down may be back (a partition healed, a pause
+                # ended): try again, as libcluster's strategies keep connecting.
+                self._connect(peer, now, effects)
         return effects
 
     def connection_dropped(self, link: int, now: float) -> list[Effect]:
@@ -312,7 +336,7 @@ class Membership:
         if caught_up_at < check.read_by:  # frames still unread: its last words first
             return [check]
         effects: list[Effect] = []
-        self._down(peer, CONNECTION_LOST, 0.0, effects)
+        self._down(peer, CONNECTION_LOST, 0.0, effects, caught_up_at)
         return effects
 
     # -- the decisions -----------------------------------------------------------------
@@ -351,9 +375,10 @@ class Membership:
             effects.append(Close(peer.out))
             peer.out = None
 
-    def _down(self, peer: Peer, reason: str, silence: float, effects: list[Effect]) -> None:
+    def _down(self, peer: Peer, reason: str, silence: float, effects: list[Effect], now: float) -> None:
         self._close_out(peer, effects)
         peer.state = DOWN
+        peer.down_since = now
         peer.inbound = None
         self._up.pop(peer.name, None)
         effects.append(PeerDown(peer.name, reason, silence))

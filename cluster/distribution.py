@@ -221,6 +221,8 @@ class Distribution:
         self._links: dict[int, Outlink] = {}
         """Our links, by the number `Membership` gave them (`Connect`, `Close`)."""
         self._link_ids: dict[Outlink, int] = {}
+        self._received: dict[str, tuple[str, int]] = {}
+        """peer -> (its DEALER session, messages received on it): its heartbeats' acks."""
         self._node_watchers: dict[str, set[Pid]] = {}
         self._all_watchers: set[Pid] = set()
         self._spawns: dict[Ref, tuple[str, Pid, bool]] = {}
@@ -281,6 +283,10 @@ class Distribution:
     def nodes(self) -> list[str]:
         """The names of the peers up now (Erlang's ``nodes()``), sorted."""
         return sorted(self._up)
+
+    def known_peers(self) -> int:
+        """How many other nodes this one knows of, up or not (cheap: no list is built)."""
+        return self._membership.known
 
     def peer_states(self) -> dict[str, str]:
         """Every other node this one knows of, by name, with its state: ``"up"``,
@@ -351,7 +357,7 @@ class Distribution:
                     del self._link_ids[out]
                     self._mesh.close_link(out)
                 case SendHeartbeat(link, seq):
-                    self._mesh.push(self._links[link], Heartbeat(seq))
+                    self._mesh.push(self._links[link], self._heartbeat(link, seq))
                 case PeerUp():
                     self._node_up(effect)
                 case PeerDown():
@@ -430,6 +436,7 @@ class Distribution:
         now = self.node.loop.time()
         if membership.heard(identity, now):
             route = self._up[identity.name]
+            self._count_received(identity, len(messages))
             on_pubsub = self.on_pubsub
             for message in messages:
                 # Broadcasts are most of the traffic: skip the dispatch for them.
@@ -445,16 +452,34 @@ class Distribution:
                 self._check_joined()
                 if accepted:
                     route = self._up[message.node]
+                    self._count_received(identity, len(messages))
                     for rest in messages[index + 1 :]:
                         self._handle(route, rest)
                 return
         # A frame on a link we did not accept: the peer's old link after we declared it
         # down. It is alive: say Hello on a new link (it will drop its old life too).
         # (Frames of a previous incarnation, read late, are dropped: it is dead.)
+        self._mesh.count_stray(len(messages))
         reconnecting, effects = membership.stray_frame(identity, now)
         if reconnecting:
             log.info("cluster: %s: node %s is back, reconnecting", self.node.name, identity.name)
             self._apply(effects)
+
+    def _count_received(self, identity: Identity, messages: int) -> None:
+        """Count what arrived on the peer's current DEALER session (for its acks)."""
+        session, count = self._received.get(identity.name, ("", 0))
+        if session != identity.session:
+            count = 0
+        self._received[identity.name] = (identity.session, count + messages)
+
+    def _heartbeat(self, link: int, seq: int) -> Heartbeat:
+        """A heartbeat for the peer of ``link``, acknowledging what it sent us."""
+        out = self._links[link]
+        for name, route in self._up.items():
+            if route.out is out:
+                session, received = self._received.get(name, ("", 0))
+                return Heartbeat(seq, session, received)
+        return Heartbeat(seq)
 
     def _handle(self, peer: _Route, message: ClusterMessage) -> None:
         node = self.node
@@ -462,8 +487,9 @@ class Distribution:
             case Send(dest, payload):
                 with contextlib.suppress(UnknownName):  # an unknown name drops, as in Erlang
                     node.send(dest, payload)
-            case Heartbeat():
-                pass
+            case Heartbeat(_, session, received):
+                if peer.out is not None:
+                    self._mesh.acknowledged(peer.out, session, received)
             case Link():
                 self._on_link(peer, message)
             case Unlink(from_pid, to_pid):

@@ -18,12 +18,15 @@ any gap.
 Cluster timing (`CLUSTER_TRACKER_SETTINGS`): Phoenix's defaults take 30 s to notice a
 dead node. A cluster endpoint uses ``broadcast_period`` 0.5 s, an empty heartbeat at
 least every 1.5 s (``max_silent_periods`` 2), ``down_period`` 3 s and ``permdown_period``
-10 min, with ``permdown_on_shutdown``: a killed or paused node's presences leave every
-other node within ``down_period + broadcast_period`` (3.5 s) of its last heartbeat, and
-once it resumes they return with its first heartbeat after the link is back (the
-distribution's own ``down_after`` is also 3 s: a few seconds). The trade-off: any pause
-longer than ~3 s (SIGSTOP, swapping, a long GC, a blocked loop) *is* a failure — that
-node's presences leave everywhere, then come back. To tolerate longer pauses raise
+10 min, with ``permdown_on_shutdown``. ``down_period`` counts from the heartbeat that was
+due (1.5 s after the last one, `ReplicaTable`): a killed node's presences leave every
+other node within ``1.5 + down_period + broadcast_period`` (5 s) of its last heartbeat,
+and a node paused for less than ``down_period`` is never taken for down (no client sees
+a diff for it). Once a paused node resumes its presences return with its first
+heartbeat after the link is back (it sends one at once), and it does not take the
+others for down for the time it was not running itself. The trade-off: a pause longer
+than ~3 s (SIGSTOP, swapping, a long GC, a blocked loop) *is* a failure — that node's
+presences leave everywhere, then come back. To tolerate longer pauses raise
 ``down_period`` (and `Distribution` ``down_after``) together: detection slows by as
 much. Give the `Presence` explicit ``settings`` to choose; the cluster timing replaces
 only the untouched Phoenix defaults.

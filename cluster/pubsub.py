@@ -22,7 +22,7 @@ is not connected, as Erlang drops messages to a node that is down.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..actors import Pid
@@ -47,6 +47,9 @@ class ClusterPubSubStats:
     """`direct` broadcasts handed to the link."""
     unreachable: int = 0
     """`direct` broadcasts to a node that is not connected (dropped)."""
+    not_forwarded: dict[str, int] = field(default_factory=dict)
+    """Broadcasts not sent to a known node because it was not up then, by node: what
+    its subscribers miss while the link is down (none are replayed, as in Phoenix)."""
 
 
 class ClusterAdapter:
@@ -65,8 +68,16 @@ class ClusterAdapter:
         pubsub.adapter = self
 
     def forward(self, topic: str, message: Any, from_pid: Pid | None) -> None:
-        """Queue one `PubSubForward` for every other node up now."""
-        self.stats.forwarded += self.distribution.forward_all(PubSubForward(topic, message, None, self.pubsub.name))
+        """Queue one `PubSubForward` for every other node up now; count the known nodes
+        that are not up (`ClusterPubSubStats.not_forwarded`)."""
+        distribution = self.distribution
+        sent = distribution.forward_all(PubSubForward(topic, message, None, self.pubsub.name))
+        self.stats.forwarded += sent
+        if sent < distribution.known_peers():
+            missed = self.stats.not_forwarded
+            for name, state in distribution.peer_states().items():
+                if state != "up":
+                    missed[name] = missed.get(name, 0) + 1
 
     def direct(self, node_name: str, topic: str, message: Any) -> None:
         """Queue one `PubSubForward` for ``node_name`` (dropped if it is not up)."""

@@ -1,7 +1,7 @@
 """What tracker shards tell each other, and the replica up/down state machine.
 
 PROTOCOL.md §7.4-7.5 in code, pure like ``_state``: no asyncio, no clock (every call that
-needs the time takes ``now``). The shard process (`tracker._Shard`) feeds it heartbeats
+needs the time takes ``now``). The shard's core (`_shard.ShardCore`) feeds it heartbeats
 and ticks and applies what comes back to its `State`.
 
 - The **messages** (frozen dataclasses) are phoenix_pubsub's ``{:pub, ...}`` tuples: a
@@ -168,19 +168,26 @@ class _Known:
 class ReplicaTable:
     """The other replicas of one shard, by name (Phoenix.Tracker.Replica).
 
-    ``down_period``/``permdown_period`` are seconds of silence (the validated settings).
+    ``down_period``/``permdown_period`` are seconds of silence (the validated settings),
+    counted from when the next heartbeat was due: ``heartbeat_interval`` after the last
+    one (a replica with nothing new sends an empty heartbeat only every
+    ``max_silent_periods + 1`` ticks). So a replica that pauses for less than
+    ``down_period`` is never taken for down, whenever in its heartbeat cycle the pause
+    falls (Phoenix counts from the last heartbeat, so a pause shorter than
+    ``down_period`` can still take a replica down there).
     Every method returns the transitions to apply, in order.
     """
 
-    __slots__ = ("_gone", "_known", "down_period", "permdown_period")
+    __slots__ = ("_gone", "_known", "down_period", "heartbeat_interval", "permdown_period")
 
     GONE_LIMIT = 1024
     """Gracefully permdown replicas remembered (oldest forgotten first), so that a late or
     duplicated heartbeat of theirs cannot bring them back with their presences."""
 
-    def __init__(self, down_period: float, permdown_period: float) -> None:
+    def __init__(self, down_period: float, permdown_period: float, heartbeat_interval: float = 0.0) -> None:
         self.down_period = down_period
         self.permdown_period = permdown_period
+        self.heartbeat_interval = heartbeat_interval
         self._known: dict[str, _Known] = {}
         self._gone: dict[Replica, None] = {}
 
@@ -232,12 +239,19 @@ class ReplicaTable:
         down: list[Transition] = [("down", replica)] if known.status == "up" else []
         return [*down, ("permdown", replica)]
 
+    def excuse(self, seconds: float, now: float) -> None:
+        """This shard was not running for about ``seconds`` before ``now`` (paused, or
+        its loop blocked): that time is not silence of any replica, so it is taken off
+        everyone's (a replica is never counted as heard after ``now``)."""
+        for known in self._known.values():
+            known.last_heartbeat = min(known.last_heartbeat + seconds, now)
+
     def detect_down(self, now: float) -> list[Transition]:
         """Step 3 of §7.4: silent for more than ``permdown_period`` -> (down, then)
         permdown and forgotten; for more than ``down_period`` -> down."""
         out: list[Transition] = []
         for name, known in list(self._known.items()):
-            silent = now - known.last_heartbeat
+            silent = now - known.last_heartbeat - self.heartbeat_interval
             if silent > self.permdown_period:
                 if known.status == "up":
                     out.append(("down", known.replica))

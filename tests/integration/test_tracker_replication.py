@@ -279,7 +279,7 @@ def test_permdown_removes_a_silent_replica_for_good(run: Runner) -> None:
         shard = b._shards[0]
         assert shard is not None
         assert {r.name for r in shard.state.replicas} == {"b"}
-        assert all(r.name != "a" for g in shard.generations.generations for r in g.end)
+        assert all(r.name != "a" for g in shard.core.generations.generations for r in g.end)
         # A newcomer gets b's state by transfer, with nothing of a in it.
         c, _ = await start(hub, "c", fast)
         await until(lambda: view("c") == ["bob"], what="c to get b's state")

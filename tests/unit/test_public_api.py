@@ -14,6 +14,7 @@ PACKAGES = [
     "alight.actors",
     "alight.channels",
     "alight.channels.presence",
+    "alight.channels.presence.simulation",
     "alight.client",
     "alight.cluster",
     "alight.dashboard",
