@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -241,6 +242,8 @@ class FaultNode:
         self.seeds: list[str] = []
         self.killed_at: list[tuple[float, float]] = []
         """(killed, ready again) windows."""
+        self.retired: list[dict[str, Any]] = []
+        """The counters of each incarnation killed, read just before the kill."""
 
     def start(self) -> None:
         command = [
@@ -624,6 +627,7 @@ class Run:
         elif kind == "kill":
             label = f"SIGKILL {node.name} and restart"
             self.history.add(kind="fault", fault=label)
+            node.retired.append(node.counters())
             node.kill()
             time.sleep(rng.uniform(0.2, 2.0))
             node.start()
@@ -678,6 +682,8 @@ def broadcast_loss(run: Run, before: dict[str, Any], after: dict[str, Any]) -> t
                     continue
                 pair = (sender.node.name, receiver.node.name, receiver.user)
                 missing_by_pair[pair] = missing_by_pair.get(pair, 0) + 1
+                if os.environ.get("ALIGHT_FAULTS_DEBUG") == "2":
+                    print(f"missing {sender.user}#{seq} at {receiver.user}, sent {sent_at:.3f}", file=sys.stderr)
     missing = sum(missing_by_pair.values())
     uncounted = 0
     by_sender_node: dict[tuple[str, str, str], int] = {}
@@ -687,11 +693,10 @@ def broadcast_loss(run: Run, before: dict[str, Any], after: dict[str, Any]) -> t
     for (src, dst, _receiver), count in by_sender_node.items():
         # What the cluster counted for one receiving node (each client there misses it):
         # not forwarded to it, dropped on the sender's links, dropped as stray on arrival.
-        counted = _delta(before, after, src, "pubsub", "not_forwarded", dst)
-        counted += _delta(before, after, src, "link", "dropped") + _delta(
-            before, after, src, "link", "unconfirmed_at_close"
-        )
-        counted += _delta(before, after, dst, "link", "stray_dropped")
+        grown = functools.partial(_grown, run, before, after)
+        counted = grown(src, "pubsub", "not_forwarded", dst)
+        counted += grown(src, "link", "dropped") + grown(src, "link", "unconfirmed_at_close")
+        counted += grown(dst, "link", "stray_dropped")
         uncounted += max(0, count - counted)
         if os.environ.get("ALIGHT_FAULTS_DEBUG") and count > counted:
             print(f"uncounted: {src} -> {dst} ({_receiver}): {count} missing, {counted} counted", file=sys.stderr)
@@ -702,17 +707,18 @@ def broadcast_loss(run: Run, before: dict[str, Any], after: dict[str, Any]) -> t
     return missing, uncounted, errors
 
 
-def _delta(before: dict[str, Any], after: dict[str, Any], node: str, *path: str) -> int:
-    """How much the counter at ``path`` of ``node`` grew (a restarted node counts from 0)."""
+def _grown(run: Run, before: dict[str, Any], after: dict[str, Any], node: str, *path: str) -> int:
+    """How much the counter at ``path`` of ``node`` grew over the run, across its
+    incarnations (each killed one's counters were read just before the kill)."""
 
     def read(counters: dict[str, Any]) -> int:
-        value: Any = counters.get(node, {})
+        value: Any = counters
         for part in path:
             value = value.get(part, 0) if isinstance(value, dict) else 0
         return int(value)
 
-    grown = read(after) - read(before)
-    return grown if grown >= 0 else read(after)
+    retired = next(n.retired for n in run.nodes if n.name == node)
+    return sum(read(c) for c in retired) + read(after.get(node, {})) - read(before.get(node, {}))
 
 
 def sender_times(run: Run, sender: Client) -> dict[int, float]:
