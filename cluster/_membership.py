@@ -52,7 +52,7 @@ __all__ = [
     "SendHeartbeat",
 ]
 
-RETRY_AFTER: Final = 1.0
+RETRY_AFTER: Final = 0.5
 """Seconds after a peer went down (or connecting to it was given up) before the next
 tick connects to it again."""
 

@@ -227,7 +227,7 @@ def test_a_peer_silent_longer_than_down_after_is_down() -> None:
     assert m.tick(16.6, 16.6) == [Close(link), PeerDown(B, "heartbeat_timeout", 16.6 - 13.5)]
     assert m.states() == {B: DOWN}
     assert m.up() == []
-    # Down once (no second PeerDown); a second later it is connected to again.
+    # Down once (no second PeerDown); RETRY_AFTER later it is connected to again.
     assert m.tick(17.0, 17.0) == []
     assert m.tick(17.6, 17.6) == [Connect(2, B_ADDR, ())]
     assert m.states() == {B: CONNECTING}
@@ -239,8 +239,8 @@ def test_a_peer_that_does_not_answer_is_retried_after_each_give_up() -> None:
     assert m.tick(13.5, 13.5) == [Close(link), PeerDown(B, "heartbeat_timeout", 13.5 - 10.0)]
     assert m.tick(14.5, 14.5) == [Connect(2, B_ADDR, ())]
     assert m.tick(17.6, 17.6) == [Close(2)]  # connecting for longer than down_after: given up
-    assert m.tick(18.5, 18.5) == []
-    assert m.tick(18.6, 18.6) == [Connect(3, B_ADDR, ())]
+    assert m.tick(18.0, 18.0) == []
+    assert m.tick(18.1, 18.1) == [Connect(3, B_ADDR, ())]
 
 
 def test_silence_counts_only_up_to_what_the_node_had_read() -> None:
