@@ -9,6 +9,9 @@ from alight.transports.server import ServerConfig
 
 MAX_PARTIAL = 2 * 1_048_576
 PER_ADDRESS = 20
+FRAME_TIMEOUT = 3.0
+"""Long enough that three unfinished frames are all held at once, even on a loaded
+machine, before the first one's deadline."""
 
 app = Endpoint(
     check_origin=False,
@@ -19,7 +22,7 @@ app = Endpoint(
         body_timeout=1.0,
         max_connections_per_address=PER_ADDRESS,
         max_partial_bytes=MAX_PARTIAL,
-        frame_timeout=1.0,
+        frame_timeout=FRAME_TIMEOUT,
     ),
 )
 app.socket("/socket", UserSocket, websocket=True, longpoll=True)
