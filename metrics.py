@@ -308,7 +308,11 @@ _SERVER_COUNTERS = (
     ("requests", "HTTP requests"),
     ("request_crashes", "HTTP requests whose handler crashed (500)"),
     ("bad_requests", "Malformed HTTP requests (400)"),
+    ("request_timeouts", "HTTP requests whose head or body did not arrive in time (408)"),
+    ("refused_per_address", "HTTP connections closed on accept: too many from one address"),
     ("slow_consumer_disconnects", "WebSockets closed as slow consumers"),
+    ("partial_frame_closes", "WebSockets closed (1013) holding the most of the unfinished-frame budget"),
+    ("frame_timeouts", "WebSockets closed (1008) for a frame not finished in time"),
     ("frames_in", "WebSocket frames received"),
     ("frames_out", "WebSocket frames sent"),
     ("bytes_in", "WebSocket bytes received"),
@@ -328,6 +332,8 @@ _LINK_COUNTERS = (
     ("bad_frames", "Cluster frames that did not decode"),
     ("dropped", "Cluster messages dropped (a peer's queue full, or unpicklable)"),
     ("send_retries", "Times a link was at its high-water mark"),
+    ("unconfirmed_at_close", "Cluster messages not acknowledged when their link closed (maybe lost)"),
+    ("stray_dropped", "Cluster messages dropped: from a peer declared down, before it reconnected"),
 )
 
 

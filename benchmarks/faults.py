@@ -363,7 +363,6 @@ class Client(Participant):
         self.connected_windows: list[list[float]] = []
         self.seq = 0
         self.received: dict[str, list[int]] = {}
-        self.diff_times: list[float] = []
         self.order_errors: list[str] = []
         self.join_count = 0
         self.shout_times: dict[str, dict[int, float]] = {}
@@ -417,7 +416,6 @@ class Client(Participant):
                 self.history.add(client=self.user, kind="presence_state", state=_refs_json(self.model.refs()))
             elif event == "presence_diff":
                 self.diffs += 1
-                self.diff_times.append(now())
                 self.model.on_diff(payload)
                 self.history.add(client=self.user, kind="presence_diff", diff=payload)
             elif event == "shout":
@@ -549,7 +547,6 @@ class Run:
     rng: random.Random
     converge_timeout: float
     kinds: tuple[str, ...] = ()
-    convergence: list[float] = field(default_factory=list)
     converged: list[tuple[str, float | None]] = field(default_factory=list)
     """(fault, seconds from its heal to agreement, or None if it never agreed)."""
     divergences: list[str] = field(default_factory=list)
@@ -602,7 +599,6 @@ class Run:
             time.sleep(0.05)
             why = self.views_agree()
         if why is None:
-            self.convergence.append(now() - healed_at)
             self.converged.append((label, now() - healed_at))
             self.history.add(kind="converged", fault=label, seconds=round(now() - healed_at, 3))
         else:
@@ -854,7 +850,7 @@ def main() -> None:
         run_seed(seeds)
         seeds += 1
     sim_rate = seeds / (time.perf_counter() - started)
-    times = sorted(run.convergence)
+    times = sorted(seconds for _, seconds in run.converged if seconds is not None)
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] if times else float("nan")
     detail = {
         "seed": args.seed,

@@ -186,9 +186,14 @@ def _checked(data: bytes, message: Message) -> Message:
     _check_ref(message.join_ref, "join_ref")
     if len(message.event) > MAX_NAME:
         raise MessageRefused("event too long", message.topic, message.ref, message.join_ref)
-    # Fast path: a frame with few brackets cannot nest deeply (a C-speed count of the
-    # raw bytes; the walk runs only for frames with more openers than the bound).
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(message.payload) > MAX_DEPTH:
+    # Fast paths: nesting past MAX_DEPTH takes more than 2 * MAX_DEPTH bytes (an opener
+    # and a closer per level), and as many openers (a C-speed count); the walk runs
+    # only for frames that pass both.
+    if (
+        len(data) > 2 * MAX_DEPTH
+        and data.count(b"[") + data.count(b"{") > MAX_DEPTH
+        and _depth(message.payload) > MAX_DEPTH
+    ):
         raise MessageRefused("payload too deep", message.topic, message.ref, message.join_ref)
     return message
 

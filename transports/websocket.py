@@ -537,12 +537,11 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._notify("connection lost", CLOSE_ABNORMAL)
         if self._state != _CLOSED:
             self._state = _CLOSED
-        if self._frame_timer is not None:
-            self._partial.hold(self, 0)
-        for timer in (self._idle_timer, self._close_timer, self._inbound_timer, self._frame_timer):
+        self._release()
+        for timer in (self._idle_timer, self._close_timer, self._inbound_timer):
             if timer is not None:
                 timer.cancel()
-        self._idle_timer = self._close_timer = self._inbound_timer = self._frame_timer = None
+        self._idle_timer = self._close_timer = self._inbound_timer = None
         self._stats.websockets -= 1
         self._proc = None
         on_lost, self._on_lost = self._on_lost, None
@@ -556,36 +555,37 @@ class WebSocketConn(asyncio.Protocol, Conn):
         # once it is flushed (RFC 6455 §7.1.7), bounded by close_timeout.
         self._start_close(code, reason, reason)
         self._state = _CLOSED
-        if self._frame_timer is not None:
-            self._frame_timer.cancel()
-            self._frame_timer = None
-            for other in self._partial.hold(self, 0):
-                other._fail(CLOSE_TRY_AGAIN, "server busy")
+        self._release()
         assert self._tcp is not None
         self._tcp.close()
 
     def _partial_changed(self, held: int) -> None:
         """The parser holds ``held`` bytes of unfinished frames (the slow path: only
-        frames that span reads get here)."""
-        if held and self._frame_timer is None:
+        frames that span reads get here). A connection is in the budget exactly while
+        its frame timer runs."""
+        if not held:
+            self._release()
+            return
+        if self._frame_timer is None:
             self._frame_timer = self._loop.call_later(self.config.frame_timeout, self._frame_timed_out)
-        elif not held and self._frame_timer is not None:
-            self._frame_timer.cancel()
-            self._frame_timer = None
         for conn in self._partial.hold(self, held):
             self._stats.partial_frame_closes += 1
-            # Forgotten by `hold` already: closing must not report it again.
-            if conn._frame_timer is not None:
-                conn._frame_timer.cancel()
-                conn._frame_timer = None
             conn._fail(CLOSE_TRY_AGAIN, "server busy")
 
+    def _release(self) -> None:
+        """Forget this connection's unfinished frames: its frame timer and its share of
+        the budget (idempotent)."""
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+            self._partial.hold(self, 0)
+
     def _frame_timed_out(self) -> None:
-        self._frame_timer = None
-        self._partial.hold(self, 0)
         if self._state == _OPEN:
             self._stats.frame_timeouts += 1
             self._fail(CLOSE_POLICY, "frame timeout")
+        else:
+            self._release()
 
     def _send(self, wire: bytes) -> bool:
         tcp = self._tcp

@@ -314,14 +314,13 @@ class ShardCore:
         if message.replica == self.replica:
             return []
         effects: list[Effect] = []
-        kind = type(message)
-        if kind is Heartbeat:
-            self._heartbeat(message, now, effects)  # type: ignore[arg-type]
-        elif kind is TransferReq:
-            self._transfer_req(message, effects)  # type: ignore[arg-type]
-        elif kind is TransferAck:
-            self._transfer_ack(message, effects)  # type: ignore[arg-type]
-        elif kind is GracefulPermdown:
+        if isinstance(message, Heartbeat):
+            self._heartbeat(message, now, effects)
+        elif isinstance(message, TransferReq):
+            self._transfer_req(message, effects)
+        elif isinstance(message, TransferAck):
+            self._transfer_ack(message, effects)
+        else:
             self._apply(self.replicas.graceful_permdown(message.replica), effects)
         return effects
 

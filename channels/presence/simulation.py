@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...client.presence import State as PresenceState
+from ...client.presence import sync_diff, sync_state
 from ._diffs import Diffs
 from ._replication import ReplicaMessage
 from ._settings import TrackerSettings
@@ -73,79 +75,33 @@ SIM_SETTINGS = TrackerSettings(
 # -- a client with phoenix.js 1.8's Presence semantics ----------------------------------------
 
 
-def _clone(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
 class PresenceView:
-    """phoenix.js 1.8's ``Presence`` (``assets/js/phoenix/presence.js``), line for line:
-    ``syncState``, ``syncDiff`` (joins first, then leaves, by ``phx_ref``), and the
-    diffs that arrive before the ``presence_state`` held and applied after it."""
+    """A client's ``Presence`` as phoenix.js 1.8 keeps it: the ``presence_state`` and
+    ``presence_diff`` it receives applied with `alight.client`'s `sync_state` /
+    `sync_diff` (phoenix.js's ``syncState``/``syncDiff``, joins then leaves, by
+    ``phx_ref``), diffs that arrive before the state held and applied after it."""
 
     def __init__(self) -> None:
-        self.state: dict[str, dict[str, Any]] = {}
+        self.state: PresenceState = {}
         self.pending: list[dict[str, Any]] = []
         self.synced = False
 
     def on_state(self, new_state: dict[str, Any]) -> None:
-        self.state = self.sync_state(self.state, _clone(new_state))
+        self.state = sync_state(self.state, new_state)
         for diff in self.pending:
-            self.state = self.sync_diff(self.state, diff)
+            self.state = sync_diff(self.state, diff)
         self.pending = []
         self.synced = True
 
     def on_diff(self, diff: dict[str, Any]) -> None:
         if not self.synced:
-            self.pending.append(_clone(diff))
+            self.pending.append(diff)
         else:
-            self.state = self.sync_diff(self.state, diff)
+            self.state = sync_diff(self.state, diff)
 
     def refs(self) -> dict[str, frozenset[str]]:
         """``key -> {phx_ref}``: what the client lists."""
         return {key: frozenset(m["phx_ref"] for m in p["metas"]) for key, p in self.state.items()}
-
-    @classmethod
-    def sync_state(cls, current: dict[str, Any], new_state: dict[str, Any]) -> dict[str, Any]:
-        state = _clone(current)
-        joins: dict[str, Any] = {}
-        leaves: dict[str, Any] = {}
-        for key, presence in state.items():
-            if key not in new_state:
-                leaves[key] = presence
-        for key, new_presence in new_state.items():
-            current_presence = state.get(key)
-            if current_presence is not None:
-                new_refs = [m["phx_ref"] for m in new_presence["metas"]]
-                cur_refs = [m["phx_ref"] for m in current_presence["metas"]]
-                joined = [m for m in new_presence["metas"] if m["phx_ref"] not in cur_refs]
-                left = [m for m in current_presence["metas"] if m["phx_ref"] not in new_refs]
-                if joined:
-                    joins[key] = {**new_presence, "metas": joined}
-                if left:
-                    leaves[key] = {**_clone(current_presence), "metas": left}
-            else:
-                joins[key] = new_presence
-        return cls.sync_diff(state, {"joins": joins, "leaves": leaves})
-
-    @staticmethod
-    def sync_diff(state: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
-        diff = _clone(diff)
-        for key, new_presence in diff["joins"].items():
-            current_presence = state.get(key)
-            state[key] = _clone(new_presence)
-            if current_presence is not None:
-                joined_refs = [m["phx_ref"] for m in state[key]["metas"]]
-                cur_metas = [m for m in current_presence["metas"] if m["phx_ref"] not in joined_refs]
-                state[key]["metas"] = cur_metas + state[key]["metas"]
-        for key, left_presence in diff["leaves"].items():
-            current_presence = state.get(key)
-            if current_presence is None:
-                continue
-            refs_to_remove = [m["phx_ref"] for m in left_presence["metas"]]
-            current_presence["metas"] = [p for p in current_presence["metas"] if p["phx_ref"] not in refs_to_remove]
-            if not current_presence["metas"]:
-                del state[key]
-        return state
 
 
 def group(entries: Iterable[tuple[str, Meta]]) -> dict[str, dict[str, Any]]:

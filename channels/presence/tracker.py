@@ -46,7 +46,7 @@ import zlib
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from time import monotonic, time_ns
-from typing import Any
+from typing import Any, assert_never
 
 from ...actors import (
     NORMAL,
@@ -288,25 +288,24 @@ class _Shard(GenServer):
     def _perform(self, effects: list[Effect]) -> None:
         replicator = self.tracker.replicator
         for effect in effects:
-            kind = type(effect)
-            if kind is FlushAfter:
-                send_after(effect.delay, self._pid, "flush_diffs")  # type: ignore[union-attr]
-            elif kind is Link:
-                link(effect.pid)  # type: ignore[union-attr, arg-type]
-            elif kind is Unlink:
-                unlink(effect.pid)  # type: ignore[union-attr, arg-type]
-            elif kind is Publish:
-                replicator.publish(effect.heartbeat)  # type: ignore[union-attr]
-            elif kind is RequestTransfer:
-                request = effect.request  # type: ignore[union-attr]
-                replicator.transfer_req(request.shard, effect.to, request.ref, request)  # type: ignore[union-attr]
-            elif kind is AckTransfer:
-                ack = effect.ack  # type: ignore[union-attr]
-                replicator.transfer_ack(ack.shard, effect.to, ack.ref, ack)  # type: ignore[union-attr]
-            else:
-                assert isinstance(effect, PublishPermdown)
-                assert isinstance(replicator, PermdownReplicator)  # checked by Tracker
-                replicator.graceful_permdown(effect.message)
+            match effect:
+                case FlushAfter(delay):
+                    send_after(delay, self._pid, "flush_diffs")
+                case Link(pid):
+                    link(pid)  # type: ignore[arg-type]  # the core keeps pids opaque
+                case Unlink(pid):
+                    unlink(pid)  # type: ignore[arg-type]
+                case Publish(heartbeat):
+                    replicator.publish(heartbeat)
+                case RequestTransfer(to, request):
+                    replicator.transfer_req(request.shard, to, request.ref, request)
+                case AckTransfer(to, ack):
+                    replicator.transfer_ack(ack.shard, to, ack.ref, ack)
+                case PublishPermdown(message):
+                    assert isinstance(replicator, PermdownReplicator)  # checked by Tracker
+                    replicator.graceful_permdown(message)
+                case _:
+                    assert_never(effect)
 
     # -- calls ---------------------------------------------------------------------------------
 
