@@ -179,23 +179,24 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _checked(data: bytes, message: Message) -> Message:
-    """``message`` if it keeps the limits; else `InvalidMessage` or `MessageRefused`."""
-    _check_names(message.topic, message.event)
-    _check_ref(message.ref, "ref")
-    _check_ref(message.join_ref, "join_ref")
-    if len(message.event) > MAX_NAME:
-        raise MessageRefused("event too long", message.topic, message.ref, message.join_ref)
+def _checked(data: bytes, topic: Any, event: Any, payload: Any, ref: Any, join_ref: Any) -> Message:
+    """The `Message` if it keeps the limits; else `InvalidMessage` or `MessageRefused`.
+    (On every client frame: the common case, short string names and refs, is tested
+    first with exact type checks; the slow checks only say what is wrong.)"""
+    if type(topic) is not str or type(event) is not str or len(topic) > MAX_NAME:
+        _check_names(topic, event)
+    if not (ref is None or (type(ref) is str and len(ref) <= MAX_NAME)):
+        _check_ref(ref, "ref")
+    if not (join_ref is None or (type(join_ref) is str and len(join_ref) <= MAX_NAME)):
+        _check_ref(join_ref, "join_ref")
+    if len(event) > MAX_NAME:
+        raise MessageRefused("event too long", topic, ref, join_ref)
     # Fast paths: nesting past MAX_DEPTH takes more than 2 * MAX_DEPTH bytes (an opener
     # and a closer per level), and as many openers (a C-speed count); the walk runs
     # only for frames that pass both.
-    if (
-        len(data) > 2 * MAX_DEPTH
-        and data.count(b"[") + data.count(b"{") > MAX_DEPTH
-        and _depth(message.payload) > MAX_DEPTH
-    ):
-        raise MessageRefused("payload too deep", message.topic, message.ref, message.join_ref)
-    return message
+    if len(data) > 2 * MAX_DEPTH and data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
+        raise MessageRefused("payload too deep", topic, ref, join_ref)
+    return Message(topic, event, payload, ref, join_ref)
 
 
 class Serializer(ABC):
@@ -278,7 +279,7 @@ class V1Serializer(Serializer):
             ref = value["ref"]
         except KeyError as exc:
             raise InvalidMessage(f"missing key {exc.args[0]!r}") from None
-        return _checked(data, Message(topic, event, payload, ref, value.get("join_ref")))
+        return _checked(data, topic, event, payload, ref, value.get("join_ref"))
 
     def encode_reply(self, reply: Reply) -> Frame:
         if isinstance(reply.payload, _BINARY_TYPES):
@@ -344,7 +345,7 @@ class V2Serializer(Serializer):
                 f"expected an array of 5 elements [join_ref, ref, topic, event, payload], got {len(value)}"
             )
         join_ref, ref, topic, event, payload = value[:5]
-        return _checked(data, Message(topic, event, payload, ref, join_ref))
+        return _checked(data, topic, event, payload, ref, join_ref)
 
     def encode_reply(self, reply: Reply) -> Frame:
         payload = reply.payload
