@@ -14,7 +14,7 @@ import click
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from alight.cluster.launcher import LaunchConfig, NodeStatus
+    from .launcher import LaunchConfig, NodeStatus
 
 
 @click.group()
@@ -40,8 +40,8 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
     """
     if ctx.invoked_subcommand is not None:
         return
-    from alight.cluster.launcher import LaunchConfig
-    from alight.demo.chat import APP
+    from .demo.chat import APP
+    from .launcher import LaunchConfig
 
     try:
         config = LaunchConfig(app=APP, nodes=count, port=port, restart=True, status_file=status_file, log_dir=log_dir)
@@ -65,7 +65,7 @@ def supervision(script: bool) -> None:
     sub-tree to breach its restart intensity, A/B/C kill a supervisor, q quits).
     With --script, exits 0 only if every restart matched its strategy.
     """
-    from alight.demo.supervision import run
+    from .demo.supervision import run
 
     sys.exit(run(script=script))
 
@@ -78,7 +78,7 @@ def supervision(script: bool) -> None:
 @click.option("--name", "node_name", default="alight@127.0.0.1", show_default=True, help="Node name.")
 def run_command(app: str, host: str, port: int, reuse_port: bool, node_name: str) -> None:
     """Serve APP (MODULE:ENDPOINT, e.g. examples.reference:app) until Ctrl-C or SIGTERM."""
-    from alight.runner import AppNotFound, load_app, run_app
+    from .runner import AppNotFound, load_app, run_app
 
     try:
         endpoint = load_app(app)
@@ -120,8 +120,8 @@ def node_command(
     same secret and at least one seed in common. Prints a ready line with the node's
     HTTP port and cluster address once it serves; SIGTERM or Ctrl-C stops it.
     """
-    from alight.cluster import BadSecret, load_keys
-    from alight.runner import AppNotFound, load_app, run_node
+    from .cluster import BadSecret, load_keys
+    from .runner import AppNotFound, load_app, run_node
 
     try:
         keys = load_keys(key_file=secret_file)
@@ -173,7 +173,7 @@ def client_command(
     each reply. Exits on end of input or Ctrl-C."""
     import orjson
 
-    from alight.client.cli import parse_params, run_client
+    from .client.cli import parse_params, run_client
 
     try:
         connect_params = parse_params(params)
@@ -238,7 +238,7 @@ def cluster_start(
     over them); --port-per-node gives node i port PORT+i. The cluster secret is
     $ALIGHT_CLUSTER_SECRET, or a random one made for this cluster.
     """
-    from alight.cluster.launcher import LaunchConfig
+    from .launcher import LaunchConfig
 
     try:
         config = LaunchConfig(
@@ -269,8 +269,8 @@ async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_me
 
     from rich.console import Console
 
-    from alight.cluster import ENV_VAR, BadSecret
-    from alight.cluster.launcher import ClusterLauncher, LaunchError, LineWriter
+    from .cluster import ENV_VAR, BadSecret
+    from .launcher import ClusterLauncher, LaunchError, LineWriter
 
     # Everything the launcher prints goes through writers its loop never waits on: a
     # reader that stops reading loses lines, the nodes keep being restarted.

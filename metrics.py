@@ -1,9 +1,9 @@
 """Prometheus metrics of an endpoint, on the maintained ``prometheus-client`` library.
 
-``Endpoint(..., metrics=True)`` gives ``endpoint.metrics``, an `EndpointMetrics`, and
-serves ``GET /metrics`` in the Prometheus text format (OpenMetrics when the scraper
+``metrics = EndpointMetrics(endpoint)`` extends the endpoint (an `Extension`) to serve
+``GET /metrics`` in the Prometheus text format (OpenMetrics when the scraper
 asks for it in ``Accept``). Each endpoint has its own `CollectorRegistry`
-(``endpoint.metrics.registry``; the library's global default registry is never used),
+(``metrics.registry``; the library's global default registry is never used),
 so two endpoints or two nodes in one interpreter share nothing. Register your own
 metrics on that registry to serve them at the same address.
 
@@ -16,7 +16,7 @@ Two kinds of metrics, every one labelled with the ``node`` that serves the scrap
   deliveries, nodes coming up and going down;
 - read at scrape time by a collector: processes and the messages waiting in their
   mailboxes, process crashes, open connections, channels and long-poll sessions,
-  the endpoint's and the HTTP listener's counters (invalid frames, refused
+  the endpoint's and its transports' counters (invalid frames, refused
   connections, slow-consumer disconnects, ...), PubSub counters and, on a clustered
   node, peers up and the ZeroMQ links' counters (dropped messages, bad frames, ...).
 
@@ -28,7 +28,7 @@ bound (in count or in size). Topics are never labels for the same reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -37,6 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from .actors import CallExit, CallTimeout, ChildSpec, DynamicSupervisor, NoProc, Pid, receive, spawn_link
+from .channels.extension import Extension, Phase
 from .telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, NODE_DOWN, NODE_UP, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from .transports.http import HttpRequest, HttpResponse
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from .channels.endpoint import Endpoint
 
 METRICS_PATH = "/metrics"
-"""Where ``Endpoint(metrics=True)`` serves the scrape."""
+"""Where `EndpointMetrics` serves the scrape (``path`` changes it)."""
 
 NAMESPACE = "alight"
 """The prefix of every metric name."""
@@ -83,16 +84,21 @@ class _BoundedLabels:
         return OTHER
 
 
-class EndpointMetrics:
+class EndpointMetrics(Extension):
     """The Prometheus metrics of ``endpoint``; see the module docstring.
 
-    ``Endpoint(metrics=True)`` builds one and starts `child_spec` with the endpoint's
-    tree; `scrape` is the ``GET /metrics`` handler. Add metrics of your own to
-    `registry`.
+    Extends ``endpoint`` as it is built: `child_spec` starts with the endpoint's tree
+    (`Phase.TELEMETRY`, before any connection can arrive) and `scrape` is the
+    ``GET <path>`` handler. Add metrics of your own to `registry`.
     """
 
-    def __init__(self, endpoint: Endpoint, *, buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
+    phase = Phase.TELEMETRY
+
+    def __init__(
+        self, endpoint: Endpoint, *, path: str = METRICS_PATH, buckets: tuple[float, ...] = DURATION_BUCKETS
+    ) -> None:
         self.endpoint = endpoint
+        self.path = path
         self.registry = CollectorRegistry()
         """This endpoint's registry (never the library's global one)."""
         self._events = _BoundedLabels(MAX_EVENT_LABELS, MAX_EVENT_LABEL_LENGTH)
@@ -149,6 +155,15 @@ class EndpointMetrics:
             "cluster_node_downs", "Peers declared down, by reason", ["node", "reason"], namespace=ns, registry=r
         )
         self.registry.register(_LiveCollector(self))
+        endpoint.extend(self)
+
+    # -- the extension ------------------------------------------------------------------
+
+    def installed(self, endpoint: Endpoint) -> None:
+        endpoint.route("GET", self.path, self.scrape)
+
+    def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
+        return [self.child_spec()]
 
     # -- the process that holds the telemetry handlers --------------------------------
 
@@ -215,7 +230,8 @@ class EndpointMetrics:
         process before rendering `registry` yourself."""
         endpoint = self.endpoint
         self._channels = await _active_children(endpoint.channel_supervisor, self._channels)
-        self._longpoll_sessions = await _active_children(endpoint.longpoll_supervisor, self._longpoll_sessions)
+        if endpoint.longpoll is not None:
+            self._longpoll_sessions = await _active_children(endpoint.longpoll.supervisor, self._longpoll_sessions)
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         """``GET /metrics``: every metric of `registry`, in the format ``Accept`` asks
@@ -284,16 +300,13 @@ class _LiveCollector(Collector):
             stats.refused_messages,
         )
         yield counter("endpoint_refused", "Connections refused before connect", stats.refused)
-        yield counter(
-            "endpoint_slow_consumer_disconnects",
-            "Long-poll and ASGI connections closed as slow consumers",
-            stats.slow_consumer_disconnects,
-        )
-        server = endpoint.server_stats
-        yield gauge("http_connections", "Open HTTP connections of the native listener", server.connections)
-        yield gauge("http_websockets", "Open WebSockets of the native listener", server.websockets)
-        for name, doc in _SERVER_COUNTERS:
-            yield counter(f"http_{name}", doc, getattr(server, name))
+        transports = endpoint.transport_stats
+        yield gauge("http_connections", "Open HTTP connections of the native listener", transports.connections)
+        yield gauge("http_websockets", "Open WebSockets of the native listener", transports.websockets)
+        for name, doc in _HTTP_COUNTERS:
+            yield counter(f"http_{name}", doc, getattr(transports, name))
+        for name, doc in _CONNECTION_COUNTERS:
+            yield counter(f"transport_{name}", doc, getattr(transports, name))
         if endpoint.presence is not None:
             yield gauge("presences", "Presences this node sees, every topic", endpoint.presence.tracker.count())
         pubsub = endpoint.pubsub
@@ -303,20 +316,24 @@ class _LiveCollector(Collector):
         yield from _cluster_metrics(node, labels)
 
 
-_SERVER_COUNTERS = (
+_HTTP_COUNTERS = (
     ("connections_total", "HTTP connections accepted"),
     ("requests", "HTTP requests"),
     ("request_crashes", "HTTP requests whose handler crashed (500)"),
     ("bad_requests", "Malformed HTTP requests (400)"),
     ("request_timeouts", "HTTP requests whose head or body did not arrive in time (408)"),
     ("refused_per_address", "HTTP connections closed on accept: too many from one address"),
-    ("slow_consumer_disconnects", "WebSockets closed as slow consumers"),
     ("partial_frame_closes", "WebSockets closed (1013) holding the most of the unfinished-frame budget"),
     ("frame_timeouts", "WebSockets closed (1008) for a frame not finished in time"),
     ("frames_in", "WebSocket frames received"),
     ("frames_out", "WebSocket frames sent"),
     ("bytes_in", "WebSocket bytes received"),
     ("bytes_out", "WebSocket bytes sent"),
+)
+_CONNECTION_COUNTERS = (
+    ("slow_consumer_disconnects", "Connections closed as slow consumers (every transport)"),
+    ("idle_timeouts", "WebSockets closed for idleness (every transport)"),
+    ("frames_too_big", "Client frames over max_frame_size: WebSocket 1009, long-poll 413 (every transport)"),
 )
 _PUBSUB_COUNTERS = (
     ("broadcasts", "Broadcasts dispatched to at least one local subscriber"),
@@ -358,11 +375,12 @@ def _node_metrics(node: Node, labels: list[str]) -> Iterator[Metric]:
 def _cluster_metrics(node: Node, labels: list[str]) -> Iterator[Metric]:
     if node.remote is None:
         return
-    from .cluster.distribution import Distribution  # only on a clustered node: no ZeroMQ import otherwise
+    from .cluster import distribution_of  # only on a clustered node: no ZeroMQ import otherwise
 
-    if not isinstance(node.remote, Distribution):
+    distribution = distribution_of(node)
+    if distribution is None:
         return
-    stats = node.remote.stats
+    stats = distribution.stats
     up = GaugeMetricFamily(f"{NAMESPACE}_cluster_nodes_up", "Peers up", labels=["node"])
     up.add_metric(labels, stats.nodes_up)
     yield up

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .actors import ChildSpec, Exit, Node, Pid, receive, spawn_link, trap_exit
 from .channels.endpoint import Endpoint
+from .errors import AlightError
 
 if TYPE_CHECKING:
     from .cluster import ClusterKeys, Distribution
@@ -35,7 +36,7 @@ log = logging.getLogger("alight.runner")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class AppNotFound(Exception):  # noqa: N818 - reads as what happened
+class AppNotFound(AlightError):  # noqa: N818 - reads as what happened
     """``MODULE:APP`` could not be imported or is not an Endpoint."""
 
 

@@ -57,6 +57,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import AlightError
+
 log = logging.getLogger("alight.telemetry")
 
 Event = tuple[str, ...]
@@ -80,7 +82,7 @@ EVENTS: tuple[Event, ...] = (SOCKET_CONNECTED, CHANNEL_JOINED, CHANNEL_HANDLED_I
 """Every event alight itself emits."""
 
 
-class TelemetryError(Exception):
+class TelemetryError(AlightError):
     """The root of telemetry's errors."""
 
 

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import AlightError
 
-class ActorError(Exception):
+
+class ActorError(AlightError):
     """Root of every exception raised by `alight.actors`."""
 
 

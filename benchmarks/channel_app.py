@@ -6,7 +6,7 @@ The same protocol surface as the raw baseline servers (``_raw_servers.py``): a
 endpoint broadcasts (yielding to the loop between them, as the baselines do) and
 then replies ok ``{"sent_in": seconds}``. Served with
 ``alight run benchmarks.channel_app:app --port P``; ``:metered`` is the same app with
-``metrics=True`` (what ``benchmarks/telemetry.py`` compares it with).
+`EndpointMetrics` (what ``benchmarks/telemetry.py`` compares it with).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
+from alight.metrics import EndpointMetrics
 from alight.transports.http import HttpRequest, HttpResponse
 
 
@@ -45,7 +46,9 @@ async def health(request: HttpRequest) -> HttpResponse:
 
 def make_app(*, metrics: bool = False) -> Endpoint:
     """The benchmark endpoint: the ``bench:*`` socket at ``/socket``, ``GET /health``."""
-    endpoint = Endpoint(check_origin=False, name="bench", metrics=metrics)
+    endpoint = Endpoint(check_origin=False, name="bench")
+    if metrics:
+        EndpointMetrics(endpoint)
     endpoint.socket("/socket", BenchSocket, websocket=True, longpoll=False)
     endpoint.route("GET", "/health", health)
     return endpoint

@@ -13,7 +13,7 @@ figure and line (``bench``, ``value``, ``unit``, ``baseline``, ``baseline_value`
   best of several timed loops of N calls (``time.perf_counter_ns``), interleaved.
 - ``telemetry.fanout_metrics`` (deliveries/s): the channel fan-out of
   ``benchmarks/channels.py`` (its servers, pinning and load generator, reused as they
-  are) against ``benchmarks/channel_app.py`` served with ``metrics=True``
+  are) against ``benchmarks/channel_app.py`` served with `EndpointMetrics`
   (``:metered``: one telemetry event and two counter increments per broadcast). Baseline:
   the same app with metrics off (``:app``), each on a fresh server process, one
   after the other.

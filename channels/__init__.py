@@ -2,13 +2,24 @@
 
 `Socket` authenticates connections and routes topics; `Channel` is the behaviour of
 one joined topic (a process per topic per connection); `Endpoint` mounts sockets,
-serves HTTP routes and owns `PubSub`. Callback results are typed: `Ok`, `Error`,
-`Reply`, `NoReply`, `Stop`.
+serves HTTP routes and owns `PubSub`; presence, long-poll, metrics, the dashboard and
+the cluster attach to it as `Extension` s (`alight.channels.extension`). Callback results
+are typed: `Ok`, `Error`, `Reply`, `NoReply`, `Stop`.
 """
 
 from .channel import Channel, Error, NoReply, Ok, Reply, SocketRef, Stop, reply
 from .endpoint import Endpoint, EndpointStats, SocketMount
-from .errors import ChannelError, EncodeError, InvalidMessage, InvalidReturn, MessageRefused, NotJoined, UnsupportedVsn
+from .errors import (
+    ChannelError,
+    EncodeError,
+    EndpointNotRunning,
+    InvalidChannelReturn,
+    InvalidMessage,
+    MessageRefused,
+    NotJoined,
+    UnsupportedVsn,
+)
+from .extension import Extension, Phase
 from .message import Broadcast, Frame, Message
 from .pubsub import Fastlane, PubSub
 from .socket import Socket
@@ -19,17 +30,20 @@ __all__ = [
     "ChannelError",
     "EncodeError",
     "Endpoint",
+    "EndpointNotRunning",
     "EndpointStats",
     "Error",
+    "Extension",
     "Fastlane",
     "Frame",
+    "InvalidChannelReturn",
     "InvalidMessage",
-    "InvalidReturn",
     "Message",
     "MessageRefused",
     "NoReply",
     "NotJoined",
     "Ok",
+    "Phase",
     "PubSub",
     "Reply",
     "Socket",

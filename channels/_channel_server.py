@@ -19,11 +19,11 @@ from time import perf_counter
 from typing import Any, NoReturn
 
 from ..actors import Down, ExitProcess, Ref
-from ..actors._api import _me
+from ..actors.lowlevel import current_process
 from ..actors.messages import KILLED, NORMAL, Reason
 from ..telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED
 from .channel import Channel, ChannelContext, Error, NoReply, Ok, Reply, ReplyRequest, Stop
-from .errors import InvalidReturn
+from .errors import InvalidChannelReturn
 from .message import PHX_LEAVE, Broadcast, Message
 from .message import Reply as ReplyMessage
 from .pubsub import Fastlane
@@ -59,11 +59,11 @@ def _write_reply(context: ChannelContext, ref: Any, join_ref: Any, result: Ok | 
 async def _join(channel: Channel, context: ChannelContext, join: Message) -> Ok | Error:
     """``channel.join``, its result checked and timed for `CHANNEL_JOINED`. (Its own
     frame: these locals are not held for the channel's life in `run_channel`'s.)"""
-    telemetry = _me().node.telemetry
+    telemetry = current_process().node.telemetry
     started = perf_counter()
     result = await channel.join(context.topic, join.payload)
     if type(result) is not Ok and type(result) is not Error:
-        raise InvalidReturn(f"{type(channel).__qualname__}.join", result, JOIN_RESULTS)
+        raise InvalidChannelReturn(f"{type(channel).__qualname__}.join", result, JOIN_RESULTS)
     if telemetry.has_handlers(CHANNEL_JOINED):
         metadata = {
             "endpoint": context.endpoint,
@@ -79,7 +79,7 @@ async def _join(channel: Channel, context: ChannelContext, join: Message) -> Ok 
 
 async def run_channel(channel_cls: type[Channel], context: ChannelContext, join: Message, tag: Ref) -> None:
     """The body of a channel process."""
-    me = _me()
+    me = current_process()
     me.callback = "join"
     socket_monitor = me.node.monitor(me, context.socket_pid)
     channel = channel_cls()
@@ -139,7 +139,7 @@ class _StopChannel(Exception):  # noqa: N818 - control flow, never escapes the c
 
 
 async def _handle_in(channel: Channel, context: ChannelContext, message: Message) -> None:
-    me = _me()
+    me = current_process()
     channel.ref = message.ref
     try:
         if message.event == PHX_LEAVE:
@@ -161,11 +161,11 @@ async def _handle_in(channel: Channel, context: ChannelContext, message: Message
             stop_reply = result.reply
             if stop_reply is not None:
                 if type(stop_reply) is not Ok and type(stop_reply) is not Error and type(stop_reply) is not Reply:
-                    raise InvalidReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
+                    raise InvalidChannelReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
                 _write_reply(context, message.ref, context.join_ref, stop_reply)
             raise _StopChannel(result.reason)
         elif kind is not NoReply:
-            raise InvalidReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
+            raise InvalidChannelReturn(f"{type(channel).__qualname__}.handle_in", result, IN_RESULTS)
     finally:
         channel.ref = None
 
@@ -179,7 +179,7 @@ def _handled_in_event(channel: Channel, context: ChannelContext, message: Messag
         "event": message.event,
         "params": message.payload,
     }
-    _me().node.telemetry.execute(CHANNEL_HANDLED_IN, {"duration": duration}, metadata)
+    current_process().node.telemetry.execute(CHANNEL_HANDLED_IN, {"duration": duration}, metadata)
 
 
 def _check_out(channel: Channel, callback: str, result: Any) -> None:
@@ -187,12 +187,12 @@ def _check_out(channel: Channel, callback: str, result: Any) -> None:
         return
     if type(result) is Stop and result.reply is None:  # nothing to reply to here
         raise _StopChannel(result.reason)
-    raise InvalidReturn(f"{type(channel).__qualname__}.{callback}", result, OUT_RESULTS)
+    raise InvalidChannelReturn(f"{type(channel).__qualname__}.{callback}", result, OUT_RESULTS)
 
 
 async def _stop(channel: Channel, reason: Reason) -> NoReturn:
     """An orderly stop (or a crash asked for with a non-shutdown Stop reason)."""
-    me = _me()
+    me = current_process()
     me.callback = "terminate"
     await channel.terminate(reason)
     # A Stop with an abnormal reason is a crash: phx_error, and a crash report.

@@ -22,8 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, safe_repr, spawn_link
-from ..actors._api import _me
-from ..actors._process import Process
+from ..actors.lowlevel import Process, current_process
 from ..actors.messages import is_normal
 from ..telemetry import SOCKET_CONNECTED
 from ..transports.base import (
@@ -82,7 +81,7 @@ def run_socket(
     A plain function returning the server's coroutine, so that an idle socket
     process keeps one coroutine frame fewer (thousands of them idle at once).
     """
-    server = _SocketServer(_me(), endpoint, socket_cls(endpoint, conn.transport), conn, serializer)
+    server = _SocketServer(current_process(), endpoint, socket_cls(endpoint, conn.transport), conn, serializer)
     return server.run(params, connect_info, on_result, subprotocol)
 
 

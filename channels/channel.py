@@ -28,7 +28,7 @@ callback        may return
 ``handle_info`` None / `NoReply()`, `Stop(reason)`
 ============== ===========================================================
 
-Anything else raises `InvalidReturn` listing these shapes; in ``join`` the client then
+Anything else raises `InvalidChannelReturn` listing these shapes; in ``join`` the client then
 gets ``{"reason": "join crashed"}``, elsewhere the channel crashes and the client gets
 ``phx_error`` and rejoins. A `Stop` with ``"normal"``, ``"shutdown"`` or
 ``("shutdown", term)`` closes the channel (``phx_close``, no rejoin); any other

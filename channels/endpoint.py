@@ -5,12 +5,17 @@ supervision tree::
 
     endpoint (one_for_one)
     ├── pubsub                  forgets subscribers that exit
-    ├── metrics                 holds the metrics' telemetry handlers (with ``metrics=True``)
+    ├── metrics                 telemetry handlers (with ``EndpointMetrics(endpoint)``)
+    ├── (cluster relays)        on a clustered node (``alight.cluster``)
     ├── presence                tracker shards and diff dispatcher (with ``presence=True``)
     ├── channels                DynamicSupervisor of every channel process
-    ├── longpoll                DynamicSupervisor of long-poll sessions
-    ├── dashboard               the dashboard's collector (with ``dashboard=True``)
+    ├── longpoll                DynamicSupervisor of long-poll sessions (with ``longpoll=True``)
+    ├── dashboard               the dashboard's collector (with ``Dashboard(endpoint)``)
     └── http                    the native listener (when a port is given)
+
+Everything but ``pubsub``, ``channels`` and ``http`` is an `Extension`
+(`alight.channels.extension`), started in its phase: the endpoint composes them and
+knows none of them.
 
 Build one, mount sockets and routes, and run it::
 
@@ -21,9 +26,13 @@ Build one, mount sockets and routes, and run it::
     Node().serve([app.child_spec(port=4000)])      # what ``alight run`` does
 
 On a node of a cluster (its ``remote`` is a `Distribution`, started before the
-endpoint) the same endpoint is cluster-wide with no change to the app: broadcasts reach
-every node, presence replicates, long-poll requests are served by any node (see
+endpoint) the same endpoint is cluster-wide with no change to the app: the node's
+remote adds its extension (`EndpointAttachment`), so broadcasts reach every node,
+presence replicates, long-poll requests are served by any node (see
 `alight.cluster.endpoint`).
+
+Transports (the native listener, the ASGI adapter) see the endpoint as a
+`alight.transports.base.SocketHost`.
 
 `broadcast`, `broadcast_from` and `local_broadcast` are Phoenix's ``Endpoint``
 functions. The same endpoint also serves as an ASGI application (`asgi`).
@@ -32,90 +41,46 @@ functions. The same endpoint also serves as an ASGI application (`asgi`).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..actors import ChildSpec, DynamicSupervisor, Node, Pid, Supervisor, spawn_link
-from ..actors._api import _me
-from ..actors._process import Process
-from ..transports._handshake import auth_token
-from ..transports._origin import check_origin
-from ..transports._params import parse_params
-from ..transports.base import LONGPOLL, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
+from ..actors.lowlevel import Process, current_process
+from ..transports.base import (
+    LONGPOLL,
+    WEBSOCKET,
+    Accepted,
+    Conn,
+    ConnectInfo,
+    ConnLimits,
+    Refused,
+    TransportStats,
+)
+from ..transports.handshake import auth_token
 from ..transports.http import HttpRequest, HttpResponse
+from ..transports.origin import check_origin
+from ..transports.params import parse_params
 from ._socket_server import run_socket
-from .errors import ChannelError, UnsupportedVsn
+from .client_script import client_script_response, is_client_script
+from .errors import EndpointNotRunning, UnsupportedVsn
+from .extension import EndpointAttachment, Extension, Phase
+from .longpoll import LongPoll
 from .message import Broadcast, Payload
 from .pubsub import PubSub
 from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
-    from ..dashboard import Dashboard
-    from ..metrics import EndpointMetrics
     from ..transports.server import ServerConfig
     from .presence.presence import Presence
     from .socket import Socket
 
 log = logging.getLogger("alight.channels.endpoint")
 
-CLIENT_SCRIPT_PATH = "/alight.js"
-"""Where every endpoint serves the browser client as a plain script (defines ``alight``),
-unless the app routes that path itself."""
-CLIENT_MODULE_PATH = "/alight.mjs"
-"""Where every endpoint serves the same client as an ES module (``import {Socket} from
-"/alight.mjs"``), unless the app routes that path itself."""
-
-_FACTORY_BEGIN = "// alight:factory begin"
-_FACTORY_END = "// alight:factory end"
-_MODULE_EXPORTS = ("Socket", "Channel", "Push", "Presence", "LongPoll", "Serializer", "vsn")
-
-
-def _module_build(script: str) -> str:
-    """The ES module build of ``alight.js``: the script's factory function (between its
-    ``alight:factory`` markers) called with ``globalThis``, and its names exported; no
-    global is defined. ``ValueError`` if the markers are missing."""
-    begin = script.index("\n", script.index(_FACTORY_BEGIN)) + 1
-    end = script.index(_FACTORY_END, begin)
-    factory = script[begin:end].rstrip()
-    exports = "".join(f"export const {name} = alight.{name}\n" for name in _MODULE_EXPORTS)
-    return (
-        "// alight.mjs: the ES module build of alight.js (the same source; see /alight.js).\n"
-        f"const alight = ({factory})(globalThis)\n{exports}export default alight\n"
-    )
-
-
-@functools.cache
-def _client_scripts() -> dict[str, tuple[bytes, str]]:
-    """The browser client's builds by path (made once): body and ETag."""
-    script = (Path(__file__).parent / "static" / "alight.js").read_text(encoding="utf-8")
-    builds = {CLIENT_SCRIPT_PATH: script, CLIENT_MODULE_PATH: _module_build(script)}
-    out = {}
-    for path, text in builds.items():
-        body = text.encode()
-        out[path] = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
-    return out
-
-
-def client_script_response(request: HttpRequest) -> HttpResponse:
-    """``GET /alight.js`` or ``GET /alight.mjs``: the browser client, with an ETag
-    (``304`` when it matches ``If-None-Match``), a short public cache lifetime (a new
-    alight version is picked up within the hour), and CORS open to every origin, as a
-    page on another origin needs for a module script. ``KeyError`` for another path."""
-    body, etag = _client_scripts()[request.path]
-    headers = (("etag", etag), ("cache-control", "public, max-age=3600"), ("access-control-allow-origin", "*"))
-    if request.header("if-none-match") == etag:
-        return HttpResponse(304, headers)
-    # HEAD: the server writes the headers (content-length included) and no body.
-    return HttpResponse(200, (("content-type", "application/javascript; charset=utf-8"), *headers), body)
-
-
+E = TypeVar("E", bound=Extension)
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 OriginPolicy = bool | str | list[str] | Callable[[str], bool]
 
@@ -144,7 +109,6 @@ class EndpointStats:
     refused_messages: int = 0
     """Messages answered with an error for breaking a serializer limit (`MessageRefused`)."""
     refused: int = 0
-    slow_consumer_disconnects: int = 0
 
 
 class Endpoint:
@@ -160,13 +124,10 @@ class Endpoint:
     ``presence=True`` binds a `Presence` (``endpoint.presence``) that starts with the
     tree; a `Presence` subclass binds itself with ``MyPresence(endpoint)``.
 
-    ``metrics=True`` serves Prometheus metrics at ``GET /metrics`` (`alight.metrics`;
-    ``endpoint.metrics.registry`` takes metrics of your own).
-
-    ``dashboard=True`` serves the live dashboard at ``GET /dashboard`` (`alight.dashboard`;
-    ``Dashboard(endpoint, path=..., interval=..., hosts=...)`` for other settings). It can
-    kill processes: an admin tool, for loopback or behind your own authentication; it
-    answers only a ``Host`` that is an IP address, ``localhost``, ``host`` or one of ``hosts``.
+    Extensions add the rest (`alight.channels.extension`): ``EndpointMetrics(endpoint)``
+    (`alight.metrics`: Prometheus at ``GET /metrics``) and ``Dashboard(endpoint)``
+    (`alight.dashboard`: the live dashboard at ``GET /dashboard``, an admin tool) bind
+    themselves, as ``Presence`` does; ``extensions`` (or `extend`) adds your own.
     """
 
     def __init__(
@@ -181,8 +142,7 @@ class Endpoint:
         server_config: ServerConfig | None = None,
         name: str = "endpoint",
         presence: bool = False,
-        metrics: bool = False,
-        dashboard: bool = False,
+        extensions: Iterable[Extension] = (),
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -190,10 +150,10 @@ class Endpoint:
         """True when ``secret_key_base`` was generated here (on a cluster it is then
         derived from the cluster secret at start, so that every node agrees)."""
         self.check_origin = check_origin
-        self.max_frame_size = max_frame_size
-        self.idle_timeout = idle_timeout
-        self.max_buffer = max_buffer
-        """Bytes a connection may have queued before it is closed as a slow consumer."""
+        self.connection_limits = ConnLimits(max_frame_size, idle_timeout, max_buffer)
+        """What every transport enforces: ``max_frame_size``, ``idle_timeout`` and
+        ``max_buffer`` (bytes a connection may have queued before it is closed as a
+        slow consumer)."""
         self.server_config = server_config
         """The native listener's other limits (header and frame deadlines, connections
         per address, ...; `alight.transports.server.ServerConfig`), or None for its
@@ -202,35 +162,36 @@ class Endpoint:
         self.mounts: dict[str, SocketMount] = {}
         self.routes: dict[tuple[str, str], Handler] = {}
         self.stats = EndpointStats()
-        # Imported here: transports.server imports channels.message (a cycle at import time).
-        from ..transports.server import ServerStats
-
-        self.server_stats = ServerStats()
-        """The native listener's counters (connections, frames, slow consumers, ...)."""
+        self.transport_stats = TransportStats()
+        """Every transport's counters (listener, ASGI, long-poll; one object)."""
+        self.extensions: list[Extension] = []
+        """In the order they were added (`extend`)."""
         self._node: Node | None = None
         self._pubsub: PubSub | None = None
         self._channel_sup: Pid | None = None
-        self._longpoll_sup: Pid | None = None
         self._listener: Pid | None = None
         self.presence: Presence | None = None
         """Set by `Presence(endpoint)`; started after PubSub, before the channels."""
+        self.longpoll: LongPoll | None = None
+        """Set by the first socket mounted with ``longpoll=True``."""
         if presence:
             from .presence.presence import Presence
 
             Presence(self)
-        self.metrics: EndpointMetrics | None = None
-        """With ``metrics=True``: the Prometheus metrics served at ``GET /metrics``."""
-        if metrics:
-            from ..metrics import METRICS_PATH, EndpointMetrics
+        for extension in extensions:
+            self.extend(extension)
 
-            self.metrics = EndpointMetrics(self)
-            self.route("GET", METRICS_PATH, self.metrics.scrape)
-        self.dashboard: Dashboard | None = None
-        """Set by `Dashboard(endpoint)`; its collector starts after the channel supervisors."""
-        if dashboard:
-            from ..dashboard import Dashboard
+    @property
+    def max_frame_size(self) -> int:
+        return self.connection_limits.max_frame_size
 
-            Dashboard(self)
+    @property
+    def idle_timeout(self) -> float:
+        return self.connection_limits.idle_timeout
+
+    @property
+    def max_buffer(self) -> int:
+        return self.connection_limits.max_buffer
 
     # -- configuration ------------------------------------------------------------------
 
@@ -246,36 +207,48 @@ class Endpoint:
         """Mount ``socket`` at ``path`` (Phoenix's ``socket "/socket", UserSocket``)."""
         path = "/" + path.strip("/")
         self.mounts[path] = SocketMount(path, socket, websocket, longpoll, check_origin)
+        if longpoll and self.longpoll is None:
+            self.extend(LongPoll())
+
+    def extend(self, extension: Extension) -> None:
+        """Add ``extension`` (`alight.channels.extension`): its ``installed`` hook runs
+        now, its children start with the endpoint's tree in its phase. Add extensions
+        before the endpoint starts."""
+        if self._node is not None:
+            raise EndpointNotRunning("extensions are added before the endpoint starts")
+        self.extensions.append(extension)
+        extension.installed(self)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """Serve ``method path`` with ``handler(request) -> HttpResponse``."""
         self.routes[(method.upper(), path)] = handler
+
+    def extension(self, kind: type[E]) -> E | None:
+        """The first extension added that is a ``kind`` (e.g. ``endpoint.extension(Dashboard)``), or None."""
+        for extension in self.extensions:
+            if isinstance(extension, kind):
+                return extension
+        return None
 
     # -- runtime ---------------------------------------------------------------------------
 
     @property
     def node(self) -> Node:
         if self._node is None:
-            raise ChannelError("the endpoint is not running; start its child_spec on a node")
+            raise EndpointNotRunning("the endpoint is not running; start its child_spec on a node")
         return self._node
 
     @property
     def pubsub(self) -> PubSub:
         if self._pubsub is None:
-            raise ChannelError("the endpoint is not running; start its child_spec on a node")
+            raise EndpointNotRunning("the endpoint is not running; start its child_spec on a node")
         return self._pubsub
 
     @property
     def channel_supervisor(self) -> Pid:
         if self._channel_sup is None:
-            raise ChannelError("the endpoint is not running")
+            raise EndpointNotRunning("the endpoint is not running")
         return self._channel_sup
-
-    @property
-    def longpoll_supervisor(self) -> Pid:
-        if self._longpoll_sup is None:
-            raise ChannelError("the endpoint is not running")
-        return self._longpoll_sup
 
     def child_spec(self, *, port: int | None = None, host: str = "127.0.0.1", reuse_port: bool = False) -> ChildSpec:
         """The endpoint's supervision tree; with ``port``, also its native HTTP listener
@@ -287,7 +260,7 @@ class Endpoint:
         return ChildSpec(id=("endpoint", self.name), start=start, type="supervisor", shutdown="infinity")
 
     async def _start_tree(self, port: int | None, host: str, reuse_port: bool) -> Pid:
-        me = _me()
+        me = current_process()
         self._node = me.node
         self._pubsub = PubSub(me.node, f"{self.name}.pubsub")
         pubsub = self._pubsub
@@ -298,55 +271,48 @@ class Endpoint:
             endpoint._channel_sup = pid
             return pid
 
-        async def start_longpoll() -> Pid:
-            pid = await DynamicSupervisor.start_link(max_restarts=1_000_000, max_seconds=1.0)
-            endpoint._longpoll_sup = pid
-            return pid
-
-        cluster = self._attach_cluster(me.node)
-        children = [
-            ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run)),
-            *([] if self.metrics is None else [self.metrics.child_spec()]),
-            *cluster,
-            *([] if self.presence is None else [self.presence.child_spec()]),
-            ChildSpec(id="channels", start=start_channels, type="supervisor"),
-            ChildSpec(id="longpoll", start=start_longpoll, type="supervisor"),
-            *([] if self.dashboard is None else [self.dashboard.child_spec()]),
-        ]
+        extensions = list(self.extensions)
+        remote = me.node.remote
+        if isinstance(remote, EndpointAttachment):
+            attached = remote.endpoint_extension(self)
+            if attached is not None:
+                extensions.append(attached)
+                attached.installed(self)
+        # Stable: installation order within a phase. Each extension's child_specs is
+        # called in this order, so an earlier phase may configure a later one.
+        extensions.sort(key=lambda extension: extension.phase)
+        children = [ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run))]
+        for extension in extensions:
+            if extension.phase >= Phase.SESSIONS and not any(child.id == "channels" for child in children):
+                children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
+            children.extend(extension.child_specs(self))
+        if not any(child.id == "channels" for child in children):
+            children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
         if port is not None:
-            from ..transports.listener import HttpListener
-            from ..transports.server import ServerConfig
-
-            # The endpoint's WebSocket limits are the listener's (as the ASGI app uses them).
-            config = dataclasses.replace(
-                self.server_config or ServerConfig(),
-                max_frame_size=self.max_frame_size,
-                idle_timeout=self.idle_timeout,
-                max_buffer=self.max_buffer,
-            )
-
-            async def start_listener() -> Pid:
-                pid = await HttpListener.start_link(
-                    endpoint, host=host, port=port, reuse_port=reuse_port, config=config, stats=endpoint.server_stats
-                )
-                endpoint._listener = pid
-                return pid
-
-            children.append(ChildSpec(id="http", start=start_listener, shutdown=10.0))
+            children.append(self._listener_spec(port, host, reuse_port))
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)
 
-    def _attach_cluster(self, node: Node) -> list[ChildSpec]:
-        # On a clustered node PubSub, presence and long-poll go cluster-wide
-        # (`alight.cluster.endpoint`); imported only then: a lone node needs no ZeroMQ.
-        if node.remote is None:
-            return []
-        from ..cluster.distribution import Distribution
+    def _listener_spec(self, port: int, host: str, reuse_port: bool) -> ChildSpec:
+        from ..transports.listener import HttpListener
+        from ..transports.server import ServerConfig
 
-        if not isinstance(node.remote, Distribution):
-            return []
-        from ..cluster.endpoint import attach_cluster
+        # The endpoint's connection limits are the listener's (as the ASGI app uses them).
+        config = dataclasses.replace(
+            self.server_config or ServerConfig(),
+            max_frame_size=self.max_frame_size,
+            idle_timeout=self.idle_timeout,
+            max_buffer=self.max_buffer,
+        )
+        endpoint = self
 
-        return attach_cluster(self, node.remote)
+        async def start_listener() -> Pid:
+            pid = await HttpListener.start_link(
+                endpoint, host=host, port=port, reuse_port=reuse_port, config=config, stats=endpoint.transport_stats
+            )
+            endpoint._listener = pid
+            return pid
+
+        return ChildSpec(id="http", start=start_listener, shutdown=10.0)
 
     # -- tokens (Phoenix.Token) -------------------------------------------------------------
 
@@ -374,7 +340,7 @@ class Endpoint:
         """Like `broadcast`, on this node only."""
         self.pubsub.local_broadcast(topic, Broadcast(topic, event, payload))
 
-    # -- what transports call (ServerHooks) ------------------------------------------------
+    # -- what transports call (SocketHost) ------------------------------------------------
 
     def match_websocket(self, path: str) -> SocketMount | None:
         if not path.endswith("/websocket"):
@@ -389,15 +355,15 @@ class Endpoint:
         return mount if mount is not None and mount.longpoll else None
 
     async def handle_http(self, request: HttpRequest) -> HttpResponse:
-        """Every HTTP request that is not a WebSocket upgrade."""
-        mount = self.match_longpoll(request.path)
-        if mount is not None:
-            from ..transports.longpoll import handle_longpoll
-
-            return await handle_longpoll(self, mount, request)
+        """Every HTTP request that is not a WebSocket upgrade: the extensions first (in
+        order), then the routes, then the browser client's script."""
+        for extension in self.extensions:
+            response = await extension.handle_http(self, request)
+            if response is not None:
+                return response
         handler = self.routes.get((request.method, request.path))
         if handler is None:
-            if request.path in (CLIENT_SCRIPT_PATH, CLIENT_MODULE_PATH) and request.method in ("GET", "HEAD"):
+            if is_client_script(request):
                 return client_script_response(request)
             if any(path == request.path for _, path in self.routes):
                 return HttpResponse(405, body=b"method not allowed")
@@ -417,6 +383,7 @@ class Endpoint:
         subprotocols: list[str],
         on_result: Callable[[Accepted | Refused], None],
         owner: Process | None,
+        /,
     ) -> None:
         """Start the socket process of a new connection; ``on_result`` is called once,
         with `Accepted` after ``connect`` said yes, or `Refused` (answer 403)."""

@@ -8,10 +8,16 @@
     │                       name too long): answered with an error reply
     ├── EncodeError         a message cannot be encoded (binary on V1, field > 255 bytes, ...)
     ├── UnsupportedVsn      the client asked for a serializer version we do not speak
-    ├── InvalidReturn       a Socket/Channel callback returned an unaccepted value
+    ├── InvalidChannelReturn  a Socket/Channel callback returned an unaccepted value
     ├── NotJoined           push/broadcast/reply before the channel has joined
-    └── InvalidToken        a signed token is missing, forged, tampered or malformed
-        └── ExpiredToken    a genuine token older than ``max_age``
+    ├── EndpointNotRunning  an endpoint's runtime (node, PubSub, ...) was used before
+    │                       its child_spec started on a node
+    ├── InvalidToken        a signed token is missing, forged, tampered or malformed
+    │   └── ExpiredToken    a genuine token older than ``max_age``
+    └── TrackerError        presence (`alight.channels.presence`)
+        ├── InvalidSettings, AlreadyTracked, NoPresence
+
+`ChannelError` is an `alight.errors.AlightError`.
 
 A refused connection or join is not an exception: `connect` and `join` return
 results that say so, and the client gets Phoenix's answer on the wire.
@@ -21,8 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import AlightError
 
-class ChannelError(Exception):
+
+class ChannelError(AlightError):
     """Root of every exception raised by `alight.channels`."""
 
 
@@ -57,13 +65,18 @@ class UnsupportedVsn(ChannelError):  # noqa: N818 (Phoenix's names)
         super().__init__(f"unsupported serializer vsn {vsn!r}")
 
 
-class InvalidReturn(ChannelError):  # noqa: N818 (Phoenix's names)
+class InvalidChannelReturn(ChannelError):  # noqa: N818 (Phoenix's names)
     """A callback returned a value outside its accepted shapes; lists them."""
 
     def __init__(self, callback: str, value: Any, accepted: str) -> None:
         self.callback = callback
         self.value = value
         super().__init__(f"{callback} returned {value!r}; expected one of: {accepted}")
+
+
+class EndpointNotRunning(ChannelError):  # noqa: N818 - says what is wrong, as NotJoined
+    """The endpoint's runtime was used before its ``child_spec`` started on a node (or
+    after it stopped)."""
 
 
 class NotJoined(ChannelError):  # noqa: N818 (Phoenix's names)

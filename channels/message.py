@@ -1,7 +1,8 @@
 """The typed messages of the Phoenix channel protocol, and encoded frames.
 
 Inside alight every message is one of these frozen classes; dicts and lists appear
-only at the JSON edge, in the serializers. Refs are opaque: whatever JSON value the
+only at the JSON edge, in the serializers. `Frame`, the encoded bytes a transport writes, is
+the Transport API's (`alight.transports.base`), named here too. Refs are opaque: whatever JSON value the
 client sent (usually a decimal string) is echoed back unchanged.
 
 A payload is a JSON value (usually a dict) or `bytes` for a binary payload (Phoenix's
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ..transports.base import Frame
 
 Payload = Any
 """A JSON value (dict, list, str, number, bool, None) or `bytes` for binary."""
@@ -54,34 +57,6 @@ class Broadcast:
     payload: Payload
 
 
-class Frame:
-    """One encoded frame: the bytes to write and whether it is a binary frame.
-
-    Text frames carry UTF-8 JSON. A broadcast is encoded into one `Frame` per
-    serializer and that same object is written to every subscriber (fastlane).
-    ``wire`` is a cache for the transport: the WebSocket transport stores the
-    complete framed bytes (header + data) there the first time it writes the frame,
-    so a broadcast is framed once, not once per client.
-    """
-
-    __slots__ = ("binary", "data", "wire")
-
-    def __init__(self, data: bytes, binary: bool = False) -> None:
-        self.data = data
-        self.binary = binary
-        self.wire: bytes | None = None
-
-    def __repr__(self) -> str:
-        kind = "binary" if self.binary else "text"
-        return f"Frame({kind}, {self.data[:80]!r}{'...' if len(self.data) > 80 else ''})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Frame) and other.data == self.data and other.binary == self.binary
-
-    def __hash__(self) -> int:
-        return hash((self.data, self.binary))
-
-
 class Encoded:
     """A JSON object payload encoded once, to send to many clients unchanged.
 
@@ -115,3 +90,20 @@ PHX_ERROR = "phx_error"
 PHX_CLOSE = "phx_close"
 HEARTBEAT = "heartbeat"
 PHOENIX_TOPIC = "phoenix"
+
+__all__ = [
+    "HEARTBEAT",
+    "PHOENIX_TOPIC",
+    "PHX_CLOSE",
+    "PHX_ERROR",
+    "PHX_JOIN",
+    "PHX_LEAVE",
+    "PHX_REPLY",
+    "Broadcast",
+    "Encoded",
+    "Frame",
+    "Message",
+    "Payload",
+    "Ref",
+    "Reply",
+]

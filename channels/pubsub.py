@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..actors import Down, Pid
-from ..actors._process import Process
+from ..actors.lowlevel import Process, current_process
 from ..telemetry import PUBSUB_BROADCAST
 from .errors import ChannelError
 from .message import Broadcast, Frame
@@ -103,9 +103,7 @@ class PubSub:
 
     async def run(self) -> None:
         """The body of the PubSub process: remove subscribers when they exit."""
-        from ..actors._context import current_process
-
-        me = current_process.get()
+        me = current_process()
         self._watcher = me
         for pid in list(self._by_pid):
             self.node.monitor(me, pid)
@@ -133,12 +131,10 @@ class PubSub:
         this call, e.g. the `Down` of a subscriber that exited (so `subscribers` no
         longer lists it). Call it from a process; returns at once if the PubSub
         process is not running. Raises `ReceiveTimeout` after ``timeout`` seconds."""
-        from ..actors._api import _me
-
         pid = self.pid
         if pid is None:
             return
-        me = _me()
+        me = current_process()
         ref = self.node.make_ref()
         self.node.send(pid, _Sync(me.pid, ref))
         await me.receive(lambda m: type(m) is _Sync and m.ref == ref, timeout)

@@ -62,8 +62,6 @@ payload a client could send can be echoed back with room to spare.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -75,17 +73,13 @@ from .errors import EncodeError, InvalidMessage, MessageRefused, UnsupportedVsn
 from .message import PHX_REPLY, Broadcast, Encoded, Frame, Message, Reply
 
 __all__ = [
-    "LONGPOLL_MAX_BATCH",
     "MAX_DEPTH",
     "MAX_NAME",
-    "NDJSON",
     "V1",
     "V2",
     "Serializer",
     "V1Serializer",
     "V2Serializer",
-    "decode_longpoll_body",
-    "longpoll_messages",
     "negotiate",
 ]
 
@@ -500,53 +494,3 @@ def negotiate(vsn: str | None, serializers: Iterable[tuple[Serializer, str]] = D
         if _matches(major, minor, patch, pre, requirement):
             return serializer
     raise UnsupportedVsn(version)
-
-
-# -- long-poll bodies (PROTOCOL.md §5.2) ---------------------------------------------
-
-NDJSON: Final = "application/x-ndjson"
-LONGPOLL_MAX_BATCH: Final = 100
-"""At most this many lines of a POST body are processed (Phoenix's bound; the client
-never sends more); later lines are dropped, as Phoenix does."""
-
-
-def longpoll_messages(frames: Iterable[Frame]) -> list[str]:
-    """The ``messages`` list of a long-poll GET response: each frame's JSON as a string.
-
-    Raises `EncodeError` for a binary frame: the long-poll client cannot decode
-    server binary frames (Phoenix sends garbage or fails with 500, §2.4), so the
-    long-poll connection must not accept them (``Conn.supports_binary`` is False).
-    """
-    messages = []
-    for frame in frames:
-        if frame.binary:
-            raise EncodeError("binary frames cannot be sent over long-poll")
-        messages.append(frame.data.decode())
-    return messages
-
-
-def decode_longpoll_body(body: bytes, content_type: str | None) -> list[Frame]:
-    """The client frames in a long-poll POST body, in order.
-
-    With content type exactly ``application/x-ndjson`` (as Phoenix matches it) the body
-    is split on ``\\n`` or ``\\r\\n`` and only the first `LONGPOLL_MAX_BATCH` parts are
-    kept; a part starting with ``[`` is a text frame, any other part is the base64 of a
-    binary frame. With any other content type the whole body is one text frame.
-
-    Raises `InvalidMessage` if a part is not valid base64 (Phoenix crashes on it, HTTP
-    500); the frames themselves are checked by `Serializer.decode`.
-    """
-    if content_type != NDJSON:
-        return [Frame(bytes(body))]
-    frames = []
-    for number, line in enumerate(bytes(body).split(b"\n", LONGPOLL_MAX_BATCH)[:LONGPOLL_MAX_BATCH], 1):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line.startswith(b"["):
-            frames.append(Frame(line))
-            continue
-        try:
-            frames.append(Frame(base64.b64decode(line, validate=True), binary=True))
-        except (binascii.Error, ValueError):
-            raise InvalidMessage(f"line {number} of the long-poll body is neither a JSON array nor base64") from None
-    return frames

@@ -27,7 +27,7 @@ import itertools
 from typing import Any
 
 from ..actors import Node, Pid, ReceiveTimeout, start_child
-from ..actors._api import _me
+from ..actors.lowlevel import current_process
 from ..transports.base import (
     CLOSE_NORMAL,
     Accepted,
@@ -125,7 +125,7 @@ class TestConn(Conn):
 
 async def start_endpoint(endpoint: Endpoint) -> Pid:
     """Start ``endpoint``'s tree (PubSub and supervisors, no listener) on this node."""
-    me = _me()
+    me = current_process()
     pid = await start_child(me.node.root, endpoint.child_spec())
     assert pid is not None
     return pid
@@ -139,7 +139,7 @@ async def connect(
 ) -> TestClient:
     """Connect to ``endpoint`` as a client of ``socket``; raises `AssertionError` if
     ``connect`` refuses."""
-    me = _me()
+    me = current_process()
     node = me.node
     conn = TestConn(node, me.pid)
     serializer = TestSerializer()
@@ -181,7 +181,7 @@ class TestClient:
 
     def send(self, message: Message) -> None:
         """Deliver a raw message to the socket, as if the client had sent it."""
-        _me().node.send(self.socket_pid, Inbound(self.serializer.park(message)))
+        current_process().node.send(self.socket_pid, Inbound(self.serializer.park(message)))
 
     async def join(self, topic: str, payload: Any = None, timeout: float = DEFAULT_TIMEOUT) -> tuple[str, Any]:
         """Join ``topic`` (and subscribe the test process to it, for `assert_broadcast`);
@@ -189,7 +189,7 @@ class TestClient:
         ref = self._ref()
         self.join_refs[topic] = ref
         pubsub = self.endpoint.pubsub
-        me = _me().pid
+        me = current_process().pid
         if me not in pubsub.subscribers(topic):  # a rejoin must not deliver broadcasts twice
             pubsub.subscribe(me, topic)
         self.send(Message(topic, PHX_JOIN, {} if payload is None else payload, ref, ref))
@@ -211,7 +211,7 @@ class TestClient:
         """Close the connection, as a client going away: frames written after this
         are dropped, as on a real connection."""
         self.conn._closed = True
-        _me().node.send(self.socket_pid, TransportClosed("closed by the test"))
+        current_process().node.send(self.socket_pid, TransportClosed("closed by the test"))
 
     # -- assertions -------------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class TestClient:
 
     async def refute_push(self, topic: str, event: str, timeout: float = 0.1) -> None:
         """Fail if ``event`` is pushed on ``topic`` within ``timeout`` seconds."""
-        found = await _me().receive(
+        found = await current_process().receive(
             lambda m: type(m) is Message and m.topic == topic and m.event == event, timeout, None
         )
         if found is not None:
@@ -275,7 +275,7 @@ class TestClient:
 
 
 async def _expect(match: Any, what: str, timeout: float) -> Any:
-    me = _me()
+    me = current_process()
     try:
         return await me.receive(match, timeout)
     except ReceiveTimeout:

@@ -3,7 +3,7 @@
 Socket, Channel and Presence with the semantics of phoenix.js 1.8 (PROTOCOL.md §3.4,
 §6.4)::
 
-    from alight.client import Socket
+    from ..client import Socket
 
     async with Socket("ws://localhost:4000/socket", params={"user_id": "ann"}) as socket:
         channel = socket.channel("room:lobby")
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ._backoff import RECONNECT_STEPS, REJOIN_STEPS, backoff
 from .channel import Channel, ChannelState
-from .errors import ChannelClosed, ClientError, EncodeError, JoinError, PushTimeout
+from .errors import ChannelClosed, ClientEncodeError, ClientError, JoinError, PushTimeout
 from .message import Message, Reply
 from .presence import Presence, list_presences, sync_diff, sync_state
 from .socket import LongPoll, Socket, Transport, WebSocket
@@ -32,7 +32,7 @@ __all__ = [
     "ChannelClosed",
     "ChannelState",
     "ClientError",
-    "EncodeError",
+    "ClientEncodeError",
     "JoinError",
     "LongPoll",
     "Message",

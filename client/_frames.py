@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-from .errors import EncodeError
+from .errors import ClientEncodeError
 from .message import Message
 
 __all__ = ["decode", "decode_v1", "encode", "encode_v1"]
@@ -26,17 +26,17 @@ _MAX_FIELD: Final = 255
 
 def encode(join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any) -> str | bytes:
     """The frame for ``[join_ref, ref, topic, event, payload]``: a binary push (kind 0)
-    when ``payload`` is `bytes`, a JSON array text frame otherwise. Raises `EncodeError`."""
+    when ``payload`` is `bytes`, a JSON array text frame otherwise. Raises `ClientEncodeError`."""
     if isinstance(payload, bytes | bytearray | memoryview):
         fields = [(join_ref or "").encode(), (ref or "").encode(), topic.encode(), event.encode()]
         for field in fields:
             if len(field) > _MAX_FIELD:
-                raise EncodeError(f"binary frame field longer than {_MAX_FIELD} bytes: {field[:32]!r}...")
+                raise ClientEncodeError(f"binary frame field longer than {_MAX_FIELD} bytes: {field[:32]!r}...")
         return bytes([_PUSH, *(len(f) for f in fields)]) + b"".join(fields) + bytes(payload)
     try:
         return orjson.dumps([join_ref, ref, topic, event, payload]).decode()
     except orjson.JSONEncodeError as exc:
-        raise EncodeError(f"payload of {event!r} is not JSON-encodable: {exc}") from None
+        raise ClientEncodeError(f"payload of {event!r} is not JSON-encodable: {exc}") from None
 
 
 def decode(data: str | bytes) -> Message:
@@ -54,14 +54,14 @@ def decode(data: str | bytes) -> Message:
 
 def encode_v1(join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any) -> str:
     """The V1 (``vsn=1.0.0``) frame: a JSON object (§2.2). V1 has no binary frames, so a
-    `bytes` payload raises `EncodeError`."""
+    `bytes` payload raises `ClientEncodeError`."""
     if isinstance(payload, bytes | bytearray | memoryview):
-        raise EncodeError(f"vsn 1.0.0 cannot carry binary payloads (event {event!r}); use vsn 2.0.0")
+        raise ClientEncodeError(f"vsn 1.0.0 cannot carry binary payloads (event {event!r}); use vsn 2.0.0")
     frame = {"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": join_ref}
     try:
         return orjson.dumps(frame).decode()
     except orjson.JSONEncodeError as exc:
-        raise EncodeError(f"payload of {event!r} is not JSON-encodable: {exc}") from None
+        raise ClientEncodeError(f"payload of {event!r} is not JSON-encodable: {exc}") from None
 
 
 def decode_v1(data: str | bytes) -> Message:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import backoff
-from .errors import ChannelClosed, ClientError, EncodeError, JoinError, PushTimeout
+from .errors import ChannelClosed, ClientEncodeError, ClientError, JoinError, PushTimeout
 from .message import Message, Reply
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class Channel:
         ``channel.join().receive("ok", ...)``). Sent as soon as the socket is connected.
 
         Raises `JoinError` on an error reply and `PushTimeout` when no reply came within
-        ``timeout`` (default: the channel's ``timeout``, 10 s), `EncodeError` (or what
+        ``timeout`` (default: the channel's ``timeout``, 10 s), `ClientEncodeError` (or what
         a params function raised) when the join cannot be sent; either way the channel
         is closed, and a join the server may still be handling is left (``phx_leave``).
         Cancelling the call leaves the channel the same way. Allowed once per Channel
@@ -285,7 +285,7 @@ class Channel:
                 if not push.future.done():
                     try:
                         self._send_push(push)
-                    except EncodeError as exc:  # mutated since `push` checked it
+                    except ClientEncodeError as exc:  # mutated since `push` checked it
                         push.future.set_exception(exc)
             if first and self._first_join is not None:
                 self._first_join.set_result(reply)

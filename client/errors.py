@@ -6,7 +6,7 @@
     ├── JoinError        the server refused a join (its reply is in ``response``)
     ├── PushTimeout      no reply to a join or push within its timeout (also a TimeoutError)
     ├── ChannelClosed    the channel closed (phx_close, leave) before the reply came
-    └── EncodeError      a frame cannot be encoded (a binary field over 255 bytes, ...)
+    └── ClientEncodeError      a frame cannot be encoded (a binary field over 255 bytes, ...)
 
 A reply with status ``"error"`` to an ordinary push is *not* an exception: `Channel.push`
 returns a `Reply` and the caller looks at ``reply.status`` (Phoenix's statuses are
@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import AlightError
 
-class ClientError(Exception):
+
+class ClientError(AlightError):
     """Root of every exception raised by `alight.client`."""
 
 
@@ -50,6 +52,6 @@ class ChannelClosed(ClientError):  # noqa: N818 (a state, like `NoProc`)
     called) while a push was waiting for its reply, or a push was made on a closed channel."""
 
 
-class EncodeError(ClientError):
+class ClientEncodeError(ClientError):
     """A frame cannot be encoded: a string field over 255 bytes in a binary frame, or a
     payload that is not JSON-encodable."""

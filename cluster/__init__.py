@@ -11,8 +11,8 @@ cluster secret (``ALIGHT_CLUSTER_SECRET`` or a key file, `load_keys`): a node wi
 secret is trusted, as with Erlang's cookie, and nothing from a peer is decoded before
 it has authenticated. Every exception derives from `ClusterError`.
 
-An `Endpoint` started on a node with a `Distribution` is cluster-wide by itself
-(`attach_cluster`): PubSub forwards each broadcast to every other node once
+An `Endpoint` started on a node with a `Distribution` is cluster-wide by itself (the
+distribution extends it with a `ClusterExtension`): PubSub forwards each broadcast to every other node once
 (`ClusterAdapter`), presence replicates (`ClusterReplicator`, with the cluster timing
 `CLUSTER_TRACKER_SETTINGS`: a dead node's presences leave within 5 s) and long-poll
 sessions are served by any node.
@@ -25,13 +25,22 @@ from .distribution import (
     Nodedown,
     Nodeup,
     distribution,
+    distribution_of,
     monitor_node,
     monitor_nodes,
     nodes,
     spawn_on,
 )
-from .endpoint import attach_cluster
-from .errors import BadSecret, ClusterError, EncodeError, FrameError, NodeDown, NotConnected, UnpicklableReason
+from .endpoint import ClusterExtension
+from .errors import (
+    BadSecret,
+    BatchEncodeError,
+    ClusterError,
+    ClusterFrameError,
+    NodeDown,
+    NotConnected,
+    UnpicklableReason,
+)
 from .presence import CLUSTER_TRACKER_SETTINGS, ClusterReplicator
 from .pubsub import ClusterAdapter
 
@@ -41,20 +50,21 @@ __all__ = [
     "BadSecret",
     "ClusterAdapter",
     "ClusterError",
+    "ClusterExtension",
     "ClusterKeys",
     "ClusterReplicator",
     "Distribution",
     "DistributionStatistics",
-    "EncodeError",
-    "FrameError",
+    "BatchEncodeError",
+    "ClusterFrameError",
     "NodeDown",
     "Nodedown",
     "Nodeup",
     "NotConnected",
     "UnpicklableReason",
-    "attach_cluster",
     "derive_keys",
     "distribution",
+    "distribution_of",
     "load_keys",
     "load_secret",
     "monitor_node",

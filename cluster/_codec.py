@@ -16,7 +16,7 @@ uses cloudpickle, through `dump_function` and `load_function`.
 Each message class is a frozen dataclass with a fixed wire tag; the wire form of a
 message is ``(tag, (field, ...))``, so that the class itself is never pickled and a
 peer can only ever produce the classes listed in `MESSAGE_TYPES`. `decode_batch` raises
-only `FrameError`, whatever the bytes; `encode_batch` raises only `EncodeError`.
+only `ClusterFrameError`, whatever the bytes; `encode_batch` raises only `BatchEncodeError`.
 
 Limits: a frame is at most ``max_size`` bytes (`DEFAULT_MAX_FRAME`, 64 MiB); the same
 bound should be set as the sockets' ``ZMQ_MAXMSGSIZE`` so that libzmq drops a bigger
@@ -34,9 +34,8 @@ from typing import Any, NamedTuple, TypeAlias
 
 import cloudpickle
 
-from alight.actors import Pid, Ref
-
-from .errors import EncodeError, FrameError
+from ..actors import Pid, Ref
+from .errors import BatchEncodeError, ClusterFrameError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -64,7 +63,7 @@ __all__ = [
 ]
 
 VERSION = 1
-"""The first byte of every frame. A frame of another version raises `FrameError`."""
+"""The first byte of every frame. A frame of another version raises `ClusterFrameError`."""
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 """The default bound on a frame's size in bytes, for encoding and decoding."""
@@ -332,7 +331,7 @@ def _dumps(wire: object) -> bytes:
 def encode_batch(messages: Iterable[ClusterMessage], *, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
     """Encode ``messages``, in order, as one frame of at most ``max_size`` bytes.
 
-    Raises `EncodeError`: with ``index`` set when message ``index`` is not a cluster
+    Raises `BatchEncodeError`: with ``index`` set when message ``index`` is not a cluster
     message or cannot be pickled (drop or fail that one and encode the rest), with
     ``index=None`` when the frame would exceed ``max_size`` (split the batch)."""
     wire = []
@@ -340,15 +339,15 @@ def encode_batch(messages: Iterable[ClusterMessage], *, max_size: int = DEFAULT_
         try:
             wire.append(_wire(message))
         except TypeError as exc:
-            raise EncodeError(str(exc), index) from exc
+            raise BatchEncodeError(str(exc), index) from exc
     try:
         body = _dumps(wire)
-    except Exception as exc:  # any pickling failure becomes EncodeError
+    except Exception as exc:  # any pickling failure becomes BatchEncodeError
         culprit = _culprit(wire)
-        raise EncodeError(f"cannot pickle message {culprit}: {exc!r}", culprit) from exc
+        raise BatchEncodeError(f"cannot pickle message {culprit}: {exc!r}", culprit) from exc
     if len(body) + 1 > max_size:
         alone = 0 if len(wire) == 1 else None
-        raise EncodeError(f"frame of {len(body) + 1} bytes exceeds the bound of {max_size}", alone)
+        raise BatchEncodeError(f"frame of {len(body) + 1} bytes exceeds the bound of {max_size}", alone)
     return _VERSION_BYTE + body
 
 
@@ -366,21 +365,21 @@ def decode_batch(frame: bytes, *, max_size: int = DEFAULT_MAX_FRAME) -> list[Clu
     """Decode a frame from `encode_batch` into its messages, in order.
 
     Call it only on frames from an authenticated peer (it unpickles). Raises
-    `FrameError` and nothing else: empty frame, unknown version, over ``max_size``,
+    `ClusterFrameError` and nothing else: empty frame, unknown version, over ``max_size``,
     bytes that do not unpickle, or content that is not a list of known messages.
     Each message's arity is checked, not its field types: the peer is trusted."""
     if len(frame) > max_size:
-        raise FrameError(f"frame of {len(frame)} bytes exceeds the bound of {max_size}")
+        raise ClusterFrameError(f"frame of {len(frame)} bytes exceeds the bound of {max_size}")
     if not frame:
-        raise FrameError("empty frame")
+        raise ClusterFrameError("empty frame")
     if frame[0] != VERSION:
-        raise FrameError(f"unknown frame version {frame[0]} (this node speaks {VERSION})")
+        raise ClusterFrameError(f"unknown frame version {frame[0]} (this node speaks {VERSION})")
     try:
         wire = pickle.loads(memoryview(frame)[1:])
-    except Exception as exc:  # boundary: any unpickling failure is a FrameError
-        raise FrameError(f"cannot unpickle frame: {exc!r}") from exc
+    except Exception as exc:  # boundary: any unpickling failure is a ClusterFrameError
+        raise ClusterFrameError(f"cannot unpickle frame: {exc!r}") from exc
     if type(wire) is not list:
-        raise FrameError(f"frame holds {type(wire).__name__}, not a list of messages")
+        raise ClusterFrameError(f"frame holds {type(wire).__name__}, not a list of messages")
     return [_message(item) for item in wire]
 
 
@@ -395,29 +394,29 @@ def _message(item: Any) -> ClusterMessage:
         if tag == 0 and len(values) == 4:
             values = (*values[:3], tuple(Member(*m) for m in values[3]))
         return MESSAGE_TYPES[tag](*values)
-    except Exception as exc:  # boundary: malformed content is a FrameError
-        raise FrameError(f"malformed message in frame: {exc!r}") from exc
+    except Exception as exc:  # boundary: malformed content is a ClusterFrameError
+        raise ClusterFrameError(f"malformed message in frame: {exc!r}") from exc
 
 
 def dump_function(function: Callable[..., Any]) -> bytes:
     """Serialize ``function`` for `Spawn` with cloudpickle (lambdas, closures and
-    functions of ``__main__`` travel by value). Raises `EncodeError` if it cannot."""
+    functions of ``__main__`` travel by value). Raises `BatchEncodeError` if it cannot."""
     if not callable(function):
-        raise EncodeError(f"not callable: {function!r}", 0)
+        raise BatchEncodeError(f"not callable: {function!r}", 0)
     try:
         return cloudpickle.dumps(function, _PROTOCOL)  # type: ignore[no-any-return]
-    except Exception as exc:  # any pickling failure becomes EncodeError
-        raise EncodeError(f"cannot serialize function {function!r}: {exc!r}", 0) from exc
+    except Exception as exc:  # any pickling failure becomes BatchEncodeError
+        raise BatchEncodeError(f"cannot serialize function {function!r}: {exc!r}", 0) from exc
 
 
 def load_function(data: bytes) -> Callable[..., Any]:
     """Load a function serialized by `dump_function` (from an authenticated peer only).
-    Raises `FrameError` if it does not load or is not callable; the spawning node
+    Raises `ClusterFrameError` if it does not load or is not callable; the spawning node
     answers the requester with a `SpawnReply` carrying that error."""
     try:
         function = pickle.loads(data)
-    except Exception as exc:  # boundary: a bad payload is a FrameError
-        raise FrameError(f"cannot load spawned function: {exc!r}") from exc
+    except Exception as exc:  # boundary: a bad payload is a ClusterFrameError
+        raise ClusterFrameError(f"cannot load spawned function: {exc!r}") from exc
     if not callable(function):
-        raise FrameError(f"spawn payload is not callable: {type(function).__name__}")
+        raise ClusterFrameError(f"spawn payload is not callable: {type(function).__name__}")
     return function  # type: ignore[no-any-return]

@@ -64,7 +64,7 @@ from ..actors import safe_repr
 from ._auth import ZapHandler, configure_client, server_socket
 from ._codec import ClusterMessage, Down, Exit, Heartbeat, decode_batch, encode_batch
 from ._keys import ClusterKeys
-from .errors import EncodeError, FrameError, UnpicklableReason
+from .errors import BatchEncodeError, ClusterFrameError, UnpicklableReason
 
 log = logging.getLogger("alight.cluster")
 
@@ -354,13 +354,13 @@ class Mesh:
         while True:
             try:
                 return encode_batch(batch)
-            except EncodeError as error:
+            except BatchEncodeError as error:
                 if error.index is None:  # the frame would be over the bound: halve it
                     del batch[len(batch) // 2 :]
                     continue
                 batch[error.index] = self._unsendable(batch[error.index], error)
 
-    def _unsendable(self, message: ClusterMessage, error: EncodeError) -> ClusterMessage:
+    def _unsendable(self, message: ClusterMessage, error: BatchEncodeError) -> ClusterMessage:
         """What to send in place of ``message``, which cannot be pickled: an exit
         signal or a monitor's `Down` still goes, with an `UnpicklableReason` (the remote
         side must learn that the process ended); anything else is dropped and counted."""
@@ -412,9 +412,9 @@ class Mesh:
         identity = decode_identity(identity_raw)
         try:
             if identity is None:
-                raise FrameError(f"unknown routing id {identity_raw!r}")
+                raise ClusterFrameError(f"unknown routing id {identity_raw!r}")
             messages = decode_batch(frame)
-        except FrameError as error:
+        except ClusterFrameError as error:
             self._stats.bad_frames += 1
             log.error("cluster: dropped a frame from %r: %s", identity_raw, error)
             return 1

@@ -86,15 +86,13 @@ import hmac
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alight.actors import NOCONNECTION, NOPROC, Node, Pid, Ref, receive
-from alight.actors import Down as ActorDown
-from alight.actors._api import current_node, self_pid
-from alight.actors.errors import ActorError, UnknownName
-from alight.actors.messages import Reason
-from alight.telemetry import NODE_DOWN, NODE_UP, Event
-
+from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref, current_node, receive, self_pid
+from ..actors import Down as ActorDown
+from ..actors.errors import ActorError, UnknownName
+from ..actors.messages import Reason
+from ..telemetry import NODE_DOWN, NODE_UP, Event
 from ._auth import DEFAULT_HOST
 from ._codec import (
     ClusterMessage,
@@ -128,7 +126,11 @@ from ._membership import (
     PeerUp,
     SendHeartbeat,
 )
-from .errors import ClusterError, FrameError, NodeDown, NotConnected
+from .endpoint import ClusterExtension
+from .errors import ClusterError, ClusterFrameError, NodeDown, NotConnected
+
+if TYPE_CHECKING:
+    from ..channels.endpoint import Endpoint
 
 log = logging.getLogger("alight.cluster")
 
@@ -314,6 +316,11 @@ class Distribution:
     def stats(self) -> DistributionStatistics:
         """A snapshot of the counters (drops, retries, frames, membership events)."""
         return DistributionStatistics(self._mesh.statistics(), len(self._up), self._nodeups, self._nodedowns)
+
+    def endpoint_extension(self, endpoint: Endpoint) -> ClusterExtension:
+        """What makes ``endpoint`` cluster-wide as it starts on this node
+        (`alight.channels.extension.EndpointAttachment`; `alight.cluster.endpoint`)."""
+        return ClusterExtension(self)
 
     def derive_secret(self, purpose: str) -> str:
         """A secret derived from the cluster secret for ``purpose`` (HMAC-SHA256), the
@@ -564,7 +571,7 @@ class Distribution:
         try:
             function = load_function(message.function)
             proc = self.node.spawn_process(function, message.args)
-        except (FrameError, ActorError) as error:
+        except (ClusterFrameError, ActorError) as error:
             self._reply(peer, SpawnReply(message.ref, None, str(error)))
             return
         proc.label = function
@@ -672,6 +679,12 @@ class Distribution:
 
 
 # -- the API inside a process -------------------------------------------------------
+
+
+def distribution_of(node: Node) -> Distribution | None:
+    """``node``'s `Distribution` when it is in a cluster, else None."""
+    remote = node.remote
+    return remote if isinstance(remote, Distribution) else None
 
 
 def distribution() -> Distribution:

@@ -1,8 +1,9 @@
 """An endpoint on a clustered node: PubSub, presence and long-poll cluster-wide.
 
-`Endpoint` calls `attach_cluster` by itself when it starts on a node whose ``remote``
-is a `Distribution` (start the distribution first; ``alight node`` and ``alight cluster
-start`` do). Nothing else is needed; the app code is the same as on a single node:
+A `Distribution` is an `EndpointAttachment`: every `Endpoint` that starts on its node
+gets a `ClusterExtension` (start the distribution first; ``alight node`` and ``alight
+cluster start`` do). Nothing else is needed; the app code is the same as on a single
+node:
 
 - PubSub uses the `ClusterAdapter`: every broadcast (channel ``broadcast``,
   ``Endpoint.broadcast``, the ``"disconnect"`` broadcast to a socket id) reaches the
@@ -18,33 +19,43 @@ start`` do). Nothing else is needed; the app code is the same as on a single nod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..actors import ChildSpec
-from .distribution import Distribution
+from ..channels.extension import Extension, Phase
 from .presence import ClusterReplicator, cluster_settings
 from .pubsub import ClusterAdapter
 
 if TYPE_CHECKING:
     from ..channels.endpoint import Endpoint
+    from .distribution import Distribution
 
-__all__ = ["attach_cluster"]
+__all__ = ["ClusterExtension"]
 
 
-def attach_cluster(endpoint: Endpoint, distribution: Distribution) -> list[ChildSpec]:
-    """Make the starting ``endpoint`` cluster-wide over ``distribution`` (module doc).
+class ClusterExtension(Extension):
+    """Makes the starting endpoint cluster-wide over ``distribution`` (module doc).
 
-    Called by the endpoint while it starts, after its PubSub exists and before its
-    presence shards start; returns the child specs to start before the presence (the
-    replication relays). Raises `ChannelError` if the endpoint is not starting."""
-    ClusterAdapter(distribution, endpoint.pubsub)
-    if endpoint.secret_key_generated:
-        endpoint.secret_key_base = distribution.derive_secret(f"endpoint:{endpoint.name}")
-    presence = endpoint.presence
-    if presence is None:
-        return []
-    tracker = presence.tracker
-    replicator = ClusterReplicator(distribution, tracker)
-    tracker.replicator = replicator  # before the settings: permdown_on_shutdown needs it
-    tracker.settings = cluster_settings(tracker.settings)
-    return [replicator.child_spec()]
+    In `Phase.CLUSTER`: after the endpoint's PubSub exists and before its presence
+    starts, so that presence starts replicating; its children are the replication
+    relays."""
+
+    phase = Phase.CLUSTER
+
+    def __init__(self, distribution: Distribution) -> None:
+        self.distribution = distribution
+
+    def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
+        distribution = self.distribution
+        ClusterAdapter(distribution, endpoint.pubsub)
+        if endpoint.secret_key_generated:
+            endpoint.secret_key_base = distribution.derive_secret(f"endpoint:{endpoint.name}")
+        presence = endpoint.presence
+        if presence is None:
+            return []
+        tracker = presence.tracker
+        replicator = ClusterReplicator(distribution, tracker)
+        tracker.replicator = replicator  # before the settings: permdown_on_shutdown needs it
+        tracker.settings = cluster_settings(tracker.settings)
+        return [replicator.child_spec()]

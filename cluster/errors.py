@@ -5,9 +5,9 @@ Every exception the cluster layer raises derives from `ClusterError`::
     ClusterError
     ├── BadSecret       the cluster secret is missing, shorter than 16 bytes, or its key
     │                   file is unreadable or readable by other users
-    ├── FrameError      a node-to-node frame cannot be decoded: unknown version, over the
+    ├── ClusterFrameError      a node-to-node frame cannot be decoded: unknown version, over the
     │   │               size bound, truncated, or content that is not a batch of messages
-    │   └── EncodeError a batch cannot be encoded: a message is not picklable (``index``
+    │   └── BatchEncodeError a batch cannot be encoded: a message is not picklable (``index``
     │                   names it) or the frame would exceed the size bound
     ├── NotConnected    there is no link to that node: it is not a member, or its
     │                   connection is not up yet
@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import AlightError
 
-class ClusterError(Exception):
+
+class ClusterError(AlightError):
     """Root of every exception raised by `alight.cluster`."""
 
 
@@ -38,7 +40,7 @@ class BadSecret(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 
     """
 
 
-class FrameError(ClusterError):
+class ClusterFrameError(ClusterError):
     """A frame from a peer node cannot be decoded (or a batch cannot be encoded).
 
     The link that received it treats the frame as lost; the peer is authenticated, so
@@ -46,7 +48,7 @@ class FrameError(ClusterError):
     """
 
 
-class EncodeError(FrameError):
+class BatchEncodeError(ClusterFrameError):
     """A batch cannot be encoded. ``index`` is the position of the offending message
     when one message is to blame (it cannot be pickled, or is alone over the bound),
     else ``None`` (the batch as a whole is over the bound: split it and retry)."""

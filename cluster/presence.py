@@ -37,20 +37,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors import ChildSpec, Pid, Supervisor, receive, register, spawn_link
-from ..channels.presence._replication import (
+from ..channels.presence.lowlevel import (
     GracefulPermdown,
     Heartbeat,
+    Replica,
     ReplicaMessage,
     TransferAck,
     TransferReq,
 )
-from ..channels.presence._state import Replica
 from ..channels.presence.tracker import Tracker, TrackerSettings
 from ._codec import Forward
-from .distribution import Distribution
+
+if TYPE_CHECKING:
+    from .distribution import Distribution
 
 __all__ = ["CLUSTER_TRACKER_SETTINGS", "ClusterReplicator", "ReplicatorStats", "cluster_settings", "service_name"]
 

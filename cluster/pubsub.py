@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors import Pid
-from ..channels.pubsub import PubSub
+from ..channels.pubsub import LocalAdapter, PubSub
 from ._codec import PubSubForward
-from .distribution import Distribution
+
+if TYPE_CHECKING:
+    from .distribution import Distribution
 
 __all__ = ["ClusterAdapter", "ClusterPubSubStats"]
 
@@ -98,8 +100,6 @@ class ClusterAdapter:
 
     def detach(self) -> None:
         """Stop forwarding and receiving (the PubSub goes back to a `LocalAdapter`)."""
-        from ..channels.pubsub import LocalAdapter
-
         router = _router(self.distribution)
         if router.adapters.get(self.pubsub.name) is self:
             del router.adapters[self.pubsub.name]

@@ -65,12 +65,8 @@ class _Rewatch:
 _REWATCH = _Rewatch()
 
 
-def dashboard_of(channel: Channel) -> Dashboard:
-    """The `Dashboard` of the channel's endpoint."""
-    dashboard = channel.endpoint.dashboard
-    if dashboard is None:  # the socket is mounted by a Dashboard: only a wiring mistake gets here
-        raise DashboardError("DashboardSocket is mounted on an endpoint without a Dashboard; use Dashboard(endpoint)")
-    return dashboard
+COLLECTOR_ASSIGN = "dashboard_collector"
+"""The assign (set by `DashboardSocket.connect`) that names the collector to watch."""
 
 
 class DashboardChannel(Channel):
@@ -94,7 +90,7 @@ class DashboardChannel(Channel):
         if target not in known:
             return Error({"reason": f"unknown node {target!r}"[:200]})
         self.target = target
-        self.collector_name = dashboard_of(self).collector_name
+        self.collector_name = self.assigns[COLLECTOR_ASSIGN]
         self._ask()
         send_after(REWATCH_INTERVAL, self_pid(), _REWATCH)
         return Ok({"node": target, "local": node.name})
@@ -158,14 +154,26 @@ class DashboardSocket(Socket):
     """The dashboard's socket: routes ``dashboard:*`` to `DashboardChannel`. Mounted
     with ``check_origin="conn"``: only the page served by the same host can use it;
     ``connect`` refuses (403) a ``Host`` the dashboard does not answer under
-    (`Dashboard.allows_host`: no DNS rebinding)."""
+    (`Dashboard.allows_host`: no DNS rebinding). A `Dashboard` mounts its own subclass,
+    `bound` to it."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {TOPIC_PREFIX + "*": DashboardChannel}
     max_channels: ClassVar[int] = 4
+    dashboard: ClassVar[Dashboard | None] = None
+
+    @classmethod
+    def bound(cls, dashboard: Dashboard) -> type[DashboardSocket]:
+        """This socket for ``dashboard`` (what `Dashboard` mounts)."""
+        return type(cls.__name__, (cls,), {"dashboard": dashboard})
 
     async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
-        dashboard = self.endpoint.dashboard
-        return dashboard is not None and dashboard.allows_host(connect_info.header("host"))
+        dashboard = self.dashboard
+        if dashboard is None:  # the unbound class: only a wiring mistake mounts it
+            raise DashboardError("mount the socket of a Dashboard: Dashboard(endpoint), not DashboardSocket itself")
+        if not dashboard.allows_host(connect_info.header("host")):
+            return False
+        self.assigns[COLLECTOR_ASSIGN] = dashboard.collector_name
+        return True
 
 
 __all__ = ["DashboardChannel", "DashboardSocket"]

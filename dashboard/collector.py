@@ -278,7 +278,7 @@ class Collector(GenServer):
         endpoint = self.endpoint
         out = {
             "pubsub": snap.counters(endpoint.pubsub.stats),
-            "server": snap.counters(endpoint.server_stats),
+            "server": snap.counters(endpoint.transport_stats),
             "endpoint": snap.counters(endpoint.stats),
         }
         distribution = distribution_of(self.node)
@@ -348,13 +348,14 @@ def nodes_of(node: Node) -> list[dict[str, Any]]:
 
 
 def distribution_of(node: Node) -> Distribution | None:
-    """The node's `Distribution` when it is in a cluster, else None."""
+    """The node's `Distribution` when it is in a cluster, else None
+    (`alight.cluster.distribution_of`)."""
     if node.remote is None:
         return None
     # Imported only on a clustered node: a lone node needs no ZeroMQ.
-    from ..cluster.distribution import Distribution
+    from ..cluster import distribution_of as cluster_distribution_of
 
-    return node.remote if isinstance(node.remote, Distribution) else None
+    return cluster_distribution_of(node)
 
 
 __all__ = [

@@ -25,11 +25,12 @@ import html
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..actors import ChildSpec
+from ..channels.extension import Extension, Phase
 from ..transports.http import HttpRequest, HttpResponse
 from .channel import DashboardSocket
 from .collector import Collector
@@ -72,8 +73,8 @@ def host_allowed(host_header: str | None, names: Iterable[str]) -> bool:
     return True
 
 
-class Dashboard:
-    """The dashboard of ``endpoint``; binds itself (``endpoint.dashboard``), mounts its
+class Dashboard(Extension):
+    """The dashboard of ``endpoint``; binds itself (``endpoint.extension(Dashboard)``), mounts its
     page and socket under ``path``, and adds its collector to the endpoint's tree.
     ``interval`` is the seconds between snapshots while a page watches. ``hosts`` are
     the host names (besides IP addresses, ``localhost`` and ``endpoint.host``) the
@@ -99,9 +100,22 @@ class Dashboard:
         """The host names the page and socket answer under (besides IP addresses and ``localhost``)."""
         self.collector_name = f"{endpoint.name}.dashboard"
         """The name the collector is registered under, on every node."""
-        endpoint.dashboard = self
-        endpoint.socket(self.socket_path, DashboardSocket, websocket=True, longpoll=False, check_origin="conn")
+        self.socket = DashboardSocket.bound(self)
+        """The socket class mounted at `socket_path` (`DashboardSocket` bound to this dashboard)."""
+        endpoint.extend(self)
+
+    # -- the extension ----------------------------------------------------------------------
+
+    phase = Phase.SERVICES
+
+    def installed(self, endpoint: Endpoint) -> None:
+        endpoint.socket(
+            self.socket_path, DashboardSocket.bound(self), websocket=True, longpoll=False, check_origin="conn"
+        )
         endpoint.route("GET", self.path, self.page)
+
+    def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
+        return [self.child_spec()]
 
     @property
     def socket_path(self) -> str:

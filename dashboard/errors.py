@@ -6,8 +6,10 @@ DashboardError
 
 from __future__ import annotations
 
+from ..errors import AlightError
 
-class DashboardError(Exception):
+
+class DashboardError(AlightError):
     """Root of every exception the dashboard raises."""
 
 

@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from alight.actors import (
+from ..actors import (
     KILL,
     ActorError,
     Down,
@@ -41,10 +41,9 @@ from alight.actors import (
     start_child,
     which_children,
 )
-from alight.actors import (
+from ..actors import (
     exit as exit_signal,
 )
-
 from ._supervision_tree import (
     MAX_RESTARTS,
     MAX_SECONDS,

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alight.actors import KILL, SHUTDOWN, Down, Pid, cast, current_node, self_pid, start_child
-from alight.actors import exit as exit_signal
-
+from ..actors import KILL, SHUTDOWN, Down, Pid, cast, current_node, self_pid, start_child
+from ..actors import exit as exit_signal
 from ._supervision_tree import (
     MAX_RESTARTS,
     MAX_SECONDS,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alight.actors import (
+from ..actors import (
     ActorError,
     ChildSpec,
     Down,

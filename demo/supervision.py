@@ -28,8 +28,7 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-from alight.actors import Node, current_node, self_pid
-
+from ..actors import Node, current_node, self_pid
 from ._supervision_live import LiveDemo
 from ._supervision_script import Script
 from ._supervision_tree import LogCapture

@@ -22,10 +22,9 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..actors import Node, start_child
-from ..channels.message import Frame
+from ..actors import ChildSpec, Node, start_child
 from .base import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -35,14 +34,15 @@ from .base import (
     Accepted,
     Conn,
     ConnectInfo,
+    ConnLimits,
+    Frame,
     Inbound,
     Refused,
+    SocketHost,
     TransportClosed,
+    TransportStats,
 )
 from .http import HttpRequest, HttpResponse
-
-if TYPE_CHECKING:
-    from ..channels.endpoint import Endpoint
 
 log = logging.getLogger("alight.transports.asgi")
 
@@ -50,14 +50,31 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+
+class AsgiHost(SocketHost, Protocol):
+    """What the ASGI adapter needs of the endpoint it serves, beyond a `SocketHost`:
+    it starts the endpoint's tree itself and enforces the connection limits."""
+
+    def child_spec(self) -> ChildSpec:
+        """The endpoint's supervision tree, without a listener."""
+
+    @property
+    def connection_limits(self) -> ConnLimits:
+        """The limits every transport enforces."""
+
+    @property
+    def transport_stats(self) -> TransportStats:
+        """Where transports count (one object for every transport of the endpoint)."""
+
+
 MAX_BODY = 8 * 1024 * 1024
 """Bytes of an HTTP request body the ASGI app reads (larger: 413)."""
 
 
 class AsgiApp:
-    """An ASGI 3 application serving one `Endpoint`."""
+    """An ASGI 3 application serving one endpoint (any `AsgiHost`)."""
 
-    def __init__(self, endpoint: Endpoint, node: Node | None = None) -> None:
+    def __init__(self, endpoint: AsgiHost, node: Node | None = None) -> None:
         self.endpoint = endpoint
         self.node = node if node is not None else Node("asgi@127.0.0.1")
         self._own_node = node is None or not node.running
@@ -172,7 +189,7 @@ class _AsgiWebSocket(Conn):
 
     transport = WEBSOCKET
 
-    def __init__(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, endpoint: AsgiHost, scope: Scope, receive: Receive, send: Send) -> None:
         self.endpoint = endpoint
         self.scope = scope
         self.receive = receive
@@ -190,8 +207,8 @@ class _AsgiWebSocket(Conn):
             return
         self.queue.append(frame)
         self.buffered += len(frame.data)
-        if self.buffered > self.endpoint.max_buffer:
-            self.endpoint.stats.slow_consumer_disconnects += 1
+        if self.buffered > self.endpoint.connection_limits.max_buffer:
+            self.endpoint.transport_stats.slow_consumer_disconnects += 1
             log.warning("closing a slow consumer (%d bytes queued)", self.buffered)
             self.close(CLOSE_POLICY, "slow consumer")
             return
@@ -261,7 +278,7 @@ class _AsgiWebSocket(Conn):
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self.endpoint.idle_timeout):
+                    async with asyncio.timeout(self.endpoint.connection_limits.idle_timeout):
                         event = await self.receive()
                 except TimeoutError:
                     self.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
@@ -277,7 +294,7 @@ class _AsgiWebSocket(Conn):
                 binary = data is not None
                 if data is None:
                     data = (event.get("text") or "").encode()
-                if len(data) > self.endpoint.max_frame_size:
+                if len(data) > self.endpoint.connection_limits.max_frame_size:
                     self.close(CLOSE_TOO_BIG, "frame too big")
                     reason = "frame too big"
                     return
@@ -311,4 +328,4 @@ class _AsgiWebSocket(Conn):
             await self.wakeup.wait()
 
 
-__all__ = ["AsgiApp"]
+__all__ = ["AsgiApp", "AsgiHost"]

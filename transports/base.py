@@ -24,13 +24,15 @@ is disconnected as a slow consumer (WebSocket close code 1008, reason
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .http import last_header
+from .http import HttpRequest, HttpResponse, last_header
 
 if TYPE_CHECKING:
-    from ..channels.message import Frame
+    from ..actors import Node
+    from ..actors.lowlevel import Process
 
 WEBSOCKET = "websocket"
 LONGPOLL = "longpoll"
@@ -44,6 +46,34 @@ CLOSE_TOO_BIG = 1009  # frame over max_frame_size
 CLOSE_INTERNAL = 1011  # invalid frame: the socket process crashed, as in Phoenix
 CLOSE_RESTART = 1012  # server drain / restart
 CLOSE_TRY_AGAIN = 1013  # over the listener's budget for unfinished frames
+
+
+class Frame:
+    """One encoded frame: the bytes to write and whether it is a binary frame.
+
+    Text frames carry UTF-8 JSON. A broadcast is encoded into one `Frame` per
+    serializer and that same object is written to every subscriber (fastlane).
+    ``wire`` is a cache for the transport: the WebSocket transport stores the
+    complete framed bytes (header + data) there the first time it writes the frame,
+    so a broadcast is framed once, not once per client.
+    """
+
+    __slots__ = ("binary", "data", "wire")
+
+    def __init__(self, data: bytes, binary: bool = False) -> None:
+        self.data = data
+        self.binary = binary
+        self.wire: bytes | None = None
+
+    def __repr__(self) -> str:
+        kind = "binary" if self.binary else "text"
+        return f"Frame({kind}, {self.data[:80]!r}{'...' if len(self.data) > 80 else ''})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Frame) and other.data == self.data and other.binary == self.binary
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.binary))
 
 
 class Conn(ABC):
@@ -142,3 +172,98 @@ class Sync:
 @dataclass(frozen=True, slots=True)
 class Synced:
     ref: Any
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters of an endpoint's transports: one object for the native listener, the
+    ASGI adapter and long-poll (or for several listeners, if they are given the same).
+
+    ``connections`` and ``websockets`` are the open ones now (native listener); the
+    rest are totals. The HTTP counters (``requests`` .. ``refused_per_address``) and
+    the frame and byte counters are the native listener's; the connection policy's
+    (``slow_consumer_disconnects``, ``idle_timeouts``, ``frames_too_big``) count every
+    transport.
+    """
+
+    connections: int = 0
+    connections_total: int = 0
+    websockets: int = 0
+    requests: int = 0
+    request_crashes: int = 0
+    bad_requests: int = 0
+    request_timeouts: int = 0
+    refused_per_address: int = 0
+    slow_consumer_disconnects: int = 0
+    idle_timeouts: int = 0
+    frames_too_big: int = 0
+    partial_frame_closes: int = 0
+    frame_timeouts: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def snapshot(self) -> TransportStats:
+        """A copy, for comparing before and after."""
+        return replace(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnLimits:
+    """What every transport enforces on a connection (the endpoint's settings).
+
+    ``max_frame_size``: bytes of one client frame (over it: WebSocket close 1009,
+    long-poll ``413``); ``idle_timeout``: seconds without a client frame before a
+    WebSocket is closed (1002; long-poll sessions have their own inactivity);
+    ``max_buffer``: bytes queued for a client before it is closed as a slow consumer.
+    """
+
+    max_frame_size: int = 1_048_576
+    idle_timeout: float = 60.0
+    max_buffer: int = 1_048_576
+
+
+class SocketHost(Protocol):
+    """What a transport needs from the endpoint it serves (the endpoint implements it).
+
+    Transports (the native listener, the ASGI adapter: `alight.transports.asgi.AsgiHost`
+    adds what it needs) know the endpoint only through this protocol: nothing in
+    `alight.transports` imports `alight.channels`. The native listener is given its
+    limits and counters (`ServerConfig`, `TransportStats`) when it starts.
+    """
+
+    @property
+    def node(self) -> Node:
+        """The node whose loop the transport runs on."""
+
+    def match_websocket(self, path: str) -> object | None:
+        """The socket mount for a WebSocket ``path`` (``"/socket/websocket"``), or None."""
+
+    async def handle_http(self, request: HttpRequest) -> HttpResponse:
+        """Answer any request that is not a WebSocket upgrade on a mounted path.
+
+        Runs in its own process, linked to the listener; raising gives the client a
+        500 and logs a crash report."""
+
+    def start_socket(
+        self,
+        mount: Any,
+        conn: Conn,
+        params_query: str,
+        connect_info: ConnectInfo,
+        subprotocols: list[str],
+        on_result: Callable[[Accepted | Refused], None],
+        owner: Process | None,
+        /,
+    ) -> None:
+        """Spawn the socket process for ``conn`` and return at once.
+
+        The socket process runs negotiation, the origin check and ``connect``, then
+        calls ``on_result`` once (from any process on the node's loop): `Accepted`
+        (with the subprotocol to answer, which must be one of ``subprotocols`` when
+        the client offered any) or `Refused`. It should be spawned linked to ``owner``, the
+        listener's process (``node.spawn_process(..., link=owner)``); the server
+        links it on `Accepted` if not. ``subprotocols`` is the
+        client's offer in order; a 1.8 auth token in it is already decoded into
+        ``connect_info.auth_token``."""

@@ -27,8 +27,8 @@ from ..actors import (
     trap_exit,
 )
 from ..actors.gen_server import DEFAULT_CALL_TIMEOUT, start_server
-from .base import CLOSE_INTERNAL, CLOSE_NORMAL
-from .server import HttpProtocol, ListenerState, ServerConfig, ServerHooks, ServerStats
+from .base import CLOSE_INTERNAL, CLOSE_NORMAL, SocketHost, TransportStats
+from .server import HttpProtocol, ListenerState, ServerConfig
 
 log = logging.getLogger("alight.transports.listener")
 
@@ -52,33 +52,33 @@ class HttpListener(GenServer):
     @classmethod
     async def start_link(  # type: ignore[override] # named settings instead of *args
         cls,
-        endpoint: ServerHooks,
+        endpoint: SocketHost,
         host: str = "127.0.0.1",
         port: int = 4000,
         *,
         reuse_port: bool = False,
         backlog: int = 2048,
         config: ServerConfig | None = None,
-        stats: ServerStats | None = None,
+        stats: TransportStats | None = None,
         name: str | None = None,
     ) -> Pid:
         """Listen on ``host:port`` (0 picks a free port; see `listener_port`) for
         ``endpoint``, linked to the caller; returns once the socket is bound.
         Give ``stats`` to read the counters without a call."""
-        settings = (endpoint, host, port, reuse_port, backlog, config or ServerConfig(), stats or ServerStats())
+        settings = (endpoint, host, port, reuse_port, backlog, config or ServerConfig(), stats or TransportStats())
         return await start_server(cls, settings, name, DEFAULT_CALL_TIMEOUT, link=True)
 
     @classmethod
     def child_spec(  # type: ignore[override] # named settings instead of *args
         cls,
-        endpoint: ServerHooks,
+        endpoint: SocketHost,
         host: str = "127.0.0.1",
         port: int = 4000,
         *,
         reuse_port: bool = False,
         backlog: int = 2048,
         config: ServerConfig | None = None,
-        stats: ServerStats | None = None,
+        stats: TransportStats | None = None,
         id: Any = None,  # noqa: A002 - OTP's field name
         name: str | None = None,
     ) -> ChildSpec:
@@ -96,13 +96,13 @@ class HttpListener(GenServer):
 
     async def init(
         self,
-        endpoint: ServerHooks,
+        endpoint: SocketHost,
         host: str,
         port: int,
         reuse_port: bool,
         backlog: int,
         config: ServerConfig,
-        stats: ServerStats,
+        stats: TransportStats,
     ) -> None:
         trap_exit()
         owner = current_node().lookup(self_pid())
@@ -160,7 +160,7 @@ async def listener_port(listener: Pid | str) -> int:
     return port
 
 
-async def listener_stats(listener: Pid | str) -> ServerStats:
-    """The live `ServerStats` of ``listener`` (use `ServerStats.snapshot` to keep one)."""
-    stats: ServerStats = await call(listener, "stats")
+async def listener_stats(listener: Pid | str) -> TransportStats:
+    """The live `TransportStats` of ``listener`` (use `TransportStats.snapshot` to keep one)."""
+    stats: TransportStats = await call(listener, "stats")
     return stats

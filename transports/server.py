@@ -2,7 +2,7 @@
 
 `alight.transports.listener.HttpListener` is the supervised actor that owns the
 asyncio server. Each TCP connection is an `HttpProtocol`, which parses requests with ``httptools``
-and talks to the endpoint through `ServerHooks`:
+and talks to the endpoint through `SocketHost`:
 
 - a plain request (long-poll, the app's routes, 404: the endpoint decides) runs
   ``endpoint.handle_http(request)`` in a short-lived process linked to the listener,
@@ -14,7 +14,7 @@ and talks to the endpoint through `ServerHooks`:
   `Refused` (403 with an empty body, as Phoenix).
 
 Keep-alive and pipelining are supported; pipelined requests are handled one at a
-time, in order. Every limit is in `ServerConfig`; counters are in `ServerStats`.
+time, in order. Every limit is in `ServerConfig`; counters are in `TransportStats`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -33,55 +32,15 @@ from ..actors import (
     SHUTDOWN,
     Pid,
 )
-from ._handshake import auth_token, handshake_response, header_tokens, websocket_key
-from .base import CLOSE_RESTART, WEBSOCKET, Accepted, Conn, ConnectInfo, Refused
+from .base import CLOSE_RESTART, WEBSOCKET, Accepted, ConnectInfo, Refused, SocketHost, TransportStats
+from .handshake import auth_token, handshake_response, header_tokens, websocket_key
 from .http import HttpRequest, HttpResponse, reason_phrase
 from .websocket import PartialFrames, WebSocketConn
 
 if TYPE_CHECKING:
-    from ..actors import Node
-    from ..actors._process import Process
+    from ..actors.lowlevel import Process
 
 log = logging.getLogger("alight.transports.server")
-
-
-class ServerHooks(Protocol):
-    """What the server needs from an endpoint."""
-
-    @property
-    def node(self) -> Node:
-        """The node whose loop the server runs on."""
-
-    def match_websocket(self, path: str) -> object | None:
-        """The socket mount for a WebSocket ``path`` (``"/socket/websocket"``), or None."""
-
-    async def handle_http(self, request: HttpRequest) -> HttpResponse:
-        """Answer any request that is not a WebSocket upgrade on a mounted path.
-
-        Runs in its own process, linked to the listener; raising gives the client a
-        500 and logs a crash report."""
-
-    def start_socket(
-        self,
-        mount: Any,
-        conn: Conn,
-        params_query: str,
-        connect_info: ConnectInfo,
-        subprotocols: list[str],
-        on_result: Callable[[Accepted | Refused], None],
-        owner: Process,
-        /,
-    ) -> None:
-        """Spawn the socket process for ``conn`` and return at once.
-
-        The socket process runs negotiation, the origin check and ``connect``, then
-        calls ``on_result`` once (from any process on the node's loop): `Accepted`
-        (with the subprotocol to answer, which must be one of ``subprotocols`` when
-        the client offered any) or `Refused`. It should be spawned linked to ``owner``, the
-        listener's process (``node.spawn_process(..., link=owner)``); the server
-        links it on `Accepted` if not. ``subprotocols`` is the
-        client's offer in order; a 1.8 auth token in it is already decoded into
-        ``connect_info.auth_token``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +58,7 @@ class ServerConfig:
       (a client trickling a byte at a time, slowloris, holds nothing for long).
     - ``max_connections_per_address``: HTTP connections (not yet WebSockets) open at
       once from one client address; more are closed on accept and counted in
-      `ServerStats.refused_per_address` (None: no bound). Behind a reverse proxy
+      `TransportStats.refused_per_address` (None: no bound). Behind a reverse proxy
       every client has the proxy's address: raise it to the proxy's concurrency
       (each long-poll client holds one request open).
     - ``connect_timeout``: how long the socket process may take to answer
@@ -131,39 +90,11 @@ class ServerConfig:
     shutdown_close_code: int = CLOSE_RESTART
 
 
-@dataclass(slots=True)
-class ServerStats:
-    """Counters of one listener (or of several, if they are given the same object).
-
-    ``connections`` and ``websockets`` are the open ones now; the rest are totals.
-    """
-
-    connections: int = 0
-    connections_total: int = 0
-    websockets: int = 0
-    requests: int = 0
-    request_crashes: int = 0
-    bad_requests: int = 0
-    request_timeouts: int = 0
-    refused_per_address: int = 0
-    slow_consumer_disconnects: int = 0
-    partial_frame_closes: int = 0
-    frame_timeouts: int = 0
-    frames_in: int = 0
-    frames_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-    def snapshot(self) -> ServerStats:
-        """A copy, for comparing before and after."""
-        return replace(self)
-
-
 class ListenerState:
     """What a listener and its connections share: the endpoint, limits, counters, the
     open connections and the socket processes (no I/O of its own)."""
 
-    def __init__(self, endpoint: ServerHooks, config: ServerConfig, stats: ServerStats, owner: Process) -> None:
+    def __init__(self, endpoint: SocketHost, config: ServerConfig, stats: TransportStats, owner: Process) -> None:
         self.endpoint = endpoint
         self.node = endpoint.node
         self.config = config
@@ -210,7 +141,7 @@ def _encode_response(response: HttpResponse, keep_alive: bool, head: bool) -> by
     return head_bytes if head else head_bytes + response.body
 
 
-async def _serve_request(protocol: HttpProtocol, endpoint: ServerHooks, item: _Item) -> None:
+async def _serve_request(protocol: HttpProtocol, endpoint: SocketHost, item: _Item) -> None:
     # The body of a per-request process. The finally answers whatever happens
     # (a crash or an exit signal gives a 500); the crash itself still propagates,
     # so the process exits with it and a crash report is logged.

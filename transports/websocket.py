@@ -51,14 +51,14 @@ Limits and policies
 - ``max_partial_bytes`` (default 128 MiB): the bytes all connections of a listener
   hold in frames and messages not complete yet (`PartialFrames`). A read that takes
   the total over it closes the connection holding the most with 1013 ("try again
-  later"), until the total fits; counted in `ServerStats.partial_frame_closes`.
+  later"), until the total fits; counted in `TransportStats.partial_frame_closes`.
 - ``frame_timeout`` (default 20 s): a frame or fragmented message must be complete
   this long after its first byte arrived, else the connection closes with 1008.
 - ``max_buffer`` (default 1 MiB): the bytes queued in user space for a client.
   The transport's high-water mark is ``min(64 KiB, max_buffer)``; once it is
   passed (``pause_writing``), a write that would take the queue above
   ``max_buffer`` disconnects the client as a slow consumer (close 1008,
-  ``"slow consumer"``, counted in `ServerStats.slow_consumer_disconnects`). While the
+  ``"slow consumer"``, counted in `TransportStats.slow_consumer_disconnects`). While the
   transport is not paused any frame is accepted, so one frame larger than
   ``max_buffer`` still goes out to a client that reads.
 - ``idle_timeout`` (default 60 s, as Bandit): no frame from the client for that
@@ -80,7 +80,6 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.speedups import apply_mask
 
-from ..channels.message import Frame
 from .base import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -89,13 +88,16 @@ from .base import (
     CLOSE_TRY_AGAIN,
     WEBSOCKET,
     Conn,
+    Frame,
     Inbound,
     TransportClosed,
 )
+from .errors import WebSocketProtocolError
 
 if TYPE_CHECKING:
     from ..actors import Node, Pid
-    from .server import ServerConfig, ServerStats
+    from .base import TransportStats
+    from .server import ServerConfig
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -114,15 +116,6 @@ _PACK_H = struct.Struct("!BBH").pack
 _PACK_Q = struct.Struct("!BBQ").pack
 # Codes a peer may send (RFC 6455 §7.4): 1000-1003, 1007-1014, and 3000-4999.
 _VALID_CLOSE = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
-
-
-class FrameError(Exception):
-    """The client broke the protocol; close the connection with ``code``."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 def encode_frame(opcode: int, data: bytes) -> bytes:
@@ -144,20 +137,20 @@ def encode_close(code: int, reason: str = "") -> bytes:
 def parse_close(payload: bytes) -> tuple[int, str]:
     """The ``(code, reason)`` of a client's close frame; `CLOSE_NO_STATUS` if empty.
 
-    Raises `FrameError` for a one-byte payload or a code a peer may not send (1002)
+    Raises `WebSocketProtocolError` for a one-byte payload or a code a peer may not send (1002)
     and for a reason that is not UTF-8 (1007).
     """
     if not payload:
         return CLOSE_NO_STATUS, ""
     if len(payload) == 1:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "bad close frame")
+        raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "bad close frame")
     code = _UNPACK_H(payload)[0]
     if code not in _VALID_CLOSE and not 3000 <= code <= 4999:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "bad close code")
+        raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "bad close code")
     try:
         reason = payload[2:].decode()
     except UnicodeDecodeError:
-        raise FrameError(CLOSE_INVALID_DATA, "invalid utf-8") from None
+        raise WebSocketProtocolError(CLOSE_INVALID_DATA, "invalid utf-8") from None
     return code, reason
 
 
@@ -168,7 +161,7 @@ class FrameParser:
     ``(opcode, payload)`` pairs: `OP_TEXT` / `OP_BINARY` with a whole message
     (fragments reassembled, text checked to be UTF-8), `OP_PING`, `OP_PONG`, and
     `OP_CLOSE` with the raw close payload (see `parse_close`). A protocol violation
-    raises `FrameError` with the close code to send (1002 protocol, 1007 bad UTF-8,
+    raises `WebSocketProtocolError` with the close code to send (1002 protocol, 1007 bad UTF-8,
     1009 too big); the parser must not be fed again after that.
 
     Partial input is kept as a list of chunks and joined once enough has arrived,
@@ -241,16 +234,16 @@ class FrameParser:
                     return pos
                 length = _UNPACK_Q(buf, pos + 2)[0]
             if b0 & 0x70:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved bits set")
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set")
             if not b1 & 0x80:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "unmasked client frame")
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked client frame")
             if b0 & 0x08:
                 # A control frame: 125 bytes at most and never fragmented (RFC 6455
                 # §5.5), refused on its header, before any of its payload is buffered.
                 if length > 125 or not b0 & 0x80:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, "bad control frame")
+                    raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "bad control frame")
             elif length > self._max_size or self._fragments_size + length > self._max_size:
-                raise FrameError(CLOSE_TOO_BIG, "frame too big")
+                raise WebSocketProtocolError(CLOSE_TOO_BIG, "frame too big")
             total = header + length
             if end - pos < total:
                 self._need = total
@@ -263,17 +256,17 @@ class FrameParser:
     def _event(self, fin: int, opcode: int, payload: bytes, events: list[tuple[int, bytes]]) -> None:
         if opcode >= OP_CLOSE:
             if opcode > OP_PONG:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "unknown opcode")
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode")
             if not fin or len(payload) > 125:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "bad control frame")
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "bad control frame")
             events.append((opcode, payload))
             return
         if opcode == OP_CONT:
             if not self._message_op:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "unexpected continuation")
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "unexpected continuation")
             self._fragments_size += len(payload)
             if self._fragments_size > self._max_size:
-                raise FrameError(CLOSE_TOO_BIG, "message too big")
+                raise WebSocketProtocolError(CLOSE_TOO_BIG, "message too big")
             self._fragments.append(payload)
             if not fin:
                 return
@@ -283,9 +276,9 @@ class FrameParser:
             self._fragments = []
             self._fragments_size = 0
         elif opcode > OP_BINARY:
-            raise FrameError(CLOSE_PROTOCOL_ERROR, "unknown opcode")
+            raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode")
         elif self._message_op:
-            raise FrameError(CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
+            raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
         elif not fin:
             self._message_op = opcode
             self._fragments = [payload]
@@ -295,7 +288,7 @@ class FrameParser:
             try:
                 payload.decode()
             except UnicodeDecodeError:
-                raise FrameError(CLOSE_INVALID_DATA, "invalid utf-8") from None
+                raise WebSocketProtocolError(CLOSE_INVALID_DATA, "invalid utf-8") from None
         events.append((opcode, payload))
 
 
@@ -379,7 +372,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
     )
 
     def __init__(
-        self, node: Node, config: ServerConfig, stats: ServerStats, partial: PartialFrames | None = None
+        self, node: Node, config: ServerConfig, stats: TransportStats, partial: PartialFrames | None = None
     ) -> None:
         self._node = node
         self.config = config
@@ -499,7 +492,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         parser = self._parser
         try:
             events = parser.feed(data)
-        except FrameError as error:
+        except WebSocketProtocolError as error:
             self._fail(error.code, error.reason)
             return
         if parser.buffered or self._frame_timer is not None:
@@ -618,7 +611,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         assert tcp is not None
         try:
             code, reason = parse_close(payload)
-        except FrameError as error:
+        except WebSocketProtocolError as error:
             self._start_close(error.code, error.reason, error.reason)
             code, reason = error.code, error.reason
         if self._state == _OPEN:

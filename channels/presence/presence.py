@@ -26,11 +26,13 @@ one batch after another, off the tracker's shards (as Phoenix's ordered tasks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...actors import ChildSpec, Pid, Supervisor, receive, self_pid, spawn_link
 from ..channel import Channel
 from ..errors import ChannelError
+from ..extension import Extension, Phase
 from ..message import Encoded
 from .tracker import Diffs, Meta, Replicator, Tracker, TrackerSettings
 
@@ -44,7 +46,7 @@ CACHE_TOPICS = 1024
 """Topics whose grouped `list` is kept between calls (oldest evicted first)."""
 
 
-class Presence:
+class Presence(Extension):
     """Phoenix.Presence for ``endpoint``; see the module docstring.
 
     Subclass it and override `fetch` to enrich entries. ``settings`` and
@@ -67,7 +69,17 @@ class Presence:
         self._cache: dict[str, tuple[int, Presences]] = {}
         self._encoded: dict[str, tuple[int, Encoded]] = {}
         self._fetches = type(self).fetch is not Presence.fetch
+        endpoint.extend(self)
+
+    # -- the extension ----------------------------------------------------------------------
+
+    phase = Phase.STATE
+
+    def installed(self, endpoint: Endpoint) -> None:
         endpoint.presence = self
+
+    def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
+        return [self.child_spec()]
 
     # -- the hook ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The chat app of ``alight demo``: a 3-node cluster serving rooms with presence.
 
-``alight demo`` starts the nodes (`alight.cluster.launcher`) with
+``alight demo`` starts the nodes (`alight.launcher`) with
 ``alight.demo.chat.app:app``; the page at ``/`` is built on alight.js. See
 `alight.demo.chat.app` for the events, `ChatLimits` for the bounds.
 """

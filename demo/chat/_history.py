@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Any
 
-from alight.actors import GenServer, Reply
-from alight.channels import Broadcast, Endpoint
-from alight.channels.message import Encoded
+from ...actors import GenServer, Reply
+from ...channels import Broadcast, Endpoint
+from ...channels.message import Encoded
 
 NEW_MSG = "new_msg"
 

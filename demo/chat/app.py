@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from alight.actors import ChildSpec, Pid, Supervisor, call, self_pid, send, send_after
-from alight.actors import exit as exit_signal
-from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Reply, Socket, Stop
-from alight.transports.base import ConnectInfo
-from alight.transports.http import HttpRequest, HttpResponse
-
+from ...actors import ChildSpec, Pid, Supervisor, call, self_pid, send, send_after
+from ...actors import exit as exit_signal
+from ...channels import Channel, Endpoint, Error, NoReply, Ok, Reply, Socket, Stop
+from ...dashboard import Dashboard
+from ...metrics import EndpointMetrics
+from ...transports.base import ConnectInfo
+from ...transports.http import HttpRequest, HttpResponse
 from ._history import NEW_MSG, HistoryServer
 from ._limits import ChatLimits, LimitExceeded, RateLimit, check_device, check_message, check_name, check_room
 
@@ -202,17 +203,21 @@ class ChatEndpoint(Endpoint):
         limits: ChatLimits | None = None,
         kill_node: Callable[[], None] = kill_this_process,
         name: str = "chat",
+        dashboard: bool = True,
+        metrics: bool = True,
         **settings: Any,
     ) -> None:
         settings.setdefault("check_origin", "conn")
         # A message is at most `ChatLimits.max_message` characters: a frame far over
         # that is closed (1009) before it is parsed, not decoded and then refused.
         settings.setdefault("max_frame_size", MAX_FRAME)
+        super().__init__(name=name, presence=True, **settings)
         # The demo is about seeing inside: the live dashboard and Prometheus metrics on
         # every node (loopback only, as `alight demo` binds 127.0.0.1).
-        settings.setdefault("dashboard", True)
-        settings.setdefault("metrics", True)
-        super().__init__(name=name, presence=True, **settings)
+        if dashboard:
+            Dashboard(self)
+        if metrics:
+            EndpointMetrics(self)
         self.limits = limits or ChatLimits()
         self.kill_node = kill_node
         self.history_name = f"{name}.history"

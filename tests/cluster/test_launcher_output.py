@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from alight.cluster.launcher import UP, ClusterLauncher, LaunchConfig, LineWriter, NodeStatus
+from alight.launcher import UP, ClusterLauncher, LaunchConfig, LineWriter, NodeStatus
 
 from .test_launcher import APP, REPO, SECRET, WAIT, _free_port
 

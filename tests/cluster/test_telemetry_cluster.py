@@ -2,7 +2,7 @@
 events with the peer and the reason, and the metrics of a clustered endpoint.
 
 The tester node runs in this process with a `Distribution` and an endpoint with
-``metrics=True``; the other node is `_node_main` in its own process group (the helpers
+`EndpointMetrics`; the other node is `_node_main` in its own process group (the helpers
 of `test_distribution`), killed in teardown. Waits are on telemetry events forwarded
 to the test process as messages, each bounded by a multiple of `UNIT`.
 """
@@ -22,6 +22,7 @@ from alight.actors import Node, receive, self_pid
 from alight.channels import Endpoint
 from alight.channels.testing import start_endpoint
 from alight.cluster.distribution import Distribution
+from alight.metrics import EndpointMetrics
 from alight.telemetry import NODE_DOWN, NODE_UP, Event
 
 from ..conftest import UNIT
@@ -57,7 +58,8 @@ def run_tester(main: Callable[[Distribution, Endpoint], Awaitable[None]], seed: 
     node = Node("tester", watchdog_threshold=None)
 
     async def body() -> None:
-        app = Endpoint(check_origin=False, metrics=True)
+        app = Endpoint(check_origin=False)
+        EndpointMetrics(app)
         dist = Distribution(node, seeds=[seed], secret=SECRET, **options)
 
         async def test() -> None:
@@ -88,10 +90,11 @@ async def seen(event: Event) -> Seen:
 
 async def scrape(app: Endpoint) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The endpoint's registry rendered and parsed, as a Prometheus server would see it."""
-    assert app.metrics is not None
-    await app.metrics.refresh()
+    metrics = app.extension(EndpointMetrics)
+    assert metrics is not None
+    await metrics.refresh()
     samples = {}
-    for family in text_string_to_metric_families(generate_latest(app.metrics.registry).decode()):
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
         for sample in family.samples:
             assert sample.labels.pop("node") == "tester"
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value

@@ -2,7 +2,7 @@
 
 ``python -m tests.integration._dashboard_node NAME [--cluster-port P] [--seeds ADDR ...] [--load]``
 
-Serves an endpoint with ``dashboard=True`` and presence on a free port of 127.0.0.1
+Serves an endpoint with a `Dashboard` and presence on a free port of 127.0.0.1
 next to a small supervision tree of its own::
 
     workers (one_for_one)
@@ -31,6 +31,7 @@ from alight.actors import ChildSpec, GenServer, Node, Reply, Supervisor, receive
 from alight.actors.supervisor import start_child
 from alight.channels import Channel, Endpoint, Ok, Socket
 from alight.channels.message import Broadcast
+from alight.dashboard import Dashboard
 from alight.transports.http import HttpRequest, HttpResponse
 from alight.transports.listener import listener_port
 
@@ -52,7 +53,8 @@ class UserSocket(Socket):
     channels = {"room:*": RoomChannel}
 
 
-app = Endpoint(check_origin=False, presence=True, dashboard=True)
+app = Endpoint(check_origin=False, presence=True)
+Dashboard(app)
 app.socket("/socket", UserSocket)
 
 

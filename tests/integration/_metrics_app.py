@@ -1,4 +1,4 @@
-"""An app with ``metrics=True`` for `test_telemetry_served`: ``alight run
+"""An app with `EndpointMetrics` for `test_telemetry_served`: ``alight run
 tests.integration._metrics_app:app`` or ``uvicorn tests.integration._metrics_app:asgi_app``."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alight.channels import Channel, Endpoint, Error, Ok, Socket
+from alight.metrics import EndpointMetrics
 from alight.transports.http import HttpRequest, HttpResponse
 
 
@@ -25,7 +26,8 @@ async def health(request: HttpRequest) -> HttpResponse:
     return HttpResponse.text("ok")
 
 
-app = Endpoint(check_origin=False, metrics=True)
+app = Endpoint(check_origin=False)
+EndpointMetrics(app)
 app.socket("/socket", EchoSocket, websocket=True, longpoll=True)
 app.route("GET", "/health", health)
 

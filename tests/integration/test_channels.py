@@ -615,7 +615,7 @@ def test_join_with_a_bad_return_is_join_crashed(run: Runner, caplog: pytest.LogC
 
     with caplog.at_level(logging.ERROR, "alight.actors.crash"):
         run(main)
-    assert "InvalidReturn" in caplog.text
+    assert "InvalidChannelReturn" in caplog.text
     assert "expected one of: Ok(payload=None), Error(payload)" in caplog.text
 
 
@@ -632,7 +632,7 @@ def test_bad_return_from_handle_in_crashes_the_channel(run: Runner, caplog: pyte
 
     with caplog.at_level(logging.ERROR, "alight.actors.crash"):
         run(main)
-    assert "InvalidReturn" in caplog.text
+    assert "InvalidChannelReturn" in caplog.text
     assert "ProbeChannel.handle_in returned {'status': 'ok'}" in caplog.text
     assert "Ok(payload), Error(payload), Reply(status, payload), NoReply(), Stop(reason, reply=None)" in caplog.text
     assert "callback: handle_in" in caplog.text
@@ -799,4 +799,4 @@ def test_a_stop_with_a_bad_reply_is_an_invalid_return(run: Runner, caplog: pytes
 
     with caplog.at_level(logging.ERROR, "alight.actors.crash"):
         run(main)
-    assert "InvalidReturn" in caplog.text
+    assert "InvalidChannelReturn" in caplog.text

@@ -256,9 +256,8 @@ def test_a_huge_frame_closes_only_its_own_connection(tmp_path: Path) -> None:
         async with connect_ws(url) as bob, connect_ws(url.replace("bob", "mallory")) as mallory:
             await bob.send(json.dumps(["1", "1", TOPIC, "phx_join", {}]))
             await mallory.send(json.dumps(["1", "1", TOPIC, "phx_join", {}]))
-            await mallory.send(json.dumps(["1", "2", TOPIC, "new_msg", {"body": "x" * 1_000_000}]))
             with pytest.raises(ConnectionClosed) as closed:
-                await read_until_closed(mallory)
+                await send_then_read(mallory, json.dumps(["1", "2", TOPIC, "new_msg", {"body": "x" * 1_000_000}]))
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1009
             await bob.send(json.dumps(["1", "3", TOPIC, "new_msg", {"body": "still here"}]))
@@ -267,6 +266,12 @@ def test_a_huge_frame_closes_only_its_own_connection(tmp_path: Path) -> None:
                 if frame[3] == "new_msg":
                     assert frame[4]["body"] == "still here"
                     return
+
+    async def send_then_read(ws: ClientConnection, frame: str) -> None:
+        # The server may close (1009) while the frame is still being sent: then the
+        # send itself raises, having received the close.
+        await ws.send(frame)
+        await read_until_closed(ws)
 
     async def read_until_closed(ws: ClientConnection) -> None:
         while True:

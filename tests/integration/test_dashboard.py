@@ -1,6 +1,6 @@
 """The dashboard in headless Chromium against a real server process.
 
-`_dashboard_node` (an endpoint with ``dashboard=True`` and a small supervision tree,
+`_dashboard_node` (an endpoint with a `Dashboard` and a small supervision tree,
 with some load) runs as its own OS process; ``tests/js/dashboard.js`` opens
 ``/dashboard`` on it with playwright-core, checks the nodes table and the tree, sorts
 the process table, clicks the supervised worker ``job.1``, kills it, and waits for the

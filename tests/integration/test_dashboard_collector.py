@@ -90,6 +90,12 @@ async def _restarted(child_id: str, old: Any) -> Any:
         await receive(timeout=0.01, default=None)
 
 
+def dashboard_socket(app: Endpoint) -> type[DashboardSocket]:
+    dashboard = app.extension(Dashboard)
+    assert dashboard is not None
+    return dashboard.socket
+
+
 def test_snapshot_shows_the_node_its_tree_processes_and_topics(run: Runner, node: Node) -> None:
     async def main() -> dict[str, Any]:
         app = await _start()
@@ -207,7 +213,7 @@ def test_a_watcher_gets_snapshots_with_rates_until_it_unwatches(run: Runner, nod
 def test_the_channel_pushes_snapshots_and_answers_info_and_kill(run: Runner, node: Node) -> None:
     async def main() -> None:
         app = await _start(interval=0.05)
-        client = await connect(app, DashboardSocket)
+        client = await connect(app, dashboard_socket(app))
         topic = f"dashboard:{node.name}"
         assert await client.join(topic) == ("ok", {"node": node.name, "local": node.name})
         pushed = await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
@@ -237,7 +243,7 @@ def test_broadcasts_on_a_dashboard_topic_never_reach_the_page(run: Runner, node:
     # "dashboard:<node>": the page must only get what its collector sends.
     async def main() -> None:
         app = await _start(interval=0.05)
-        client = await connect(app, DashboardSocket)
+        client = await connect(app, dashboard_socket(app))
         topic = f"dashboard:{node.name}"
         await client.join(topic)
         await client.assert_push(topic, "snapshot", timeout=5 * UNIT)
@@ -256,7 +262,7 @@ def test_broadcasts_on_a_dashboard_topic_never_reach_the_page(run: Runner, node:
 def test_the_channel_finds_its_collector_again_after_a_restart(run: Runner, node: Node) -> None:
     async def main() -> None:
         app = await _start(interval=0.05)
-        client = await connect(app, DashboardSocket)
+        client = await connect(app, dashboard_socket(app))
         topic = f"dashboard:{node.name}"
         await client.join(topic)
         await client.assert_push(topic, "snapshot", timeout=5 * UNIT)

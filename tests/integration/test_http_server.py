@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from alight.actors import Node, receive, self_pid
-from alight.actors._process import Process
 from alight.actors.gen_server import stop
+from alight.actors.lowlevel import Process
 from alight.channels.message import Frame
-from alight.transports.base import Accepted, Conn, ConnectInfo, Inbound, Refused, TransportClosed
+from alight.transports.base import Accepted, Conn, ConnectInfo, Inbound, Refused, TransportClosed, TransportStats
 from alight.transports.http import HttpRequest, HttpResponse
 from alight.transports.listener import HttpListener, listener_port, listener_stats
-from alight.transports.server import ServerConfig, ServerStats
+from alight.transports.server import ServerConfig
 
 from ..conftest import UNIT, Runner
 
@@ -59,7 +59,7 @@ class EchoEndpoint:
         connect_info: ConnectInfo,
         subprotocols: list[str],
         on_result: Callable[[Accepted | Refused], None],
-        owner: Process,
+        owner: Process | None,
         /,
     ) -> None:
         if "token=bad" in params_query.split("&"):
@@ -100,7 +100,7 @@ async def echo_socket(
 
 @contextlib.asynccontextmanager
 async def serving(
-    endpoint: EchoEndpoint, config: ServerConfig | None = None, stats: ServerStats | None = None
+    endpoint: EchoEndpoint, config: ServerConfig | None = None, stats: TransportStats | None = None
 ) -> AsyncIterator[tuple[int, Any]]:
     """Run a listener on a free port for the block; yields ``(port, pid)``."""
     pid = await HttpListener.start_link(endpoint, port=0, config=config, stats=stats)
@@ -177,7 +177,7 @@ def test_pipelined_requests_are_answered_in_order(run: Runner, node: Node) -> No
 def test_limits_and_malformed_requests(run: Runner, node: Node) -> None:
     async def main() -> None:
         config = ServerConfig(max_body_size=100, max_header_size=1000)
-        stats = ServerStats()
+        stats = TransportStats()
         async with serving(EchoEndpoint(node), config, stats) as (port, _):
             for request, status in [
                 (b"POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413),
@@ -224,7 +224,7 @@ def test_an_idle_keep_alive_connection_is_closed(run: Runner, node: Node) -> Non
 
 def test_stop_closes_idle_connections_and_the_port(run: Runner, node: Node) -> None:
     async def main() -> None:
-        stats = ServerStats()
+        stats = TransportStats()
         async with serving(EchoEndpoint(node), stats=stats) as (port, _):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /hello HTTP/1.1\r\n\r\n")

@@ -30,7 +30,7 @@ import pytest
 from alight.client import (
     Channel,
     ChannelState,
-    EncodeError,
+    ClientEncodeError,
     JoinError,
     Message,
     Presence,
@@ -247,7 +247,7 @@ def test_binary_payloads(reference_app: RunningApp, transport: TransportCase, vs
             channel = socket.channel(f"room:b-{transport.name}-{vsn}")
             await channel.join()
             if vsn == "1.0.0":
-                with pytest.raises(EncodeError, match=r"1\.0\.0"):
+                with pytest.raises(ClientEncodeError, match=r"1\.0\.0"):
                     await channel.push("binary", b"\x01")
             else:
                 assert await channel.push("binary", b"\x01\x02\x03\xff") == Reply("ok", b"\x01\x02\x03\xff")
@@ -479,7 +479,7 @@ def test_every_event_of_the_reference_app(reference_app: RunningApp, transport: 
             assert (await next_event(channel, "pushed")).payload == {"x": 1}
             assert await channel.push("async", {"a": 1}) == Reply("ok", {"a": 1})
             if vsn == "1.0.0":
-                with pytest.raises(EncodeError):
+                with pytest.raises(ClientEncodeError):
                     await channel.push("binary", b"\x01")
             elif transport is WEBSOCKET:
                 assert await channel.push("binary", b"\x01\x02") == Reply("ok", b"\x01\x02")
@@ -584,11 +584,11 @@ def test_a_push_or_join_that_cannot_be_encoded_fails_alone(reference_app: Runnin
         good_join = asyncio.ensure_future(good.join(timeout=WAIT))
         bad_join = asyncio.ensure_future(bad.join(timeout=WAIT))
         unencodable = asyncio.ensure_future(good.push("ping", {"not json": object()}))  # buffered
-        with pytest.raises(EncodeError):
+        with pytest.raises(ClientEncodeError):
             await unencodable
         await socket.connect()
         try:
-            with pytest.raises(EncodeError):
+            with pytest.raises(ClientEncodeError):
                 await bad_join
             assert bad.state is ChannelState.CLOSED
             assert await good_join == {"joined": "encodable"}

@@ -31,7 +31,7 @@ from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket
 from alight.channels.testing import start_endpoint
 from alight.client import JoinError
 from alight.client import Socket as Client
-from alight.metrics import MAX_EVENT_LABEL_LENGTH, MAX_EVENT_LABELS
+from alight.metrics import MAX_EVENT_LABEL_LENGTH, MAX_EVENT_LABELS, EndpointMetrics
 from alight.telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from alight.transports.listener import HttpListener, listener_port
 
@@ -83,10 +83,13 @@ async def seen(event: Event) -> Seen:
 
 async def serve(node: Node, **options: Any) -> tuple[Endpoint, int]:
     """A running endpoint with a listener on a free port; its port."""
+    metered = options.pop("metrics", False)
     app = Endpoint(check_origin=False, name="telemetry_test", **options)
+    if metered:
+        EndpointMetrics(app)
     app.socket("/socket", RoomSocket, websocket=True, longpoll=True)
     await start_endpoint(app)
-    listener = await HttpListener.start_link(app, port=0, stats=app.server_stats)
+    listener = await HttpListener.start_link(app, port=0, stats=app.transport_stats)
     return app, await listener_port(listener)
 
 
@@ -216,7 +219,8 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 def test_metrics_endpoint_counts_what_clients_do(run: Runner, node: Node) -> None:
     async def main() -> None:
         app, port = await serve(node, metrics=True)
-        assert app.metrics is not None
+        metrics = app.extension(EndpointMetrics)
+        assert metrics is not None
         before = await scrape(port)
         assert value(before, "alight_processes") > 0
         assert value(before, "alight_connections") == 0
@@ -307,16 +311,18 @@ def test_event_names_from_clients_are_bounded_labels(run: Runner, node: Node) ->
 def test_metrics_are_off_by_default_and_their_handlers_go_with_the_endpoint(run: Runner, node: Node) -> None:
     async def main() -> None:
         app, port = await serve(node)
-        assert app.metrics is None
+        assert app.extension(EndpointMetrics) is None
         status, _, _ = await asyncio.to_thread(http_get, port, "/metrics")
         assert status == 404
         assert node.telemetry.list_handlers() == []
 
-        metered = Endpoint(check_origin=False, name="metered", metrics=True)
+        metered = Endpoint(check_origin=False, name="metered")
+        EndpointMetrics(metered)
         pid = await start_endpoint(metered)
-        assert metered.metrics is not None
+        metrics = metered.extension(EndpointMetrics)
+        assert metrics is not None
         [info] = node.telemetry.list_handlers(SOCKET_CONNECTED)
-        assert info.id == metered.metrics.handler_id
+        assert info.id == metrics.handler_id
         await terminate_child(node.root, ("endpoint", "metered"))
         assert node.lookup(pid) is None
         assert node.telemetry.list_handlers() == []
@@ -350,8 +356,9 @@ async def kill(pid: Pid) -> None:
 def test_a_killed_metrics_process_is_restarted_with_its_handlers(run: Runner, node: Node) -> None:
     async def main() -> None:
         app, port = await serve(node, metrics=True)
-        assert app.metrics is not None
-        handler_id = app.metrics.handler_id
+        metrics = app.extension(EndpointMetrics)
+        assert metrics is not None
+        handler_id = metrics.handler_id
         [tree] = [c.pid for c in await which_children(node.root) if c.id == ("endpoint", app.name)]
         assert tree is not None
         for _ in range(3):
@@ -378,15 +385,16 @@ def test_a_killed_metrics_process_is_restarted_with_its_handlers(run: Runner, no
 def test_a_scrape_while_the_channel_supervisor_restarts_answers_with_the_last_count(run: Runner, node: Node) -> None:
     async def main() -> None:
         app, port = await serve(node, metrics=True)
-        assert app.metrics is not None
+        metrics = app.extension(EndpointMetrics)
+        assert metrics is not None
         async with client(port) as socket:
             await socket.channel("room:lobby").join(WAIT)
             assert value(await scrape(port), "alight_channels") == 1
             # Killed, the supervisor is gone at once and restarted a loop turn later:
             # a refresh in between gets no answer and keeps the count it had.
             exit_signal(app.channel_supervisor, "kill")
-            await app.metrics.refresh()
-            rendered = prometheus_client.generate_latest(app.metrics.registry).decode()
+            await metrics.refresh()
+            rendered = prometheus_client.generate_latest(metrics.registry).decode()
             channels = [
                 sample.value
                 for family in text_string_to_metric_families(rendered)

@@ -17,10 +17,9 @@ from websockets.speedups import apply_mask
 
 from alight.actors import Node
 from alight.actors.gen_server import stop
-from alight.channels.message import Frame  # noqa: F401 - imported before transports (import cycle)
-from alight.transports.base import TransportClosed
+from alight.transports.base import TransportClosed, TransportStats
 from alight.transports.listener import HttpListener, listener_port
-from alight.transports.server import ServerConfig, ServerStats
+from alight.transports.server import ServerConfig
 
 from ..conftest import UNIT, Runner
 from .test_http_server import TIMEOUT, EchoEndpoint, serving
@@ -42,7 +41,7 @@ async def wait_closed(ws: ClientConnection) -> None:
 def test_echo_text_and_binary_ping_and_client_close(run: Runner, node: Node) -> None:
     async def main() -> None:
         endpoint = EchoEndpoint(node)
-        stats = ServerStats()
+        stats = TransportStats()
         async with serving(endpoint, stats=stats) as (port, _):
             async with connect(url(port), ping_interval=None) as ws:
                 await ws.send("héllo")
@@ -151,7 +150,7 @@ def test_a_slow_consumer_is_closed_with_1008_and_counted(run: Runner, node: Node
     async def main() -> None:
         loop = asyncio.get_running_loop()
         endpoint = EchoEndpoint(node)
-        stats = ServerStats()
+        stats = TransportStats()
         config = ServerConfig(max_buffer=64 * 1024)
         async with serving(endpoint, config, stats) as (port, _):
             async with connect(url(port), ping_interval=None) as healthy:

@@ -20,7 +20,7 @@ from alight.client import (
     sync_state,
 )
 from alight.client._frames import decode, decode_v1, encode, encode_v1
-from alight.client.errors import EncodeError
+from alight.client.errors import ClientEncodeError
 
 # -- backoff ---------------------------------------------------------------------------
 
@@ -63,9 +63,9 @@ def test_encode_binary_push_matches_the_protocol_example() -> None:
 
 
 def test_encode_errors() -> None:
-    with pytest.raises(EncodeError, match="255"):
+    with pytest.raises(ClientEncodeError, match="255"):
         encode("1", "2", "t" * 256, "e", b"")
-    with pytest.raises(EncodeError, match="JSON"):
+    with pytest.raises(ClientEncodeError, match="JSON"):
         encode("1", "2", "t", "e", {"x": object()})
 
 
@@ -95,7 +95,7 @@ def test_v1_frames_are_json_objects() -> None:
     # The server never sends join_ref in V1 (PROTOCOL.md §2.2).
     message = decode_v1('{"topic":"room:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}')
     assert message == Message("room:a", "phx_reply", {"status": "ok", "response": {}}, "2", None)
-    with pytest.raises(EncodeError, match="binary"):
+    with pytest.raises(ClientEncodeError, match="binary"):
         encode_v1(None, None, "room:a", "bin", b"\x00")
 
 

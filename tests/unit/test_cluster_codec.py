@@ -1,5 +1,5 @@
 """The cluster frame codec: round trips, batch order, limits, and fuzzing (decoders
-raise only FrameError, whatever the bytes)."""
+raise only ClusterFrameError, whatever the bytes)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from alight.cluster._codec import (
     encode_batch,
     load_function,
 )
-from alight.cluster.errors import EncodeError, FrameError
+from alight.cluster.errors import BatchEncodeError, ClusterFrameError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,33 +125,33 @@ def test_empty_batch() -> None:
     ],
 )
 def test_bad_frames_raise_frame_error(frame: bytes, match: str) -> None:
-    with pytest.raises(FrameError, match=match):
+    with pytest.raises(ClusterFrameError, match=match):
         decode_batch(frame)
 
 
 def test_frame_size_is_bounded_both_ways() -> None:
     batch = [Send("echo", b"x" * 1000)]
     frame = encode_batch(batch)
-    with pytest.raises(FrameError, match="exceeds"):
+    with pytest.raises(ClusterFrameError, match="exceeds"):
         decode_batch(frame, max_size=len(frame) - 1)
     assert decode_batch(frame, max_size=len(frame)) == batch
-    with pytest.raises(EncodeError, match="exceeds") as one:
+    with pytest.raises(BatchEncodeError, match="exceeds") as one:
         encode_batch(batch, max_size=100)
     assert one.value.index == 0
-    with pytest.raises(EncodeError, match="exceeds") as many:
+    with pytest.raises(BatchEncodeError, match="exceeds") as many:
         encode_batch(batch * 3, max_size=len(frame) + 10)
     assert many.value.index is None
 
 
 def test_unpicklable_message_is_named_by_index() -> None:
     batch: list[Any] = [Send("a", 1), Send("b", lambda: None), Send("c", 3)]
-    with pytest.raises(EncodeError, match="cannot pickle") as info:
+    with pytest.raises(BatchEncodeError, match="cannot pickle") as info:
         encode_batch(batch)
     assert info.value.index == 1
 
 
 def test_non_message_is_named_by_index() -> None:
-    with pytest.raises(EncodeError, match="not a cluster message") as info:
+    with pytest.raises(BatchEncodeError, match="not a cluster message") as info:
         encode_batch([Heartbeat(), ("send", 1)])  # type: ignore[list-item]
     assert info.value.index == 1
 
@@ -171,25 +171,25 @@ def test_functions_travel_with_cloudpickle() -> None:
 
 
 def test_function_errors() -> None:
-    with pytest.raises(EncodeError, match="not callable"):
+    with pytest.raises(BatchEncodeError, match="not callable"):
         dump_function(42)  # type: ignore[arg-type]
-    with pytest.raises(FrameError, match="cannot load"):
+    with pytest.raises(ClusterFrameError, match="cannot load"):
         load_function(b"\x80garbage")
-    with pytest.raises(FrameError, match="not callable"):
+    with pytest.raises(ClusterFrameError, match="not callable"):
         load_function(pickle.dumps(42))
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_only_frame_error(frame: bytes) -> None:
-    with contextlib.suppress(FrameError):
+    with contextlib.suppress(ClusterFrameError):
         decode_batch(frame)
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_random_bytes_after_the_version_byte_raise_only_frame_error(body: bytes) -> None:
-    with contextlib.suppress(FrameError):
+    with contextlib.suppress(ClusterFrameError):
         decode_batch(bytes([VERSION]) + body)
 
 
@@ -204,6 +204,6 @@ def test_mutated_frames_raise_only_frame_error(batch: list[ClusterMessage], draw
         del frame[position:]
     try:
         decoded = decode_batch(bytes(frame))
-    except FrameError:
+    except ClusterFrameError:
         return
     assert all(type(m) in MESSAGE_TYPES for m in decoded)

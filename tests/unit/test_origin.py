@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alight.transports._origin import OriginPolicy, check_origin, validate_origin_policy
+from alight.transports.origin import OriginPolicy, check_origin, validate_origin_policy
 
 
 def allowed(

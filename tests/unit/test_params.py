@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alight.transports._params import MAX_DEPTH, MAX_PARAMS, InvalidQueryError, parse_params
+from alight.transports.errors import InvalidQuery
+from alight.transports.params import MAX_DEPTH, MAX_PARAMS, parse_params
 
 
 @pytest.mark.parametrize(
@@ -69,21 +70,21 @@ def test_bytes_input() -> None:
 
 
 def test_invalid_utf8_is_an_error() -> None:
-    with pytest.raises(InvalidQueryError, match="UTF-8"):
+    with pytest.raises(InvalidQuery, match="UTF-8"):
         parse_params("a=%FF")
-    with pytest.raises(InvalidQueryError, match="UTF-8"):
+    with pytest.raises(InvalidQuery, match="UTF-8"):
         parse_params(b"a\xff=1")
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(InvalidQuery):
         parse_params("a=\ud800")
 
 
 def test_too_many_params() -> None:
     assert len(parse_params("&".join(f"k{n}=v" for n in range(MAX_PARAMS)))) == MAX_PARAMS
-    with pytest.raises(InvalidQueryError, match="more than 1000"):
+    with pytest.raises(InvalidQuery, match="more than 1000"):
         parse_params("&".join(f"k{n}=v" for n in range(MAX_PARAMS + 1)))
     # Empty segments do not count; repeated keys do.
     assert parse_params("&" * 5000 + "a=1") == {"a": "1"}
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(InvalidQuery):
         parse_params("a=1&" * (MAX_PARAMS + 1))
 
 
@@ -93,21 +94,21 @@ def test_too_deep() -> None:
     for _ in range(MAX_DEPTH):
         value = value["x"]
     assert value == "1"
-    with pytest.raises(InvalidQueryError, match="deeper than 32"):
+    with pytest.raises(InvalidQuery, match="deeper than 32"):
         parse_params("a" + "[x]" * (MAX_DEPTH + 1) + "=1")
-    with pytest.raises(InvalidQueryError, match="deeper than 32"):
+    with pytest.raises(InvalidQuery, match="deeper than 32"):
         parse_params("a" + "[]" * 10_000 + "=1")
 
 
 def test_custom_bounds() -> None:
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(InvalidQuery):
         parse_params("a=1&b=2", max_params=1)
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(InvalidQuery):
         parse_params("a[b][c]=1", max_depth=1)
 
 
 def test_invalid_query_error_is_a_value_error() -> None:
-    assert issubclass(InvalidQueryError, ValueError)
+    assert issubclass(InvalidQuery, ValueError)
 
 
 def leaves_are_strings(value: Any) -> bool:
@@ -126,7 +127,7 @@ query_chars = st.sampled_from([*"ab01=&[]%+2FE9", "%5B", "%5D", "%26", "%3D", "%
 def test_never_raises_anything_but_invalid_query_error(query: str | bytes) -> None:
     try:
         params = parse_params(query)
-    except InvalidQueryError:
+    except InvalidQuery:
         return
     assert leaves_are_strings(params)
 
@@ -143,5 +144,5 @@ def test_plain_keys_last_value_wins(pairs: list[tuple[str, str]]) -> None:
         return
     try:
         assert parse_params(query) == expected
-    except InvalidQueryError:
+    except InvalidQuery:
         assert any("\ud800" <= c <= "\udfff" for _, v in pairs for c in v)

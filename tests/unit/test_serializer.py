@@ -11,19 +11,17 @@ import pytest
 from alight.channels.errors import EncodeError, InvalidMessage, MessageRefused, UnsupportedVsn
 from alight.channels.message import Broadcast, Frame, Message, Reply
 from alight.channels.serializer import (
-    LONGPOLL_MAX_BATCH,
     MAX_DEPTH,
     MAX_NAME,
-    NDJSON,
     V1,
     V2,
     Serializer,
     V1Serializer,
     V2Serializer,
-    decode_longpoll_body,
-    longpoll_messages,
     negotiate,
 )
+from alight.transports.errors import InvalidLongPollBody
+from alight.transports.longpoll import LONGPOLL_MAX_BATCH, NDJSON, decode_longpoll_body, longpoll_messages
 
 
 def text(frame: Frame) -> Any:
@@ -374,7 +372,7 @@ def test_longpoll_messages_are_the_frames_as_strings() -> None:
 
 
 def test_longpoll_messages_refuse_binary_frames() -> None:
-    with pytest.raises(EncodeError, match="long-poll"):
+    with pytest.raises(ValueError, match="long-poll"):
         longpoll_messages([V2.fastlane(Broadcast("t", "e", b"x"))])
 
 
@@ -401,7 +399,7 @@ def test_other_content_types_are_one_text_frame() -> None:
 
 
 def test_ndjson_line_that_is_not_base64_is_invalid() -> None:
-    with pytest.raises(InvalidMessage, match="line 2"):
+    with pytest.raises(InvalidLongPollBody, match="line 2"):
         decode_longpoll_body(b'["1","1","t","e",{}]\n{"topic":"t"}', NDJSON)
 
 

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from alight.channels.errors import EncodeError, InvalidMessage
 from alight.channels.message import Broadcast, Message, Reply
-from alight.channels.serializer import NDJSON, V1, V2, Serializer, decode_longpoll_body
+from alight.channels.serializer import V1, V2, Serializer
+from alight.transports.errors import InvalidLongPollBody
+from alight.transports.longpoll import NDJSON, decode_longpoll_body
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -92,7 +94,7 @@ def test_binary_headers(kind: int, sizes: list[int], rest: bytes) -> None:
 def test_longpoll_bodies(body: bytes, ndjson: bool) -> None:
     try:
         frames = decode_longpoll_body(body, NDJSON if ndjson else "text/plain")
-    except InvalidMessage:
+    except InvalidLongPollBody:
         return
     for frame in frames:
         decode_only_raises_invalid_message(V2, frame.data, frame.binary)

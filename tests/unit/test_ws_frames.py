@@ -11,6 +11,7 @@ from websockets.frames import Opcode
 from websockets.speedups import apply_mask
 from websockets.streams import StreamReader
 
+from alight.transports.errors import WebSocketProtocolError
 from alight.transports.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -18,7 +19,6 @@ from alight.transports.websocket import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
-    FrameError,
     FrameParser,
     PartialFrames,
     encode_close,
@@ -96,14 +96,14 @@ def test_control_frames() -> None:
     ],
 )
 def test_protocol_violations_name_their_close_code(wire: bytes, code: int) -> None:
-    with pytest.raises(FrameError) as info:
+    with pytest.raises(WebSocketProtocolError) as info:
         FrameParser(max_size=100).feed(wire)
     assert info.value.code == code
 
 
 def test_an_oversize_header_fails_before_the_payload_arrives() -> None:
     header = struct.pack("!BBQ", 0x82, 0xFF, 1 << 40)
-    with pytest.raises(FrameError) as info:
+    with pytest.raises(WebSocketProtocolError) as info:
         FrameParser().feed(header)
     assert info.value.code == 1009
 
@@ -112,7 +112,7 @@ def test_parse_close() -> None:
     assert parse_close(b"") == (1005, "")
     assert parse_close(struct.pack("!H", 4000) + b"ok") == (4000, "ok")
     for bad, code in [(b"\x03", 1002), (struct.pack("!H", 1005), 1002), (struct.pack("!H", 1000) + b"\xff", 1007)]:
-        with pytest.raises(FrameError) as info:
+        with pytest.raises(WebSocketProtocolError) as info:
             parse_close(bad)
         assert info.value.code == code
 
@@ -140,7 +140,7 @@ def test_server_frames_parse_with_websockets(size: int) -> None:
 def test_a_control_frame_over_125_bytes_fails_on_its_header(opcode: int) -> None:
     # RFC 6455 §5.5: an 8 MB ping is refused from its 14-byte header, nothing buffered.
     header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, 8_000_000) + os.urandom(4)
-    with pytest.raises(FrameError) as info:
+    with pytest.raises(WebSocketProtocolError) as info:
         FrameParser().feed(header)
     assert info.value.code == 1002
 
@@ -148,7 +148,7 @@ def test_a_control_frame_over_125_bytes_fails_on_its_header(opcode: int) -> None
 def test_a_continuation_that_would_take_the_message_over_the_limit_fails_on_its_header() -> None:
     parser = FrameParser(max_size=100)
     parser.feed(client_frame(OP_TEXT, b"x" * 60, fin=False))
-    with pytest.raises(FrameError) as info:
+    with pytest.raises(WebSocketProtocolError) as info:
         parser.feed(struct.pack("!BB", OP_CONT | 0x80, 0x80 | 60))
     assert info.value.code == 1009
 

@@ -20,7 +20,7 @@ would:
 Bounds (Plug has none of its own; its HTTP server bounds the request line): at most
 `MAX_PARAMS` non-empty parameters and `MAX_DEPTH` bracket levels per key. Beyond
 them, or when a decoded key or value is not valid UTF-8 (Plug answers 400),
-`InvalidQueryError` is raised; it is the only exception `parse_params` raises.
+`InvalidQuery` is raised; it is the only exception `parse_params` raises.
 """
 
 from __future__ import annotations
@@ -28,18 +28,15 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["MAX_DEPTH", "MAX_PARAMS", "InvalidQueryError", "parse_params"]
+from .errors import InvalidQuery
+
+__all__ = ["MAX_DEPTH", "MAX_PARAMS", "InvalidQuery", "parse_params"]
 
 MAX_PARAMS: Final = 1_000
 """Most non-empty ``&``-separated parameters one query string may carry."""
 
 MAX_DEPTH: Final = 32
 """Most ``[...]`` levels one key may nest."""
-
-
-class InvalidQueryError(ValueError):
-    """The query string is over a bound or not valid UTF-8 once decoded (Plug's
-    ``Plug.Conn.InvalidQueryError``, HTTP 400). The message says which."""
 
 
 class _Pointer:
@@ -60,13 +57,13 @@ _Levels = dict[tuple[bool, str], list[tuple[str | None, Any]]]
 def parse_params(query: str | bytes, *, max_params: int = MAX_PARAMS, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Parse a raw query string (without the ``?``) into nested dicts, lists and strings.
 
-    Raises `InvalidQueryError` if there are more than ``max_params`` parameters, a key
+    Raises `InvalidQuery` if there are more than ``max_params`` parameters, a key
     nests deeper than ``max_depth``, or a decoded key or value is not valid UTF-8.
     """
     try:
         raw = query.encode() if isinstance(query, str) else bytes(query)
     except UnicodeEncodeError:
-        raise InvalidQueryError("query string is not valid text (lone surrogates)") from None
+        raise InvalidQuery("query string is not valid text (lone surrogates)") from None
     if not raw:
         return {}
     levels: _Levels = {(True, _ROOT): []}
@@ -76,7 +73,7 @@ def parse_params(query: str | bytes, *, max_params: int = MAX_PARAMS, max_depth:
             continue
         count += 1
         if count > max_params:
-            raise InvalidQueryError(f"more than {max_params} query parameters")
+            raise InvalidQuery(f"more than {max_params} query parameters")
         raw_key, _, raw_value = part.partition(b"=")
         key = _decode(raw_key)
         _insert(levels, _split_key(key, max_depth), _decode(raw_value))
@@ -90,7 +87,7 @@ def _decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidQueryError(f"invalid UTF-8 in query parameter {raw[:60]!r}") from None
+        raise InvalidQuery(f"invalid UTF-8 in query parameter {raw[:60]!r}") from None
 
 
 def _split_key(key: str, max_depth: int) -> list[tuple[tuple[bool, str], str | None]]:
@@ -111,14 +108,14 @@ def _split_key(key: str, max_depth: int) -> list[tuple[tuple[bool, str], str | N
             if key[index + 1] == "[":
                 keys.append(((False, level), key[start:index] or None))
                 if len(keys) > max_depth:
-                    raise InvalidQueryError(f"query parameter nested deeper than {max_depth} levels")
+                    raise InvalidQuery(f"query parameter nested deeper than {max_depth} levels")
                 level = key[: index + 1]
                 index += 2
                 start = index
                 continue
         index += 1
     if len(keys) - 1 > max_depth:
-        raise InvalidQueryError(f"query parameter nested deeper than {max_depth} levels")
+        raise InvalidQuery(f"query parameter nested deeper than {max_depth} levels")
     keys.reverse()
     return keys
 

@@ -48,14 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from alight.actors._intensity import RestartIntensity
-from alight.runner import NodeReady
+from ._launcher_output import LineWriter
+from .actors.lowlevel import RestartIntensity
+from .cluster import ENV_VAR, load_secret
+from .errors import AlightError
+from .runner import NodeReady
 
-from ._keys import ENV_VAR, load_secret
-from ._output import LineWriter
-from .errors import ClusterError
-
-log = logging.getLogger("alight.cluster.launcher")
+log = logging.getLogger("alight.launcher")
 
 STARTING, UP, DOWN, FAILED, STOPPED = "starting", "up", "down", "failed", "stopped"
 """A node's states in the launcher's table."""
@@ -64,7 +63,7 @@ OUTPUT_TAIL = 20
 """Lines of a node's output kept to explain a failed start."""
 
 
-class LaunchError(ClusterError):
+class LaunchError(AlightError):
     """A node did not become ready (it exited, or timed out); the message shows the
     end of its output."""
 

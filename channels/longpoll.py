@@ -1,0 +1,379 @@
+"""Long-poll sessions: the endpoint's side of the long-poll transport.
+
+`LongPoll` is the endpoint extension that serves ``<mount>/longpoll`` for every socket
+mounted with ``longpoll=True`` (``endpoint.socket(...)`` adds it); the wire — body
+codec, the `LongPollConn` buffer, the answers' shapes — is `alight.transports.longpoll`.
+
+Each client has a session process (under the extension's DynamicSupervisor, started
+in `Phase.SESSIONS`) that owns a `LongPollConn` and the socket process of the
+connection. The session is found through PubSub by the private topic inside its
+signed token, so once nodes are clustered any node can serve any request; a session
+on this node is reached directly. A session with no GET for ``inactivity`` seconds
+stops, and so does its socket (channels leave).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..actors import ChildSpec, Down, DynamicSupervisor, ExitProcess, Pid, Ref, spawn_link
+from ..actors.lowlevel import Process, current_process
+from ..transports.base import Accepted, ConnectInfo, Inbound, Refused, Sync, Synced, TransportClosed
+from ..transports.errors import InvalidLongPollBody
+from ..transports.http import HttpRequest, HttpResponse
+from ..transports.longpoll import (
+    LongPollConn,
+    decode_longpoll_body,
+    longpoll_connect_info,
+    longpoll_messages,
+    preflight_response,
+    status_response,
+)
+from ..transports.params import parse_params
+from .errors import EndpointNotRunning, InvalidToken
+from .extension import Extension, Phase
+from .token import sign, verify
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint, SocketMount
+
+log = logging.getLogger("alight.channels.longpoll")
+
+WINDOW = 10.0
+"""Seconds a GET waits for messages, and a POST for its acknowledgement."""
+PUBSUB_TIMEOUT = 2.0
+"""Seconds to wait for a session on another node to answer."""
+INACTIVITY = 15.0
+"""A session with no GET for this long stops (checked every ``INACTIVITY`` s)."""
+TOKEN_MAX_AGE = 1_209_600
+"""Seconds a session token stays valid (two weeks, as Phoenix)."""
+TOKEN_SALT = "alight longpoll"
+
+
+class LongPoll(Extension):
+    """Serves the long-poll transport of an endpoint's sockets (module docstring).
+
+    ``endpoint.socket(path, MySocket, longpoll=True)`` installs one; ``endpoint.longpoll``
+    is it. `supervisor` is the DynamicSupervisor of the sessions once running.
+    """
+
+    phase = Phase.SESSIONS
+
+    def __init__(self) -> None:
+        self._supervisor: Pid | None = None
+
+    @property
+    def supervisor(self) -> Pid:
+        """The DynamicSupervisor of this endpoint's sessions; `EndpointNotRunning` before it starts."""
+        if self._supervisor is None:
+            raise EndpointNotRunning("the endpoint's long-poll sessions are not running")
+        return self._supervisor
+
+    def installed(self, endpoint: Endpoint) -> None:
+        endpoint.longpoll = self
+
+    def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
+        async def start() -> Pid:
+            pid = await DynamicSupervisor.start_link(max_restarts=1_000_000, max_seconds=1.0)
+            self._supervisor = pid
+            return pid
+
+        return [ChildSpec(id="longpoll", start=start, type="supervisor")]
+
+    async def handle_http(self, endpoint: Endpoint, request: HttpRequest) -> HttpResponse | None:
+        mount = endpoint.match_longpoll(request.path)
+        if mount is None:
+            return None
+        return await handle_longpoll(endpoint, self, mount, request)
+
+
+# -- request handling -------------------------------------------------------------------
+
+
+async def handle_longpoll(
+    endpoint: Endpoint, longpoll: LongPoll, mount: SocketMount, request: HttpRequest
+) -> HttpResponse:
+    """Serve one long-poll HTTP request (runs in the request's process)."""
+    if request.method == "OPTIONS":
+        return preflight_response(request)
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(400)
+    info = longpoll_connect_info(request)
+    if not endpoint.origin_allowed(mount, info):
+        endpoint.stats.refused += 1
+        return status_response(403)
+    try:
+        params = parse_params(request.query_string)
+    except ValueError:
+        return status_response(403) if request.method == "GET" else status_response(410)
+    token = request.header("x-phoenix-longpoll-token") or params.get("token")
+    topic = _verify(endpoint, token) if isinstance(token, str) else None
+    if request.method == "GET":
+        if topic is not None:
+            result = await _poll(endpoint, topic, token)  # type: ignore[arg-type]
+            if result is not None:
+                return result
+        return await _new_session(endpoint, longpoll, mount, request, info)
+    if topic is None:
+        return status_response(410)
+    return await _post(endpoint, topic, request)
+
+
+def _verify(endpoint: Endpoint, token: str) -> dict[str, Any] | None:
+    try:
+        data = verify(endpoint.secret_key_base, TOKEN_SALT, token, max_age=TOKEN_MAX_AGE)
+    except InvalidToken:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("topic"), str) else None
+
+
+# -- messages between request processes and sessions ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    reply_to: Pid
+    ref: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class _Post:
+    reply_to: Pid
+    ref: Ref
+    frames: tuple[Inbound, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A session acknowledges a request at once (found), then answers later."""
+
+    ref: Ref
+    session: Pid
+
+
+@dataclass(frozen=True, slots=True)
+class _PollResult:
+    ref: Ref
+    messages: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    ref: Ref
+    outcome: Accepted | Refused
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    pass
+
+
+async def _find(endpoint: Endpoint, session: dict[str, Any], request: Any) -> tuple[Pid, Ref] | None:
+    """Send ``request`` to the session (directly if local, else through PubSub) and
+    wait for its `_Found`; returns the session pid and a monitor on it."""
+    me = current_process()
+    node = me.node
+    ref = request.ref
+    if session.get("node") == node.name and session.get("creation") == node.creation:
+        pid = Pid(node.name, node.creation, int(session.get("serial", -1)))
+        if node.lookup(pid) is None:
+            return None
+        monitor = node.monitor(me, pid)
+        node.send(pid, request)
+        return pid, monitor
+    endpoint.pubsub.broadcast(session["topic"], request)
+    found = await me.receive(lambda m: type(m) is _Found and m.ref == ref, PUBSUB_TIMEOUT, None)
+    if found is None:
+        return None
+    return found.session, node.monitor(me, found.session)
+
+
+async def _poll(endpoint: Endpoint, session: dict[str, Any], token: str) -> HttpResponse | None:
+    me = current_process()
+    ref = me.node.make_ref()
+    located = await _find(endpoint, session, _Poll(me.pid, ref))
+    if located is None:
+        return None
+    _, monitor = located
+    answer = await me.receive(
+        lambda m: (type(m) is _PollResult and m.ref == ref) or (type(m) is Down and m.ref == monitor),
+        WINDOW + PUBSUB_TIMEOUT,
+        None,
+    )
+    me.node.demonitor(me, monitor, flush=True)
+    if answer is None or type(answer) is Down:
+        return status_response(410)
+    if not answer.messages:
+        return status_response(204, token=token, messages=[])
+    return status_response(200, token=token, messages=answer.messages)
+
+
+async def _post(endpoint: Endpoint, session: dict[str, Any], request: HttpRequest) -> HttpResponse:
+    me = current_process()
+    try:
+        frames = decode_longpoll_body(request.body, request.header("content-type"))
+    except InvalidLongPollBody as error:
+        log.warning("bad long-poll POST body: %s", error)
+        return status_response(400)
+    if any(len(frame.data) > endpoint.connection_limits.max_frame_size for frame in frames):
+        # The WebSocket's 1009: nothing of this POST is handled; the client retries.
+        log.warning(
+            "long-poll POST refused: a frame over max_frame_size (%d bytes)", endpoint.connection_limits.max_frame_size
+        )
+        return status_response(413)
+    ref = me.node.make_ref()
+    inbound = tuple(Inbound(frame.data, frame.binary) for frame in frames)
+    located = await _find(endpoint, session, _Post(me.pid, ref, inbound))
+    if located is None:
+        return status_response(410)
+    _, monitor = located
+    answer = await me.receive(
+        lambda m: (type(m) is Synced and m.ref == ref) or (type(m) is Down and m.ref == monitor), WINDOW, None
+    )
+    me.node.demonitor(me, monitor, flush=True)
+    if answer is None:
+        return status_response(408)
+    if type(answer) is Down:
+        return status_response(410)
+    return status_response(200)
+
+
+async def _new_session(
+    endpoint: Endpoint, longpoll: LongPoll, mount: SocketMount, request: HttpRequest, info: ConnectInfo
+) -> HttpResponse:
+    me = current_process()
+    ref = me.node.make_ref()
+    spec = ChildSpec(
+        id="longpoll",
+        start=lambda: spawn_link(run_session, endpoint, mount, request.query_string, info, me.pid, ref),
+        restart="temporary",
+        shutdown=5.0,
+    )
+    await DynamicSupervisor.start_child(longpoll.supervisor, spec)
+    started = await me.receive(lambda m: type(m) is _Started and m.ref == ref, WINDOW, None)
+    if started is None or type(started.outcome) is Refused:
+        return status_response(403)
+    return status_response(410, token=started.token, messages=[])
+
+
+# -- the session process -------------------------------------------------------------------
+
+
+async def run_session(
+    endpoint: Endpoint, mount: SocketMount, query: str, info: ConnectInfo, creator: Pid, ref: Ref
+) -> None:
+    """The body of a long-poll session process."""
+    me = current_process()
+    node = me.node
+
+    conn = LongPollConn(lambda: me.put(_Wake()), endpoint.connection_limits.max_buffer, endpoint.transport_stats)
+    endpoint.start_socket(mount, conn, query, info, [], lambda outcome: me.put(outcome), me)
+    outcome = await me.receive((Accepted, Refused))
+    if type(outcome) is Refused:
+        node.send(creator, _Started(ref, outcome))
+        return
+    socket_pid = outcome.pid
+    socket_monitor = node.monitor(me, socket_pid)
+    topic = f"phx:lp:{secrets.token_urlsafe(16)}{int(time.time() * 1000)}"
+    endpoint.pubsub.subscribe(me.pid, topic)
+    token = sign(
+        endpoint.secret_key_base,
+        TOKEN_SALT,
+        {"topic": topic, "node": node.name, "creation": node.creation, "serial": me.pid.serial},
+    )
+    node.send(creator, _Started(ref, outcome, token))
+    session = _Session(me, conn, socket_pid)
+    try:
+        await session.serve(socket_monitor)
+    finally:
+        session.finish()
+        node.send(socket_pid, TransportClosed("session ended"))
+
+
+class _Session:
+    def __init__(self, me: Process, conn: LongPollConn, socket_pid: Pid) -> None:
+        self.me = me
+        self.conn = conn
+        self.socket_pid = socket_pid
+        self.waiting: _Poll | None = None
+        self.wait_timer: Ref | None = None
+        self.last_poll = time.monotonic()
+
+    async def serve(self, socket_monitor: Ref) -> None:
+        me = self.me
+        node = me.node
+        node.send_after(INACTIVITY, me.pid, _Tick())
+        while True:
+            message = await me.receive()
+            kind = type(message)
+            if kind is _Poll:
+                node.send(message.reply_to, _Found(message.ref, me.pid))
+                self.poll(message)
+            elif kind is _Post:
+                node.send(message.reply_to, _Found(message.ref, me.pid))
+                for inbound in message.frames:
+                    node.send(self.socket_pid, inbound)
+                node.send(self.socket_pid, Sync(message.reply_to, message.ref))
+            elif kind is _Wake:
+                if self.waiting is not None and (self.conn.frames or self.conn.closed):
+                    self.flush()
+                if self.conn.closed and not self.conn.frames:
+                    raise ExitProcess(("shutdown", "closed"))
+            elif kind is _Timeout:
+                if self.waiting is not None and self.waiting.ref == message.ref:
+                    self.flush()
+            elif kind is _Tick:
+                if time.monotonic() - self.last_poll > INACTIVITY:
+                    raise ExitProcess(("shutdown", "inactive"))
+                node.send_after(INACTIVITY, me.pid, _Tick())
+            elif kind is Down and message.ref == socket_monitor:
+                # The socket ended (disconnect, invalid frame): what it wrote last is
+                # still buffered for a waiting GET; later requests find no session.
+                if self.waiting is not None:
+                    self.flush()
+                raise ExitProcess(("shutdown", "closed"))
+
+    def poll(self, request: _Poll) -> None:
+        self.last_poll = time.monotonic()
+        if self.waiting is not None:
+            # One GET at a time: the older one gets an empty answer.
+            self.flush()
+        self.waiting = request
+        if self.conn.frames:
+            self.flush()
+            return
+        self.wait_timer = self.me.node.send_after(WINDOW, self.me.pid, _Timeout(request.ref))
+
+    def flush(self) -> None:
+        request = self.waiting
+        if request is None:
+            return
+        self.waiting = None
+        if self.wait_timer is not None:
+            self.me.node.cancel_timer(self.wait_timer)
+            self.wait_timer = None
+        self.last_poll = time.monotonic()
+        self.me.node.send(request.reply_to, _PollResult(request.ref, longpoll_messages(self.conn.take())))
+
+    def finish(self) -> None:
+        if self.waiting is not None:
+            self.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeout:
+    ref: Ref
+
+
+__all__ = ["INACTIVITY", "PUBSUB_TIMEOUT", "TOKEN_MAX_AGE", "TOKEN_SALT", "WINDOW", "LongPoll", "handle_longpoll"]
