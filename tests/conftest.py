@@ -1,26 +1,32 @@
-"""Shared test helpers: a fresh node per test, and one scalable unit of time.
+"""Fixtures every test may use: a fresh node per test, and ``run`` on it.
 
-Tests never share a node (no global state), run with asyncio debug mode on, and
-express every timeout as a multiple of `UNIT` seconds, so a slow machine can scale
-them all with ``ALIGHT_TEST_UNIT``.
+Tests never share a node (no global state) and run with asyncio debug mode on. What
+tests share beyond fixtures is the `testkit` package (``tests/support``, on pytest's
+path); processes the tests start find it through ``PYTHONPATH``, set here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from testkit import Runner
 
 from alight.actors import Node
 
 T = TypeVar("T")
 
-UNIT = float(os.environ.get("ALIGHT_TEST_UNIT", "1.0"))
-"""One unit of test time, in seconds."""
+SUPPORT = Path(__file__).resolve().parent / "support"
 
-Runner = Callable[..., Any]
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Processes started by tests (apps, cluster nodes) import `testkit` too."""
+    path = os.environ.get("PYTHONPATH")
+    if str(SUPPORT) not in (path or "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = str(SUPPORT) if not path else f"{SUPPORT}{os.pathsep}{path}"
 
 
 @pytest.fixture

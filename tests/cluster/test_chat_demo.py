@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.launcher import Child, alive, free_ports, read_status
+from testkit.processes import run_node
 
-from ..conftest import UNIT
-from ..integration.conftest import run_node
-from .test_launcher import Child, _alive, _free_port, _status
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODES = ["node0@127.0.0.1", "node1@127.0.0.1", "node2@127.0.0.1"]
@@ -45,7 +46,7 @@ class Demo:
         return f"http://127.0.0.1:{self.port}/"
 
     def nodes(self) -> list[dict[str, Any]]:
-        nodes = _status(self.status_file)
+        nodes = read_status(self.status_file)
         self.pids_seen |= {node["pid"] for node in nodes if node["pid"]}
         return nodes
 
@@ -56,7 +57,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
             pytest.fail(f"ALIGHT_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; ./dev test does it)")
-    port = _free_port()
+    port = free_ports()
     status_file = tmp_path / "status.json"
     # Node output to files: nobody reads the launcher's pipe while Chromium runs, and a
     # full pipe would block the launcher.
@@ -100,7 +101,7 @@ def test_demo_serves_the_page_on_a_three_node_cluster(demo: Demo) -> None:
     assert "alight_cluster_nodes_up{" in metrics
     demo.launcher.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0
-    assert not any(_alive(node["pid"]) for node in nodes)
+    assert not any(alive(node["pid"]) for node in nodes)
 
 
 HISTORY = "alight.root/(chat, chat)/history"
@@ -198,12 +199,12 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
     assert down[1] == old_pid
     up = _row(demo.launcher.wait_line(lambda line: _cells(line, 0, -1) == (killed, "up") and old_pid not in _row(line)))
     assert up[1].isdigit()
-    assert not _alive(int(old_pid))
+    assert not alive(int(old_pid))
     assert demo.nodes()[NODES.index(killed)]["pid"] == int(up[1])
 
     demo.launcher.proc.send_signal(signal.SIGTERM)
     assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0
-    assert not any(_alive(pid) for pid in demo.pids_seen)
+    assert not any(alive(pid) for pid in demo.pids_seen)
 
 
 def _row(line: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The reference app on a two-node cluster: channels, presence and long-poll across nodes.
 
-Each node is an OS process (`_app_node`: the reference endpoint with presence, on a
+Each node is an OS process (`testkit.apps.app_node`: the reference endpoint with presence, on a
 `Distribution`), in its own process group, resumed and killed in teardown. The phoenix
 client part runs ``tests/js/cluster.js``; the rest drives the nodes over raw HTTP and
 polls their test routes with bounded loops (every bound a multiple of `UNIT`).
@@ -8,113 +8,19 @@ polls their test routes with bounded loops (every bound a multiple of `UNIT`).
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import selectors
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.cluster import WAIT, AppNode, wait_for
+from testkit.processes import run_node
 
-from ..conftest import UNIT
-from ..integration.conftest import run_node
-
-REPO = Path(__file__).resolve().parents[2]
-SECRET = "test-cluster-secret-0123456789abcdef"
-WAIT = 10 * UNIT
-POLL = 0.05
-
-
-class AppNode:
-    """A `_app_node` child process: ``http_port``, ``address``, and HTTP helpers
-    (``cluster_port`` 0: any free one)."""
-
-    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.cluster._app_node", name, str(cluster_port), *seeds],
-            cwd=REPO,
-            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-            start_new_session=True,
-        )
-        self.http_port = 0
-        self.address = ""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + WAIT
-        buffer = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"ready\n" not in buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError(f"node {name} did not start")
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
-                buffer += chunk
-        for line in buffer.decode().splitlines():
-            if line.startswith("http "):
-                self.http_port = int(line.split()[1])
-            elif line.startswith("address "):
-                self.address = line.split()[1]
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
-
-    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
-        """``method path`` on this node; the decoded JSON body."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15 * UNIT)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            data = response.read()
-            assert response.status == 200, (method, path, response.status, data)
-            return json.loads(data)
-        finally:
-            conn.close()
-
-    def presence(self, topic: str) -> list[str]:
-        keys: list[str] = self.request("GET", f"/test/presence?topic={topic}")["keys"]
-        return keys
-
-    def track(self, topic: str, key: str) -> None:
-        self.request("POST", f"/test/track?topic={topic}&key={key}")
-
-    def nodes(self) -> list[str]:
-        names: list[str] = self.request("GET", "/test/nodes")["nodes"]
-        return names
-
-    def signal(self, sig: int) -> None:
-        os.killpg(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.signal(signal.SIGCONT)  # a stopped process group must resume to die cleanly
-            self.signal(signal.SIGKILL)
-        self.proc.wait(timeout=WAIT)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:
-    """Poll ``predicate`` until it holds; the seconds it took. Fails after ``timeout``."""
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
-    return time.monotonic() - t0
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 nodes, shows node B's supervision tree (asked from B's collector over the mesh), kills
 a worker on B, whose supervisor there restarts it, and shows B down once B is SIGKILLed.
 
-Each node is a `_dashboard_node` OS process (own process group, killed in teardown).
+Each node is a `testkit.apps.dashboard_node` OS process (own process group, killed in teardown).
 With ``ALIGHT_DASHBOARD_SCREENSHOT=docs/dashboard.png`` the test also saves the page
 (the README's screenshot is made this way).
 
@@ -16,10 +16,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from testkit import UNIT
+from testkit.browser import CHROMIUM, JOB, DashboardNode, require_browser, start_dashboard_node
+from testkit.processes import REPO, run_node
 
-from ..conftest import UNIT
-from ..integration.conftest import REPO, run_node
-from ..integration.test_dashboard import CHROMIUM, JOB, DashboardNode, require_browser, start_dashboard_node
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 SECRET = "test-cluster-secret-0123456789abcdef"
 

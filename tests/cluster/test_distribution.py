@@ -1,123 +1,22 @@
 """Cluster layer: real OS-process nodes on 127.0.0.1 linked by `Distribution`.
 
 Each test runs a node in this process (``tester``) and one to three nodes as child
-processes (`_node_main`), each in its own process group, killed in teardown. Every
+processes (`testkit.apps.node_main`), each in its own process group, killed in teardown. Every
 wait is bounded by a multiple of `UNIT`; waits are on events (messages, stdout lines).
 """
 
 from __future__ import annotations
 
-import os
-import selectors
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
+from testkit.cluster import WAIT, ChildNode, echo, run_tester, wait_nodes, whereis_on
 
-from alight.actors import NOCONNECTION, Down, Exit, Node, Pid, link, monitor, receive, self_pid, send, trap_exit
-from alight.cluster.distribution import Distribution, Nodedown, Nodeup, monitor_nodes, spawn_on
+from alight.actors import NOCONNECTION, Down, Exit, Pid, link, monitor, receive, self_pid, send, trap_exit
+from alight.cluster.distribution import Distribution, Nodedown, Nodeup, spawn_on
 
-from ..conftest import UNIT
-
-REPO = Path(__file__).resolve().parents[2]
-SECRET = "test-cluster-secret-0123456789abcdef"
-WAIT = 10 * UNIT
-
-
-class ChildNode:
-    def __init__(self, name: str, seeds: list[str]) -> None:
-        env = {**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET}
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.cluster._node_main", name, *seeds],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-            start_new_session=True,
-        )
-        self.address = ""
-        deadline = time.monotonic() + WAIT
-        selector = selectors.DefaultSelector()
-        assert self.proc.stdout is not None
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
-        buffer = b""
-        while b"ready\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"node {name} did not start")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
-            buffer += chunk
-        selector.close()
-        for line in buffer.decode().splitlines():
-            if line.startswith("address "):
-                self.address = line.split()[1]
-
-    def signal(self, sig: int) -> None:
-        os.killpg(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.signal(signal.SIGKILL)
-        self.proc.wait(timeout=WAIT)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-@pytest.fixture
-def start() -> Iterator[Callable[..., ChildNode]]:
-    children: list[ChildNode] = []
-
-    def starter(name: str, *seeds: str) -> ChildNode:
-        child = ChildNode(name, list(seeds))
-        children.append(child)
-        return child
-
-    yield starter
-    for child in children:
-        if child.proc.poll() is None:
-            child.signal(signal.SIGCONT)  # a stopped process group must resume to die cleanly
-        child.kill()
-
-
-def run_tester(main: Callable[[Distribution], Awaitable[Any]], *seeds: str, **options: Any) -> Any:
-    node = Node("tester", watchdog_threshold=None)
-
-    async def body() -> Any:
-        dist = Distribution(node, seeds=seeds, secret=SECRET, **options)
-        await dist.start()
-        try:
-            return await node.execute(main, dist)
-        finally:
-            await dist.stop()
-
-    return node.run(body)
-
-
-async def wait_nodes(dist: Distribution, names: set[str]) -> None:
-    monitor_nodes()
-    while not names <= set(dist.nodes()):
-        await receive(Nodeup, timeout=WAIT)
-
-
-async def echo(node: str, payload: Any) -> Any:
-    send(("echo", node), ("echo", self_pid(), payload))
-    reply = await receive(lambda m: isinstance(m, tuple) and m[0] == "echo", timeout=WAIT)
-    return reply[1]
-
-
-async def whereis_on(node: str, name: str) -> Pid:
-    send(("echo", node), ("whereis", self_pid(), name))
-    reply = await receive(lambda m: isinstance(m, tuple) and m[0] == "whereis", timeout=WAIT)
-    pid: Pid = reply[1]
-    return pid
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 def test_remote_send_and_reply_to_a_registered_name(start: Callable[..., ChildNode]) -> None:

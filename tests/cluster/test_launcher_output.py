@@ -24,10 +24,12 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import pytest
+from testkit.launcher import APP, SECRET, WAIT, free_ports
+from testkit.processes import REPO
 
 from alight.launcher import UP, ClusterLauncher, LaunchConfig, LineWriter, NodeStatus
 
-from .test_launcher import APP, REPO, SECRET, WAIT, _free_port
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 NOISE_LINES = 2000
 
@@ -66,7 +68,7 @@ def test_a_reader_that_stops_reading_loses_lines_not_restarts(
 ) -> None:
     read_fd, stream = pipe
     writer = LineWriter(stream, limit=16_384)
-    config = LaunchConfig(app=APP, nodes=2, port=_free_port(2), port_per_node=True, restart=True)
+    config = LaunchConfig(app=APP, nodes=2, port=free_ports(2), port_per_node=True, restart=True)
     pids: set[int] = set()
     restarted = asyncio.Event()  # of the launcher's loop, which calls on_change
     first: list[int] = []

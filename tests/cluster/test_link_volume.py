@@ -12,13 +12,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from testkit import UNIT
+from testkit.cluster import ChildNode, run_tester, wait_nodes
+
 from alight.actors import Pid, receive, self_pid, send
 from alight.cluster.distribution import Distribution, spawn_on
 
-from ..conftest import UNIT
-from .test_distribution import ChildNode, run_tester, start, wait_nodes
-
-__all__ = ["start"]  # the fixture that starts child nodes
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 COUNT = 200_000
 BURST = 1000

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
 
-from ..conftest import UNIT
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 180 * UNIT

@@ -8,7 +8,7 @@ node up, as ``alight cluster start --restart`` does; several seeds of one node o
 gave two links to one peer, which the peer took for a second restart (a lost direction
 for ``down_after``, 3 s).
 
-Nodes are OS processes (`_node_main`, `_app_node`), each in its own process group and
+Nodes are OS processes (`testkit.apps.node_main`, `testkit.apps.app_node`), each in its own process group and
 killed in teardown; every wait is bounded (`WAIT`) and on a message or an output line.
 """
 
@@ -25,15 +25,13 @@ from functools import partial
 from typing import Any
 
 import pytest
+from testkit.cluster import WAIT, AppNode, ChildNode, echo, run_tester, wait_for, wait_nodes, whereis_on
 
 from alight.actors import NOCONNECTION, Down, Exit, ReceiveTimeout, link, monitor, receive, self_pid, send, trap_exit
 from alight.client import Message, Socket
 from alight.cluster.distribution import Distribution, Nodedown
 
-from .test_cluster_app import AppNode, wait_for
-from .test_distribution import WAIT, ChildNode, echo, run_tester, start, wait_nodes, whereis_on
-
-__all__ = ["start"]  # the fixture, shared with test_distribution
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 MESSAGES = 50
 """Messages sent on each path right after the restart."""

@@ -2,7 +2,7 @@
 events with the peer and the reason, and the metrics of a clustered endpoint.
 
 The tester node runs in this process with a `Distribution` and an endpoint with
-`EndpointMetrics`; the other node is `_node_main` in its own process group (the helpers
+`EndpointMetrics`; the other node is `testkit.apps.node_main` in its own process group (the helpers
 of `test_distribution`), killed in teardown. Waits are on telemetry events forwarded
 to the test process as messages, each bounded by a multiple of `UNIT`.
 """
@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from testkit import UNIT
+from testkit.cluster import SECRET, WAIT, ChildNode
 
 from alight.actors import Node, receive, self_pid
 from alight.channels import Endpoint
@@ -25,8 +27,7 @@ from alight.cluster.distribution import Distribution
 from alight.metrics import EndpointMetrics
 from alight.telemetry import NODE_DOWN, NODE_UP, Event
 
-from ..conftest import UNIT
-from .test_distribution import SECRET, WAIT, ChildNode
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 @dataclass(frozen=True)

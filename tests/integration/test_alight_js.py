@@ -20,22 +20,21 @@ set (CI sets it): then a missing browser fails the test.
 
 from __future__ import annotations
 
-import os
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.browser import CHROMIUM, require_chromium
+from testkit.processes import REPO, NodeRun, RunningApp, run_node
 
-from ..conftest import UNIT
-from .conftest import REPO, NodeRun, RunningApp, run_node
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = REPO / "channels" / "static" / "alight.js"
 
 PAGE = """<!doctype html>
@@ -128,14 +127,6 @@ def page_urls(tmp_path_factory: pytest.TempPathFactory, reference_app: RunningAp
         server.shutdown()
         server.server_close()
         thread.join(5 * UNIT)
-
-
-def require_chromium() -> None:
-    """Skip (or fail, under ``ALIGHT_REQUIRE_BROWSER``) without Debian's chromium."""
-    if not CHROMIUM.exists():
-        if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
-            pytest.fail(f"ALIGHT_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; ./dev test does it)")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,9 @@ well-behaved client still works after all of it.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import socket
 import struct
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,33 +19,17 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from testkit import UNIT
+from testkit.processes import RunningApp, running_app
+from testkit.raw_ws import closed_with, raw_websocket, read_exactly
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from alight.channels import Endpoint
-from alight.examples.reference import UserSocket
-
-from ..conftest import UNIT
-from .conftest import RunningApp, running_app
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 TIMEOUT = 5 * UNIT
 NDJSON = "application/x-ndjson"
 INVALID_FRAME_LOG = "alight.channels.socket: closing socket"
-
-
-def small_frames_app() -> Endpoint:
-    """The reference socket on an endpoint whose ``max_frame_size`` is 1,000 bytes
-    (``alight run tests.integration.test_bad_input:small_frames_app``)."""
-    app = Endpoint(check_origin=False, max_frame_size=1_000, name="small_frames")
-    app.socket("/socket", UserSocket, websocket=True, longpoll=True)
-
-    async def health(request: Any) -> Any:
-        from alight.transports.http import HttpResponse
-
-        return HttpResponse.text("ok")
-
-    app.route("GET", "/health", health)
-    return app
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -78,15 +59,6 @@ def recv(ws: ClientConnection) -> Any:
 def join(ws: ClientConnection, topic: str, join_ref: str) -> Any:
     send(ws, join_ref, join_ref, topic, "phx_join", {})
     return recv(ws)
-
-
-def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """Read until the server closes (bounded); the close code and reason."""
-    deadline = time.monotonic() + TIMEOUT
-    with pytest.raises(ConnectionClosed):  # noqa: PT012 - frames may come first
-        while time.monotonic() < deadline:
-            ws.recv(max(0.0, deadline - time.monotonic()))
-    return ws.close_code, ws.close_reason
 
 
 def longpoll(app: RunningApp, method: str, query: str, body: bytes | None = None) -> Any:
@@ -204,46 +176,20 @@ def test_channel_limit_is_logged(reference_app: RunningApp) -> None:
 # -- frame size: close 1009 -----------------------------------------------------------------
 
 
-def _raw_websocket(app: RunningApp, query: str = "vsn=2.0.0") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /socket/websocket?{query} HTTP/1.1\r\nHost: {app.host}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"connection closed during the handshake: {head!r}"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    assert head.endswith(b"\r\n\r\n"), "the server sent a frame unasked"
-    return sock
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed mid-frame"
-        data += chunk
-    return data
-
-
 def test_frame_over_the_default_max_frame_size_closes_1009(reference_app: RunningApp) -> None:
     # Only the header of a 1 MiB + 1 frame is sent: the server must refuse it from the
     # declared length (the default max_frame_size is 1 MiB, as websockets').
-    with _raw_websocket(reference_app) as sock:
+    with raw_websocket(reference_app) as sock:
         sock.sendall(struct.pack("!BBQ", 0x81, 0x80 | 127, 1_048_577) + os.urandom(4))
-        opcode, length = _read_exactly(sock, 2)
+        opcode, length = read_exactly(sock, 2)
         assert opcode == 0x88
-        payload = _read_exactly(sock, length & 0x7F)
+        payload = read_exactly(sock, length & 0x7F)
         assert struct.unpack("!H", payload[:2])[0] == 1009
         assert sock.recv(1) == b""  # and the server closes TCP
 
 
 def test_endpoint_max_frame_size_is_the_listeners(tmp_path: Path) -> None:
-    with running_app("tests.integration.test_bad_input:small_frames_app", tmp_path / "small.log") as app:
+    with running_app("testkit.apps.small_frames:small_frames_app", tmp_path / "small.log") as app:
         with client(app) as ws:
             assert join(ws, "room:small", "1")[4]["status"] == "ok"
             send(ws, "1", "2", "room:small", "ping", {"fill": "x" * 900})

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 KEYS = {"bench", "value", "unit", "baseline", "baseline_value", "ratio"}
 FIGURES = {

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.processes import JS_DIR, NodeRun, RunningApp, run_node
 
-from ..conftest import UNIT
-from .conftest import JS_DIR, NodeRun, RunningApp, run_node
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
+from testkit import UNIT, Runner
 
 from alight.actors import Down, Pid, make_ref, monitor, receive, self_pid, send, spawn
 from alight.channels import Channel, Endpoint, Error, NoReply, Ok, Socket, SocketRef, Stop, reply
@@ -24,8 +25,6 @@ from alight.channels.message import Message, Reply
 from alight.channels.testing import TestClient, connect, start_endpoint
 from alight.examples.reference import RoomChannel, UserSocket
 from alight.transports.base import CLOSE_GOING_AWAY, ConnectInfo
-
-from ..conftest import UNIT, Runner
 
 WAIT = 1.0 * UNIT
 SHORT = 0.1 * UNIT

@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import UNIT
+import pytest
+from testkit import UNIT
+
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "channels.py"
 KEYS = {"bench", "value", "unit", "baseline", "baseline_value", "ratio"}

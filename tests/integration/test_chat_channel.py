@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner
+from testkit.processes import RunningApp, running_app
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as connect_ws
 from websockets.exceptions import ConnectionClosed
@@ -18,10 +20,6 @@ from websockets.exceptions import ConnectionClosed
 from alight.actors import Down, current_node, monitor, receive, self_pid
 from alight.channels.testing import TestClient, connect, start_endpoint
 from alight.demo.chat import ChatEndpoint, ChatLimits, ChatSocket
-from alight.transports.http import HttpRequest, HttpResponse
-
-from ..conftest import UNIT, Runner
-from .conftest import RunningApp, running_app
 
 TOPIC = "room:lobby"
 NODE = "test@127.0.0.1"
@@ -235,18 +233,7 @@ def test_kill_node_replies_notifies_the_room_then_kills(run: Runner) -> None:
     run(main)
 
 
-def served_chat() -> ChatEndpoint:
-    """The demo's chat with ``/health`` for the test harness, and ``kill_node`` off
-    (``alight run tests.integration.test_chat_channel:served_chat``)."""
-    app = ChatEndpoint(kill_node=lambda: None, dashboard=False, metrics=False)
-
-    async def health(request: HttpRequest) -> HttpResponse:
-        return HttpResponse.text("ok")
-
-    app.route("GET", "/health", health)
-    return app
-
-
+@pytest.mark.slow  # the chat in its own OS process
 def test_a_huge_frame_closes_only_its_own_connection(tmp_path: Path) -> None:
     """The chat served for real (its own OS process): a 1 MB frame closes the sender's
     WebSocket with 1009 before it is parsed; another client in the room goes on."""
@@ -277,5 +264,5 @@ def test_a_huge_frame_closes_only_its_own_connection(tmp_path: Path) -> None:
         while True:
             await asyncio.wait_for(ws.recv(), 5 * UNIT)
 
-    with running_app("tests.integration.test_chat_channel:served_chat", tmp_path / "chat.log") as app:
+    with running_app("testkit.apps.chat:served_chat", tmp_path / "chat.log") as app:
         asyncio.run(asyncio.wait_for(main(app), 30 * UNIT))

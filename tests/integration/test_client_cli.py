@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from testkit import UNIT
+from testkit.processes import REPO, RunningApp
 
-from ..conftest import UNIT
-from .conftest import REPO, RunningApp
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 INPUT = 'ping {"a":1}\nshout {"x":2}\n'
 

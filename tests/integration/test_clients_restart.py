@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.browser import CHROMIUM, require_chromium
+from testkit.processes import JS_DIR, REPO, RunningApp, alight_run, kill_group, require_js
+from testkit.python_client import WAIT, run, wait_until
 
 from alight.client import ChannelState, LongPoll, Presence, Reply, Socket
 
-from ..conftest import UNIT
-from .conftest import JS_DIR, REPO, RunningApp, alight_run, kill_group, require_js
-from .test_alight_js import CHROMIUM, require_chromium
-from .test_python_client import WAIT, run, wait_until
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 SPEC = "examples.reference:app"
 RESTART_WAIT = 20 * UNIT

@@ -14,12 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import zmq
+from testkit import UNIT
 from zmq.utils.monitor import recv_monitor_message
 
 from alight.cluster._auth import DEFAULT_HOST, USER_ID, ZapHandler, client_socket, server_socket
 from alight.cluster._keys import ClusterKeys, derive_keys
-
-from ..conftest import UNIT
 
 KEYS = derive_keys("the cluster secret, 32 bytes ok")
 WRONG = derive_keys("not the cluster secret, 32 bytes")

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
+
 ROOT = Path(__file__).resolve().parents[2]
 ALWAYS = {"cluster.remote_send", "cluster.broadcast", "cluster.rtt_p99", "cluster.down_detection"}
 KEYS = {"bench", "value", "unit", "baseline", "baseline_value", "ratio", "target", "met"}

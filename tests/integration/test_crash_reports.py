@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner, equals
 
 from alight import actors
 from alight.actors import (
@@ -21,9 +22,6 @@ from alight.actors import (
     spawn_monitor,
     trap_exit,
 )
-
-from ..conftest import UNIT, Runner
-from ._support import equals
 
 WAIT = 5 * UNIT
 CRASH_LOGGER = "alight.actors.crash"

@@ -1,6 +1,6 @@
 """The dashboard in headless Chromium against a real server process.
 
-`_dashboard_node` (an endpoint with a `Dashboard` and a small supervision tree,
+`testkit.apps.dashboard_node` (an endpoint with a `Dashboard` and a small supervision tree,
 with some load) runs as its own OS process; ``tests/js/dashboard.js`` opens
 ``/dashboard`` on it with playwright-core, checks the nodes table and the tree, sorts
 the process table, clicks the supervised worker ``job.1``, kills it, and waits for the
@@ -13,86 +13,16 @@ set (CI sets it): then a missing browser fails the test.
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import selectors
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testkit import UNIT
+from testkit.browser import CHROMIUM, JOB, DashboardNode, require_browser, start_dashboard_node
+from testkit.processes import run_node, running_app, uvicorn_run
 
-from ..conftest import UNIT
-from .conftest import REPO, kill_group, run_node, running_app, uvicorn_run
-
-CHROMIUM = Path("/usr/bin/chromium")
-JOB = "alight.root/workers/jobs/job.1"
-
-
-@dataclass
-class DashboardNode:
-    """A `_dashboard_node` OS process: its name, HTTP port and cluster address."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    http_port: int
-    address: str
-
-    def url(self, path: str = "/dashboard") -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def stop(self) -> None:
-        kill_group(self.proc)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def start_dashboard_node(name: str, *args: str, env: dict[str, str] | None = None) -> DashboardNode:
-    """Start ``python -m tests.integration._dashboard_node NAME ARGS`` and wait (bounded)
-    for its ``ready`` line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration._dashboard_node", name, *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        bufsize=0,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 15 * UNIT
-    buffer = b""
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            while b"ready\n" not in buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError(f"node {name} did not start: {buffer.decode()!r}")
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"node {name} exited with {proc.poll()}: {buffer.decode()!r}")
-                buffer += chunk
-    except BaseException:
-        kill_group(proc)
-        raise
-    port, address = 0, ""
-    for line in buffer.decode().splitlines():
-        if line.startswith("http "):
-            port = int(line.split()[1])
-        elif line.startswith("address "):
-            address = line.split()[1]
-    return DashboardNode(name, proc, port, address)
-
-
-def require_browser() -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
-            pytest.fail(f"ALIGHT_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; ./dev test does it)")
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +143,7 @@ def test_the_dashboard_in_chromium_kills_a_worker_and_shows_its_restart(dashboar
 
 def test_the_dashboard_under_uvicorn(tmp_path: Path) -> None:
     require_browser()
-    with running_app("tests.integration._dashboard_node:asgi_app", tmp_path / "app.log", command=uvicorn_run) as app:
+    with running_app("testkit.apps.dashboard_node:asgi_app", tmp_path / "app.log", command=uvicorn_run) as app:
         run = run_node("dashboard.js", app.http("/dashboard"), str(CHROMIUM), timeout=60 * UNIT)
     assert run.returncode == 0, run.transcript()
     page = run["page"]

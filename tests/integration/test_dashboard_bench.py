@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import UNIT
+import pytest
+from testkit import UNIT
+
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dashboard.py"
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import orjson
+from testkit import UNIT, Runner
 
 from alight.actors import (
     GenServer,
@@ -39,8 +40,6 @@ from alight.dashboard import (
     Watch,
     Watching,
 )
-
-from ..conftest import UNIT, Runner
 
 COLLECTOR = "endpoint.dashboard"
 

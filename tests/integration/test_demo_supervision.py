@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import UNIT
 
-from ..conftest import UNIT
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 def _alight() -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner
+from testkit.workers import down, flaky, lifecycle, spawned, started, stopped, stubborn, watch, worker
 
 from alight.actors import (
     DynamicSupervisor,
@@ -19,9 +21,6 @@ from alight.actors import (
 from alight.actors import (
     exit as exit_signal,
 )
-
-from ..conftest import UNIT, Runner
-from ._workers import down, flaky, lifecycle, spawned, started, stopped, stubborn, watch, worker
 
 SHORT = 0.1 * UNIT
 

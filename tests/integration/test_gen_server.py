@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner
 
 from alight.actors import (
     CallExit,
@@ -40,8 +41,6 @@ from alight.actors import (
     exit as exit_signal,
 )
 from alight.actors.gen_server import stop
-
-from ..conftest import UNIT, Runner
 
 # -- servers used by the tests ---------------------------------------------------------
 

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.apps.hostile import MAX_PARTIAL, PER_ADDRESS
+from testkit.processes import RunningApp, running_app
+from testkit.raw_ws import closed_with, raw_websocket, read_exactly
 from websockets.sync.client import ClientConnection, connect
 
 from alight.channels.serializer import MAX_DEPTH, MAX_NAME
 
-from ..conftest import UNIT
-from ._hostile_app import MAX_PARTIAL, PER_ADDRESS
-from .conftest import RunningApp, running_app
-from .test_bad_input import _raw_websocket, _read_exactly, closed_with
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 TIMEOUT = 5 * UNIT
 
@@ -38,7 +39,7 @@ TIMEOUT = 5 * UNIT
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     log_path = tmp_path_factory.mktemp("hostile") / "app.log"
-    with running_app("tests.integration._hostile_app:app", log_path) as running:
+    with running_app("testkit.apps.hostile:app", log_path) as running:
         yield running
 
 
@@ -255,16 +256,16 @@ def _frame_start(size: int, sent: int) -> bytes:
 
 def _close_code(sock: socket.socket) -> int:
     sock.settimeout(TIMEOUT)
-    opcode, length = _read_exactly(sock, 2)
+    opcode, length = read_exactly(sock, 2)
     assert opcode == 0x88, opcode
-    return int(struct.unpack("!H", _read_exactly(sock, length & 0x7F)[:2])[0])
+    return int(struct.unpack("!H", read_exactly(sock, length & 0x7F)[:2])[0])
 
 
 def test_unfinished_frames_over_the_budget_close_the_largest_then_time_out(app: RunningApp, canary: Canary) -> None:
     size = 1_040_000
     sent = [1_000_000, 600_000, 600_000]
     assert sum(sent) > MAX_PARTIAL > sum(sent[:2])
-    socks = [_raw_websocket(app) for _ in sent]
+    socks = [raw_websocket(app) for _ in sent]
     try:
         for sock, amount in zip(socks, sent, strict=True):
             sock.sendall(_frame_start(size, amount))
@@ -283,7 +284,7 @@ def test_unfinished_frames_over_the_budget_close_the_largest_then_time_out(app: 
 
 
 def test_a_ping_announcing_8_mb_is_refused_on_its_header(app: RunningApp, canary: Canary) -> None:
-    with _raw_websocket(app) as sock:
+    with raw_websocket(app) as sock:
         sock.sendall(struct.pack("!BBQ", 0x89, 0x80 | 127, 8_000_000) + os.urandom(4))
         assert _close_code(sock) == 1002
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from testkit import UNIT, Runner, equals
+
 from alight import actors
 from alight.actors import (
     Actor,
@@ -20,9 +22,6 @@ from alight.actors import (
     spawn_monitor,
     trap_exit,
 )
-
-from ..conftest import UNIT, Runner
-from ._support import equals
 
 WAIT = 5 * UNIT
 

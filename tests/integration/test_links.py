@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner, equals
 
 from alight import actors
 from alight.actors import (
@@ -34,9 +35,6 @@ from alight.actors import (
     trap_exit,
     unlink,
 )
-
-from ..conftest import UNIT, Runner
-from ._support import equals
 
 WAIT = 5 * UNIT
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from testkit import UNIT, Runner, equals
+
 from alight import actors
 from alight.actors import (
     NOCONNECTION,
@@ -20,9 +22,6 @@ from alight.actors import (
     spawn,
     spawn_monitor,
 )
-
-from ..conftest import UNIT, Runner
-from ._support import equals
 
 WAIT = 5 * UNIT
 

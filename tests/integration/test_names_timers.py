@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from testkit import UNIT, Runner
 
 from alight import actors
 from alight.actors import (
@@ -26,8 +27,6 @@ from alight.actors import (
     unregister,
     whereis,
 )
-
-from ..conftest import UNIT, Runner
 
 WAIT = 5 * UNIT
 

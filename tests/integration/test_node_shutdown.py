@@ -10,9 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..conftest import UNIT
+import pytest
+import testkit.apps
+from testkit import UNIT
 
-SCRIPT = Path(__file__).with_name("_serve_script.py")
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
+
+SCRIPT = Path(testkit.apps.__file__).with_name("serve_script.py")
 
 
 def test_sigterm_stops_the_tree_in_reverse_order_within_shutdown_times() -> None:

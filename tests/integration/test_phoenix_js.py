@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.processes import NodeRun, RunningApp, alight_run, run_node, running_app, uvicorn_run
 
-from ..conftest import UNIT
-from .conftest import NodeRun, RunningApp, alight_run, run_node, running_app, uvicorn_run
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 RUNS = {
     "websocket": ("websocket", "2.0.0"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner
 
 from alight.actors import Pid, receive, self_pid, spawn
 from alight.actors import exit as exit_process
@@ -27,8 +28,6 @@ from alight.channels.presence import (
 )
 from alight.channels.testing import TestClient, connect, start_endpoint
 from alight.examples.reference import UserSocket
-
-from ..conftest import UNIT, Runner
 
 WAIT = 1.0 * UNIT
 SHORT = 0.2 * UNIT

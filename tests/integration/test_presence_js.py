@@ -10,9 +10,10 @@ checks one observation of one run (a run per transport, per module).
 from __future__ import annotations
 
 import pytest
+from testkit import UNIT
+from testkit.processes import NodeRun, RunningApp, run_node
 
-from ..conftest import UNIT
-from .conftest import NodeRun, RunningApp, run_node
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 
 @pytest.fixture(scope="module", params=["websocket", "longpoll"])

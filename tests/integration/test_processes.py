@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner, equals
 
 from alight import actors
 from alight.actors import (
@@ -42,9 +43,6 @@ from alight.actors import (
     unregister,
     whereis,
 )
-
-from ..conftest import UNIT, Runner
-from ._support import equals
 
 WAIT = 5 * UNIT
 

@@ -20,12 +20,13 @@ import hashlib
 import itertools
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
+from testkit import UNIT
+from testkit.processes import RunningApp
+from testkit.python_client import LONGPOLL, WAIT, WEBSOCKET, TransportCase, client, run, wait_until
 
 from alight.client import (
     Channel,
@@ -37,30 +38,12 @@ from alight.client import (
     PushTimeout,
     Reply,
     Socket,
-    Transport,
 )
 
-from ..conftest import UNIT
-from .conftest import RunningApp
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
-T = TypeVar("T")
-WAIT = 5 * UNIT
-
-
-@dataclass(frozen=True)
-class TransportCase:
-    """One transport for the shared scenarios: its ``name`` for `Socket(transport=...)`,
-    and, as data, what differs between transports: ``reopen_within``, how long the
-    client may take to open a new connection after the server ended its session."""
-
-    name: Transport
-    reopen_within: float
-
-
-WEBSOCKET = TransportCase("websocket", WAIT)  # the server closes the WebSocket at once
 # The server ends a long-poll session at the next GET: at most the pending GET's window
 # (PROTOCOL.md §5.4), then 410, then a new session (§5.5).
-LONGPOLL = TransportCase("longpoll", 15 * UNIT)
 TRANSPORTS = [pytest.param(transport, id=transport.name) for transport in (WEBSOCKET, LONGPOLL)]
 # Every transport with every vsn (PROTOCOL.md §2.2, §2.3).
 VARIANTS = [
@@ -68,25 +51,6 @@ VARIANTS = [
     for transport in (WEBSOCKET, LONGPOLL)
     for vsn in ("2.0.0", "1.0.0")
 ]
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), 30 * UNIT)
-
-    return asyncio.run(bounded(), debug=True)
-
-
-@asynccontextmanager
-async def client(
-    app: RunningApp, user_id: str = "ann", transport: TransportCase = WEBSOCKET, **options: Any
-) -> AsyncIterator[Socket]:
-    """A connected `Socket` to ``app`` over ``transport`` (``options`` go to `Socket`)."""
-    options.setdefault("rejoin_steps", (0.05,))
-    socket = Socket(f"ws://{app.host}/socket", params={"user_id": user_id}, transport=transport.name, **options)
-    async with socket:
-        await socket.wait_connected(WAIT)
-        yield socket
 
 
 async def next_event(channel: Channel, event: str, where: Callable[[Message], bool] = lambda m: True) -> Message:
@@ -99,17 +63,6 @@ async def next_event(channel: Channel, event: str, where: Callable[[Message], bo
         raise AssertionError(f"{channel} closed before {event!r}")
 
     return await asyncio.wait_for(find(), WAIT)
-
-
-async def wait_until(condition: Callable[[], bool], changed: asyncio.Event) -> None:
-    """Wait (bounded) until ``condition()``, re-checking each time ``changed`` is set."""
-
-    async def loop() -> None:
-        while not condition():
-            changed.clear()
-            await changed.wait()
-
-    await asyncio.wait_for(loop(), WAIT)
 
 
 def post_broadcast(app: RunningApp, topic: str, event: str, payload: Any) -> Awaitable[None]:
@@ -341,7 +294,7 @@ def test_refused_connection_backs_off(reference_app: RunningApp, transport: Tran
     every GET answers 403): attempts follow the backoff (no jitter here), not a tight loop."""
 
     async def main() -> None:
-        from .conftest import free_port
+        from testkit.processes import free_port
 
         steps = (0.01, 0.05, 0.1, 0.15, 0.2)  # the first default reconnect steps, in seconds
         closes: list[float] = []

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from testkit import UNIT
+from testkit.processes import RunningApp
+from testkit.python_client import LONGPOLL, WAIT, client, run, wait_until
 
 from alight.client import LongPoll, Presence, Reply, Socket
 
-from ..conftest import UNIT
-from .conftest import RunningApp
-from .test_python_client import LONGPOLL, WAIT, client, run, wait_until
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 # -- long-poll -------------------------------------------------------------------------
 

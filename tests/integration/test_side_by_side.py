@@ -31,12 +31,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+from testkit import UNIT
+from testkit.processes import JS_DIR, RunningApp, require_js
+from testkit.python_client import WAIT
+
 from alight.client import LongPoll, Socket, WebSocket
 from alight.client._http import HttpConnection
 
-from ..conftest import UNIT
-from .conftest import JS_DIR, RunningApp, require_js
-from .test_python_client import WAIT
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 PRESENCE_EVENTS = ("presence_state", "presence_diff")
 

@@ -7,6 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from testkit import UNIT, Runner
+from testkit.workers import down, flaky, lifecycle, slow_to_stop, spawned, started, stopped, stubborn, watch, worker
 
 from alight.actors import (
     ChildCounts,
@@ -32,9 +34,6 @@ from alight.actors import (
 from alight.actors import (
     exit as exit_signal,
 )
-
-from ..conftest import UNIT, Runner
-from ._workers import down, flaky, lifecycle, slow_to_stop, spawned, started, stopped, stubborn, watch, worker
 
 SHORT = 0.1 * UNIT
 """A shutdown time for children that are expected to stop promptly or be killed."""

@@ -21,6 +21,7 @@ from typing import Any
 import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from testkit import UNIT, Runner
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -34,8 +35,6 @@ from alight.client import Socket as Client
 from alight.metrics import MAX_EVENT_LABEL_LENGTH, MAX_EVENT_LABELS, EndpointMetrics
 from alight.telemetry import CHANNEL_HANDLED_IN, CHANNEL_JOINED, PUBSUB_BROADCAST, SOCKET_CONNECTED, Event
 from alight.transports.listener import HttpListener, listener_port
-
-from ..conftest import UNIT, Runner
 
 WAIT = 5 * UNIT
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from testkit import UNIT
+from testkit.processes import RunningApp, alight_run, running_app, uvicorn_run
 
 from alight.client import Socket
 
-from ..conftest import UNIT
-from .conftest import RunningApp, alight_run, running_app, uvicorn_run
+pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 WAIT = 5 * UNIT
 SERVERS: dict[str, Callable[[str, int], list[str]]] = {"native": alight_run, "asgi": uvicorn_run}
@@ -36,7 +37,7 @@ def scrape(app: RunningApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
 def test_metrics_of_a_served_app_move_with_its_clients(server: str, tmp_path: Path) -> None:
-    spec = "tests.integration._metrics_app:" + ("asgi_app" if server == "asgi" else "app")
+    spec = "testkit.apps.metrics:" + ("asgi_app" if server == "asgi" else "app")
     with running_app(spec, tmp_path / "app.log", command=SERVERS[server]) as app:
         before = scrape(app)
         connects = ("alight_socket_connects_total", (("result", "ok"), ("transport", "websocket"), ("vsn", "2.0.0")))

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
+from testkit import UNIT, Runner
+
 from alight.actors import Pid, Supervisor, receive, self_pid, send, spawn, trap_exit
 from alight.actors import exit as exit_process
 from alight.channels.presence import Heartbeat, Tracker, TrackerSettings
@@ -25,8 +27,6 @@ from alight.channels.presence._replication import (
     TransferReq,
 )
 from alight.channels.presence.tracker import Diffs, Meta
-
-from ..conftest import UNIT, Runner
 
 TOPIC = "room:lobby"
 WAIT = 2.0 * UNIT

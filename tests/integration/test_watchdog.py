@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from testkit import UNIT, equals
 
 from alight.actors import (
     BlockReport,
@@ -23,9 +24,6 @@ from alight.actors import (
     send,
     spawn,
 )
-
-from ..conftest import UNIT
-from ._support import equals
 
 WAIT = 5 * UNIT
 

@@ -11,6 +11,8 @@ import struct
 
 import orjson
 import pytest
+from testkit import UNIT, Runner
+from testkit.echo_server import TIMEOUT, EchoEndpoint, serving
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.speedups import apply_mask
@@ -20,9 +22,6 @@ from alight.actors.gen_server import stop
 from alight.transports.base import TransportClosed, TransportStats
 from alight.transports.listener import HttpListener, listener_port
 from alight.transports.server import ServerConfig
-
-from ..conftest import UNIT, Runner
-from .test_http_server import TIMEOUT, EchoEndpoint, serving
 
 
 def url(port: int, query: str = "vsn=2.0.0") -> str:

@@ -1,4 +1,4 @@
-// Drives the reference app on two clustered nodes (tests/cluster/_app_node.py) with the
+// Drives the reference app on two clustered nodes (tests/support/testkit/apps/app_node.py) with the
 // official phoenix client and prints one JSON line per observation; the assertions are
 // in tests/cluster/test_cluster_app.py.
 //

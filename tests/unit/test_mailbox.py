@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testkit import UNIT, Runner
 
 from alight.actors import Node, ReceiveTimeout, receive, receive_nowait, self_pid, send, spawn
 from alight.actors._mailbox import Mailbox, Match
-
-from ..conftest import UNIT, Runner
 
 
 @dataclass(frozen=True)

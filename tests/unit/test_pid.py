@@ -5,10 +5,9 @@ from __future__ import annotations
 import pickle
 
 import cloudpickle
+from testkit import Runner
 
 from alight.actors import Node, Pid, Ref, make_ref, self_pid
-
-from ..conftest import Runner
 
 
 def test_pid_equality_and_hash_cover_every_field() -> None:

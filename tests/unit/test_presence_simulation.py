@@ -56,11 +56,13 @@ def _run_many(seeds: range, options: dict[str, Any]) -> list[str]:
         return [report for _, report in outcomes if report is not None]
 
 
+@pytest.mark.slow  # thousands of seeds, in worker processes
 def test_general_schedules_keep_every_invariant() -> None:
     failures = _run_many(range(10_000, 10_000 + SEEDS), {})
     assert not failures, f"{len(failures)} of {SEEDS} seeds failed; the first:\n{failures[0]}"
 
 
+@pytest.mark.slow  # thousands of seeds, in worker processes
 def test_pauses_shorter_than_down_period_produce_no_leave() -> None:
     failures = _run_many(range(20_000, 20_000 + PAUSE_SEEDS), PAUSES)
     assert not failures, f"{len(failures)} of {PAUSE_SEEDS} seeds failed; the first:\n{failures[0]}"

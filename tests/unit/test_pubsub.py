@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from testkit import UNIT, Runner
+
 from alight.actors import Down, Pid, current_node, monitor, receive, self_pid, send, spawn
 from alight.channels.message import Broadcast, Frame, Message, Reply
 from alight.channels.pubsub import Fastlane, PubSub
 from alight.channels.serializer import Serializer, V1Serializer, V2Serializer
 from alight.transports.base import CLOSE_NORMAL, Conn
-
-from ..conftest import UNIT, Runner
 
 SHORT = 0.05 * UNIT
 WAIT = 1.0 * UNIT

@@ -1,6 +1,6 @@
 """A node serving a small app with the dashboard, for the dashboard's browser tests.
 
-``python -m tests.integration._dashboard_node NAME [--cluster-port P] [--seeds ADDR ...] [--load]``
+``python -m testkit.apps.dashboard_node NAME [--cluster-port P] [--seeds ADDR ...] [--load]``
 
 Serves an endpoint with a `Dashboard` and presence on a free port of 127.0.0.1
 next to a small supervision tree of its own::
@@ -64,7 +64,7 @@ async def health(request: HttpRequest) -> HttpResponse:
 
 app.route("GET", "/health", health)
 asgi_app = app.asgi()
-"""The same endpoint for uvicorn (``uvicorn tests.integration._dashboard_node:asgi_app``)."""
+"""The same endpoint for uvicorn (``uvicorn testkit.apps.dashboard_node:asgi_app``)."""
 
 
 def workers() -> ChildSpec:

@@ -1,5 +1,5 @@
 """The reference socket on an endpoint whose listener limits are small enough to reach
-in a test: ``alight run tests.integration._hostile_app:app``."""
+in a test: ``alight run testkit.apps.hostile:app``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A cluster node for tests: ``python -m tests.cluster._node_main NAME [SEEDS...]``.
+"""A cluster node for tests: ``python -m testkit.apps.node_main NAME [SEEDS...]``.
 
 Starts a `Node` with a `Distribution` (secret from ``ALIGHT_CLUSTER_SECRET``), registers
 ``echo`` (answers ``("echo", from_pid, payload)`` with ``("echo", payload)``, and

@@ -1,4 +1,4 @@
-"""A clustered reference-app node for tests: ``python -m tests.cluster._app_node NAME CLUSTER_PORT [SEEDS...]``.
+"""A clustered reference-app node for tests: ``python -m testkit.apps.app_node NAME CLUSTER_PORT [SEEDS...]``.
 
 Runs `examples.reference.app` (presence on) on a node with a `Distribution` (secret from
 ``ALIGHT_CLUSTER_SECRET``; ``CLUSTER_PORT`` 0 picks one), HTTP on a free port of

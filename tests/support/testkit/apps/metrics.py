@@ -1,5 +1,5 @@
 """An app with `EndpointMetrics` for `test_telemetry_served`: ``alight run
-tests.integration._metrics_app:app`` or ``uvicorn tests.integration._metrics_app:asgi_app``."""
+testkit.apps.metrics:app`` or ``uvicorn testkit.apps.metrics:asgi_app``."""
 
 from __future__ import annotations
 

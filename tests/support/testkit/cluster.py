@@ -1,0 +1,187 @@
+"""Cluster nodes as OS processes, and a tester node with its own Distribution."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from alight.actors import Node, Pid, receive, self_pid, send
+from alight.cluster.distribution import Distribution, Nodeup, monitor_nodes
+from testkit import UNIT
+from testkit.processes import REPO
+
+SECRET = "test-cluster-secret-0123456789abcdef"
+
+
+WAIT = 10 * UNIT
+
+
+class ChildNode:
+    def __init__(self, name: str, seeds: list[str]) -> None:
+        env = {**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET}
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testkit.apps.node_main", name, *seeds],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+        self.address = ""
+        deadline = time.monotonic() + WAIT
+        selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        buffer = b""
+        while b"ready\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"node {name} did not start")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
+            buffer += chunk
+        selector.close()
+        for line in buffer.decode().splitlines():
+            if line.startswith("address "):
+                self.address = line.split()[1]
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=WAIT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def run_tester(main: Callable[[Distribution], Awaitable[Any]], *seeds: str, **options: Any) -> Any:
+    node = Node("tester", watchdog_threshold=None)
+
+    async def body() -> Any:
+        dist = Distribution(node, seeds=seeds, secret=SECRET, **options)
+        await dist.start()
+        try:
+            return await node.execute(main, dist)
+        finally:
+            await dist.stop()
+
+    return node.run(body)
+
+
+async def wait_nodes(dist: Distribution, names: set[str]) -> None:
+    monitor_nodes()
+    while not names <= set(dist.nodes()):
+        await receive(Nodeup, timeout=WAIT)
+
+
+async def echo(node: str, payload: Any) -> Any:
+    send(("echo", node), ("echo", self_pid(), payload))
+    reply = await receive(lambda m: isinstance(m, tuple) and m[0] == "echo", timeout=WAIT)
+    return reply[1]
+
+
+async def whereis_on(node: str, name: str) -> Pid:
+    send(("echo", node), ("whereis", self_pid(), name))
+    reply = await receive(lambda m: isinstance(m, tuple) and m[0] == "whereis", timeout=WAIT)
+    pid: Pid = reply[1]
+    return pid
+
+
+POLL = 0.05
+
+
+class AppNode:
+    """A `testkit.apps.app_node` child process: ``http_port``, ``address``, and HTTP helpers
+    (``cluster_port`` 0: any free one)."""
+
+    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testkit.apps.app_node", name, str(cluster_port), *seeds],
+            cwd=REPO,
+            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+        self.http_port = 0
+        self.address = ""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + WAIT
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"ready\n" not in buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise TimeoutError(f"node {name} did not start")
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
+                buffer += chunk
+        for line in buffer.decode().splitlines():
+            if line.startswith("http "):
+                self.http_port = int(line.split()[1])
+            elif line.startswith("address "):
+                self.address = line.split()[1]
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
+        """``method path`` on this node; the decoded JSON body."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15 * UNIT)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            assert response.status == 200, (method, path, response.status, data)
+            return json.loads(data)
+        finally:
+            conn.close()
+
+    def presence(self, topic: str) -> list[str]:
+        keys: list[str] = self.request("GET", f"/test/presence?topic={topic}")["keys"]
+        return keys
+
+    def track(self, topic: str, key: str) -> None:
+        self.request("POST", f"/test/track?topic={topic}&key={key}")
+
+    def nodes(self) -> list[str]:
+        names: list[str] = self.request("GET", "/test/nodes")["nodes"]
+        return names
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGCONT)  # a stopped process group must resume to die cleanly
+            self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=WAIT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:
+    """Poll ``predicate`` until it holds; the seconds it took. Fails after ``timeout``."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL)
+    return time.monotonic() - t0
