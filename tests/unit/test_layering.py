@@ -89,7 +89,7 @@ def _imports(module: str, source: str, is_package: bool = False) -> list[Import]
     """Every import of an alight module in ``source`` (module ``module``), at any depth
     of the syntax tree."""
     package = module.split(".") if is_package else module.split(".")[:-1]
-    out = []
+    out: list[Import] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
