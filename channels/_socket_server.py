@@ -115,7 +115,11 @@ class _SocketServer:
                 message = await me.receive()
                 kind = type(message)
                 if kind is Inbound:
-                    await self.inbound(message)
+                    try:
+                        await self.inbound(message)
+                    finally:
+                        # A credit back to the transport (its inbound back-pressure).
+                        self.conn.inbound_handled()
                 elif kind is Down:
                     self.channel_down(message)
                 elif kind is TransportClosed:

@@ -227,6 +227,7 @@ async def _post(endpoint: Endpoint, session: dict[str, Any], request: HttpReques
         log.warning("bad long-poll POST body: %s", error)
         return status_response(400)
     if any(len(frame.data) > endpoint.connection_limits.max_frame_size for frame in frames):
+        endpoint.transport_stats.frames_too_big += 1  # the policy's count, from the request process
         # The WebSocket's 1009: nothing of this POST is handled; the client retries.
         log.warning(
             "long-poll POST refused: a frame over max_frame_size (%d bytes)", endpoint.connection_limits.max_frame_size
@@ -277,7 +278,7 @@ async def run_session(
     me = current_process()
     node = me.node
 
-    conn = LongPollConn(lambda: me.put(_Wake()), endpoint.connection_limits.max_buffer, endpoint.transport_stats)
+    conn = LongPollConn(lambda: me.put(_Wake()), endpoint.connection_limits, endpoint.transport_stats)
     endpoint.start_socket(mount, conn, query, info, [], lambda outcome: me.put(outcome), me)
     outcome = await me.receive((Accepted, Refused))
     if type(outcome) is Refused:

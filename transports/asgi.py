@@ -28,7 +28,6 @@ from ..actors import ChildSpec, Node, start_child
 from .base import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
-    CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
     WEBSOCKET,
     Accepted,
@@ -43,6 +42,7 @@ from .base import (
     TransportStats,
 )
 from .http import HttpRequest, HttpResponse
+from .policy import CLOSED, PENDING, SLOW_CONSUMER, ConnectionPolicy
 
 log = logging.getLogger("alight.transports.asgi")
 
@@ -185,7 +185,9 @@ def _route_path(scope: Scope) -> str:
 
 class _AsgiWebSocket(Conn):
     """A WebSocket connection served through ASGI: a `Conn` whose frames are written by
-    a writer coroutine owned by the connection's ASGI call."""
+    a writer coroutine owned by the connection's ASGI call. Its decisions (buffer
+    bound, idle timeout, frame size, close states, inbound credits) are the
+    `ConnectionPolicy`'s, as for the native server's connections."""
 
     transport = WEBSOCKET
 
@@ -197,32 +199,46 @@ class _AsgiWebSocket(Conn):
         self.queue: deque[Frame | tuple[int, str]] = deque()
         self.buffered = 0
         self.wakeup = asyncio.Event()
-        self._closed = False
+        self.readable = asyncio.Event()
+        """Set while the policy lets the read loop take client frames (credits)."""
+        self.readable.set()
+        self.policy = ConnectionPolicy(endpoint.connection_limits, endpoint.transport_stats)
+        self.pending_close: tuple[int, str] | None = None
+        """A close asked for before the connection was accepted, sent once it is."""
         self.socket_pid: Any = None
 
     # -- Conn -------------------------------------------------------------------------------
 
     def write(self, frame: Frame) -> None:
-        if self._closed:
+        policy = self.policy
+        if policy.closed:
+            return
+        # (Before the accept, frames are queued for the writer, which starts then.)
+        # No transport buffer to ask: what is queued here is all of it ("paused").
+        if not policy.admits(len(frame.data), self.buffered):
+            log.warning("closing a slow consumer (%d bytes queued)", self.buffered)
+            self.close(*SLOW_CONSUMER)
             return
         self.queue.append(frame)
         self.buffered += len(frame.data)
-        if self.buffered > self.endpoint.connection_limits.max_buffer:
-            self.endpoint.transport_stats.slow_consumer_disconnects += 1
-            log.warning("closing a slow consumer (%d bytes queued)", self.buffered)
-            self.close(CLOSE_POLICY, "slow consumer")
-            return
         self.wakeup.set()
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        if not self._closed:
-            self._closed = True
+        policy = self.policy
+        if policy.state == PENDING:
+            if self.pending_close is None:
+                self.pending_close = (code, reason)
+        elif policy.start_close():
             self.queue.append((code, reason))
             self.wakeup.set()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self.policy.closed or self.pending_close is not None
+
+    def inbound_handled(self) -> None:
+        if self.policy.inbound_handled():
+            self.readable.set()
 
     # -- the ASGI side ------------------------------------------------------------------------
 
@@ -262,28 +278,39 @@ class _AsgiWebSocket(Conn):
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if outcome.subprotocol is not None:
             accept["subprotocol"] = outcome.subprotocol
+        self.policy.opened(loop.time())
         await self.send(accept)
+        if self.pending_close is not None:
+            code, reason = self.pending_close
+            self.pending_close = None
+            self.close(code, reason)
         async with asyncio.TaskGroup() as group:
             writer = group.create_task(self._write_loop())
             try:
                 await self._read_loop()
             finally:
-                self._closed = True
+                self.policy.lost()
                 self.wakeup.set()
                 await writer
 
     async def _read_loop(self) -> None:
         node = self.endpoint.node
+        policy = self.policy
         reason, code = "closed", None
         try:
             while True:
+                if not self.readable.is_set():
+                    # Too many frames in flight to the socket process: the client
+                    # waits, as the native server stops reading.
+                    await self.readable.wait()
                 try:
-                    async with asyncio.timeout(self.endpoint.connection_limits.idle_timeout):
+                    async with asyncio.timeout(policy.idle_left(asyncio.get_running_loop().time())):
                         event = await self.receive()
                 except TimeoutError:
-                    self.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
-                    reason = "idle timeout"
+                    close_code, reason = policy.idle_expired()
+                    self.close(close_code, reason)
                     return
+                policy.touch(asyncio.get_running_loop().time())
                 kind = event["type"]
                 if kind == "websocket.disconnect":
                     code = event.get("code")
@@ -294,11 +321,13 @@ class _AsgiWebSocket(Conn):
                 binary = data is not None
                 if data is None:
                     data = (event.get("text") or "").encode()
-                if len(data) > self.endpoint.connection_limits.max_frame_size:
+                if policy.frame_too_big(len(data)):
                     self.close(CLOSE_TOO_BIG, "frame too big")
                     reason = "frame too big"
                     return
                 node.send(self.socket_pid, Inbound(data, binary))
+                if policy.inbound_sent():
+                    self.readable.clear()
         finally:
             node.send(self.socket_pid, TransportClosed(reason, code))
 
@@ -322,7 +351,7 @@ class _AsgiWebSocket(Conn):
                     with contextlib.suppress(OSError, RuntimeError):
                         await send({"type": "websocket.close", "code": code, "reason": reason})
                     return
-            if self._closed and not queue:
+            if self.policy.state == CLOSED and not queue:
                 return
             self.wakeup.clear()
             await self.wakeup.wait()

@@ -11,14 +11,17 @@ a `Conn` and a socket process:
    A refused WebSocket gets HTTP 403 with an empty body; a refused long-poll request
    gets ``{"status": 403}``.
 3. From then on the transport sends the socket process an `Inbound` message per
-   client frame, and one `TransportClosed` when the connection is gone; the socket
-   layer writes `Frame` objects to the `Conn` (from the socket process, the channel
-   processes, and PubSub's fastlane) and closes it when the socket stops.
+   client frame (the socket process calls ``Conn.inbound_handled`` after each one),
+   and one `TransportClosed` when the connection is gone; the socket layer writes
+   `Frame` objects to the `Conn` (from the socket process, the channel processes,
+   and PubSub's fastlane) and closes it when the socket stops.
 
 `Conn.write` never blocks and never raises. Each connection's outgoing buffer is
 bounded in bytes (``max_buffer``); a client that does not read and lets it overflow
 is disconnected as a slow consumer (WebSocket close code 1008, reason
-``"slow consumer"``) and counted in the endpoint's statistics.
+``"slow consumer"``) and counted in the endpoint's `TransportStats`. Every transport
+decides this, the idle timeout, the frame size bound, its close states and its
+inbound back-pressure with the one `alight.transports.policy.ConnectionPolicy`.
 """
 
 from __future__ import annotations
@@ -100,6 +103,11 @@ class Conn(ABC):
     def supports_binary(self) -> bool:
         """Whether binary frames can reach the client (WebSocket only)."""
         return self.transport == WEBSOCKET
+
+    def inbound_handled(self) -> None:  # noqa: B027 - optional: a transport without credits ignores it
+        """The socket process has handled one `Inbound` frame of this connection (a
+        credit back: a transport stops reading while too many are in flight, see
+        `alight.transports.policy`). Called from the socket process; never raises."""
 
 
 @dataclass(frozen=True, slots=True)

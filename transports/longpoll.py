@@ -27,9 +27,10 @@ from typing import Any, Final
 
 import orjson
 
-from .base import CLOSE_NORMAL, CLOSE_POLICY, LONGPOLL, Conn, ConnectInfo, Frame, TransportStats
+from .base import CLOSE_NORMAL, LONGPOLL, Conn, ConnectInfo, ConnLimits, Frame, TransportStats
 from .errors import InvalidLongPollBody
 from .http import HttpRequest, HttpResponse
+from .policy import SLOW_CONSUMER, ConnectionPolicy
 
 log = logging.getLogger("alight.transports.longpoll")
 
@@ -125,36 +126,34 @@ class LongPollConn(Conn):
     """A bounded buffer of frames that the session hands to the next GET.
 
     ``wake`` is called when the buffer goes from empty to not empty, and on close, so
-    that the session answers a waiting GET. Overflowing ``max_buffer`` bytes closes the
-    connection as a slow consumer (counted in ``stats``), as a WebSocket is.
+    that the session answers a waiting GET. Its bound and close state are the
+    `ConnectionPolicy`'s: a frame that would take the buffer over ``max_buffer`` bytes
+    closes the connection as a slow consumer (counted in ``stats``), as a WebSocket is.
     """
 
     transport = LONGPOLL
 
-    def __init__(self, wake: Callable[[], None], max_buffer: int, stats: TransportStats | None = None) -> None:
-        self.max_buffer = max_buffer
+    def __init__(self, wake: Callable[[], None], limits: ConnLimits, stats: TransportStats) -> None:
         self.frames: deque[Frame] = deque()
         self.buffered = 0
         self.dropped_binary = 0
         self._wake = wake
-        self._closed = False
-        self._stats = stats
+        self.policy = ConnectionPolicy(limits, stats)
+        self.policy.opened(0.0)  # a long-poll session's socket is open once it exists
 
     def write(self, frame: Frame) -> None:
-        if self._closed:
+        if self.policy.closed:
             return
         if frame.binary:
             # The JS client cannot decode binary frames over long-poll (PROTOCOL.md §2.4).
             self.dropped_binary += 1
             log.warning("dropping a binary frame: long-poll clients cannot receive binary payloads")
             return
+        if not self.policy.admits(len(frame.data), self.buffered):
+            self.close(*SLOW_CONSUMER)
+            return
         self.frames.append(frame)
         self.buffered += len(frame.data)
-        if self.buffered > self.max_buffer:
-            if self._stats is not None:
-                self._stats.slow_consumer_disconnects += 1
-            self.close(CLOSE_POLICY, "slow consumer")
-            return
         if len(self.frames) == 1:
             self._wake()
 
@@ -166,13 +165,12 @@ class LongPollConn(Conn):
         return frames
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        if not self._closed:
-            self._closed = True
+        if self.policy.start_close():
             self._wake()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self.policy.closed
 
     def supports_binary(self) -> bool:
         return False

@@ -66,9 +66,14 @@ Limits and policies
 - ``close_timeout`` (default 5 s): after sending a close frame, how long to wait for
   the client's before the TCP connection is aborted.
 - Inbound messages go to the socket process's mailbox (unbounded, as every
-  mailbox); when more than ``max_inbound_queue`` (default 1,000) are queued there,
-  reading from the client pauses until the socket process has taken half of them,
-  so a client that floods only fills its own TCP window.
+  mailbox); when more than ``max_inbound_queue`` (default 1,000) of this client's
+  frames are in flight there, reading from the client pauses until the socket
+  process has handled half of them (it hands a credit back per frame,
+  ``Conn.inbound_handled``), so a client that floods only fills its own TCP window.
+
+Every decision above that is not the frame codec's — the close states, the buffer
+bound, the idle timeout, the inbound credits — is the `ConnectionPolicy`'s
+(`alight.transports.policy`), shared with the ASGI adapter and long-poll.
 """
 
 from __future__ import annotations
@@ -88,11 +93,13 @@ from .base import (
     CLOSE_TRY_AGAIN,
     WEBSOCKET,
     Conn,
+    ConnLimits,
     Frame,
     Inbound,
     TransportClosed,
 )
 from .errors import WebSocketProtocolError
+from .policy import CLOSED, CLOSING, OPEN, PENDING, SLOW_CONSUMER, ConnectionPolicy
 
 if TYPE_CHECKING:
     from ..actors import Node, Pid
@@ -325,7 +332,7 @@ class PartialFrames:
         return evicted
 
 
-_PENDING, _OPEN, _CLOSING, _CLOSED = range(4)
+_PENDING, _OPEN, _CLOSING, _CLOSED = PENDING, OPEN, CLOSING, CLOSED
 
 
 class WebSocketConn(asyncio.Protocol, Conn):
@@ -352,8 +359,6 @@ class WebSocketConn(asyncio.Protocol, Conn):
         "_frame_timer",
         "_held",
         "_idle_timer",
-        "_inbound_timer",
-        "_last_seen",
         "_loop",
         "_node",
         "_notified",
@@ -363,9 +368,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         "_paused",
         "_pending_close",
         "_pid",
-        "_proc",
-        "_reading",
-        "_state",
+        "_policy",
         "_stats",
         "_tcp",
         "config",
@@ -381,30 +384,27 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._frame_timer: asyncio.TimerHandle | None = None
         self._loop = node.loop
         self._parser = FrameParser(config.max_frame_size)
-        self._state = _PENDING
+        limits = ConnLimits(config.max_frame_size, config.idle_timeout, config.max_buffer)
+        self._policy = ConnectionPolicy(limits, stats, max_inbound=config.max_inbound_queue)
         self._tcp: asyncio.Transport | None = None
         self._pid: Pid | None = None
-        self._proc: Any = None
         self._held: list[bytes] = []
         self._pending_close: tuple[int, str] | None = None
         self._notified = False
         self._paused = False
-        self._reading = True
-        self._last_seen = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._inbound_timer: asyncio.TimerHandle | None = None
         self._on_lost: Callable[[WebSocketConn], None] | None = None
 
     def __repr__(self) -> str:
-        state = ("pending", "open", "closing", "closed")[self._state]
+        state = ("pending", "open", "closing", "closed")[self._policy.state]
         return f"<WebSocketConn {state} pid={self._pid!r}>"
 
     # -- the Conn API ----------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        return self._state >= _CLOSING or self._pending_close is not None
+        return self._policy.closed or self._pending_close is not None
 
     @property
     def pid(self) -> Pid | None:
@@ -416,7 +416,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
         wire = frame.wire
         if wire is None:
             wire = frame.wire = encode_frame(OP_BINARY if frame.binary else OP_TEXT, frame.data)
-        if self._state == _OPEN:
+        state = self._policy.state
+        if state == _OPEN:
             if not self._paused:
                 # The fan-out path: the client keeps up, so the bytes go straight out.
                 self._tcp.write(wire)  # type: ignore[union-attr]
@@ -425,13 +426,18 @@ class WebSocketConn(asyncio.Protocol, Conn):
             stats = self._stats
             stats.frames_out += 1
             stats.bytes_out += len(wire)
-        elif self._state == _PENDING and self._pending_close is None:
+        elif state == _PENDING and self._pending_close is None:
             self._held.append(wire)
+
+    def inbound_handled(self) -> None:
+        """A credit back from the socket process: read again once enough are back."""
+        if self._policy.inbound_handled() and self._policy.state < _CLOSED and self._tcp is not None:
+            self._tcp.resume_reading()
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Send a close frame, wait up to ``close_timeout`` for the client's, then
         close TCP. Idempotent; the socket process gets `TransportClosed`."""
-        if self._state == _PENDING:
+        if self._policy.state == _PENDING:
             if self._pending_close is None:
                 self._pending_close = (code, reason)
             return
@@ -444,16 +450,14 @@ class WebSocketConn(asyncio.Protocol, Conn):
         ``extra`` is what the client sent after its handshake; ``on_lost(conn)`` is
         called once TCP is closed."""
         self._pid = pid
-        self._proc = self._node.lookup(pid)
         self._tcp = tcp
         self._on_lost = on_lost
-        self._state = _OPEN
+        self._policy.opened(self._loop.time())
         self._stats.websockets += 1
         high = min(65536, self.config.max_buffer)
         tcp.set_write_buffer_limits(high=high, low=high // 4)
         self._paused = tcp.get_write_buffer_size() > high
         tcp.set_protocol(self)
-        self._last_seen = self._loop.time()
         self._idle_timer = self._loop.call_later(self.config.idle_timeout, self._check_idle)
         held, self._held = self._held, []
         for wire in held:
@@ -465,7 +469,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
             self._start_close(code, reason, reason or "closed")
         elif extra:
             self.data_received(extra)
-        if self._reading and self._state != _CLOSED:
+        if self._policy.reading and self._policy.state != _CLOSED:
             tcp.resume_reading()  # the HTTP side paused it while connect ran
 
     def abort(self) -> None:
@@ -476,7 +480,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
     def abandon(self, pid: Pid | None) -> None:
         """The HTTP connection ended before the socket process was accepted: if it
         was (``pid``), tell it at once that the transport is gone."""
-        self._state = _CLOSED
+        self._policy.lost()
         if pid is not None:
             self._pid = pid
             self._notify("connection lost", CLOSE_ABNORMAL)
@@ -484,41 +488,43 @@ class WebSocketConn(asyncio.Protocol, Conn):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        self._last_seen = self._loop.time()
+        policy = self._policy
+        policy.last_seen = self._loop.time()  # policy.touch, inlined: every read
         stats = self._stats
         stats.bytes_in += len(data)
-        if self._state >= _CLOSED:
+        if policy.state >= _CLOSED:
             return
         parser = self._parser
         try:
             events = parser.feed(data)
         except WebSocketProtocolError as error:
+            if error.code == CLOSE_TOO_BIG:
+                policy.refused_frame()
             self._fail(error.code, error.reason)
             return
         if parser.buffered or self._frame_timer is not None:
             self._partial_changed(parser.buffered)
-            if self._state >= _CLOSED:
+            if policy.state >= _CLOSED:
                 return
         node = self._node
         pid = self._pid
         assert pid is not None
         for opcode, payload in events:
             if opcode <= OP_BINARY:
-                if self._state == _OPEN:
+                if policy.state == _OPEN:
                     stats.frames_in += 1
                     node.send(pid, Inbound(payload, opcode == OP_BINARY))
+                    if policy.inbound_sent():
+                        # Too many frames in flight to the socket process: the client
+                        # fills only its own TCP window until credits come back.
+                        assert self._tcp is not None
+                        self._tcp.pause_reading()
             elif opcode == OP_PING:
-                if self._state == _OPEN:
+                if policy.state == _OPEN:
                     self._send(encode_frame(OP_PONG, payload))
             elif opcode == OP_CLOSE:
                 self._peer_closed(payload)
                 return
-        proc = self._proc
-        if proc is not None and len(proc) > self.config.max_inbound_queue and self._reading:
-            self._reading = False
-            assert self._tcp is not None
-            self._tcp.pause_reading()
-            self._inbound_timer = self._loop.call_later(0.005, self._check_inbound)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -528,15 +534,13 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._notify("connection lost", CLOSE_ABNORMAL)
-        if self._state != _CLOSED:
-            self._state = _CLOSED
+        self._policy.lost()
         self._release()
-        for timer in (self._idle_timer, self._close_timer, self._inbound_timer):
+        for timer in (self._idle_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._idle_timer = self._close_timer = self._inbound_timer = None
+        self._idle_timer = self._close_timer = None
         self._stats.websockets -= 1
-        self._proc = None
         on_lost, self._on_lost = self._on_lost, None
         if on_lost is not None:
             on_lost(self)
@@ -547,7 +551,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         # Nothing after a bad frame can be trusted: send our close, then close TCP
         # once it is flushed (RFC 6455 §7.1.7), bounded by close_timeout.
         self._start_close(code, reason, reason)
-        self._state = _CLOSED
+        self._policy.lost()
         self._release()
         assert self._tcp is not None
         self._tcp.close()
@@ -574,7 +578,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
             self._partial.hold(self, 0)
 
     def _frame_timed_out(self) -> None:
-        if self._state == _OPEN:
+        if self._policy.state == _OPEN:
             self._stats.frame_timeouts += 1
             self._fail(CLOSE_POLICY, "frame timeout")
         else:
@@ -583,9 +587,9 @@ class WebSocketConn(asyncio.Protocol, Conn):
     def _send(self, wire: bytes) -> bool:
         tcp = self._tcp
         assert tcp is not None
-        if self._paused and tcp.get_write_buffer_size() + len(wire) > self.config.max_buffer:
-            self._stats.slow_consumer_disconnects += 1
-            self._start_close(CLOSE_POLICY, "slow consumer", "slow consumer")
+        if not self._policy.admits(len(wire), tcp.get_write_buffer_size(), self._paused):
+            code, reason = SLOW_CONSUMER
+            self._start_close(code, reason, reason)
             return False
         tcp.write(wire)
         return True
@@ -597,9 +601,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     def _start_close(self, code: int, reason: str, why: str) -> None:
         # Our side starts the closing handshake (RFC 6455 §7.1.2).
-        if self._state != _OPEN:
+        if not self._policy.start_close():
             return
-        self._state = _CLOSING
         self._notify(why, code)
         tcp = self._tcp
         assert tcp is not None
@@ -614,12 +617,10 @@ class WebSocketConn(asyncio.Protocol, Conn):
         except WebSocketProtocolError as error:
             self._start_close(error.code, error.reason, error.reason)
             code, reason = error.code, error.reason
-        if self._state == _OPEN:
+        if self._policy.peer_closed():
             # Echo the client's code, then close TCP: the server closes first (§7.1.1).
-            self._state = _CLOSING
             self._notify("closed" if not reason else f"closed: {reason}", code)
             tcp.write(encode_close(code) if code != CLOSE_NO_STATUS else encode_frame(OP_CLOSE, b""))
-        self._state = _CLOSED
         tcp.close()
         if self._close_timer is None:
             # A client that stops reading must not keep the socket open for ever.
@@ -627,23 +628,12 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     def _check_idle(self) -> None:
         self._idle_timer = None
-        if self._state != _OPEN:
+        policy = self._policy
+        if policy.state != _OPEN:
             return
-        idle = self.config.idle_timeout
-        left = self._last_seen + idle - self._loop.time()
+        left = policy.idle_left(self._loop.time())
         if left > 0:
             self._idle_timer = self._loop.call_later(left, self._check_idle)
         else:
-            self._start_close(CLOSE_PROTOCOL_ERROR, "idle timeout", "idle timeout")
-
-    def _check_inbound(self) -> None:
-        self._inbound_timer = None
-        proc = self._proc
-        if self._state >= _CLOSED or proc is None or not proc.alive:
-            return
-        if len(proc) > self.config.max_inbound_queue // 2:
-            self._inbound_timer = self._loop.call_later(0.005, self._check_inbound)
-            return
-        self._reading = True
-        assert self._tcp is not None
-        self._tcp.resume_reading()
+            code, reason = policy.idle_expired()
+            self._start_close(code, reason, reason)

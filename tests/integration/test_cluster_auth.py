@@ -9,6 +9,7 @@ a multiple of UNIT; the only timed waits are the bounded checks that nothing arr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -130,7 +131,7 @@ def test_a_peer_with_the_wrong_secret_never_delivers_a_frame() -> None:
         async with cluster_server() as (ctx, server, address, _):
             monitor = server.get_monitor_socket(FAILED)
             wrong = client_socket(ctx, WRONG, address, routing_id=b"intruder")
-            wrong.send(b"from the intruder")
+            send_if_possible(wrong, b"from the intruder")
             await wait_handshake_failure(monitor)
             right = client_socket(ctx, KEYS, address, routing_id=b"member")
             right.send(b"from a member")
@@ -148,7 +149,7 @@ def test_a_peer_that_knows_the_public_key_but_not_the_secret_is_refused_by_zap()
         async with cluster_server() as (ctx, server, address, handler):
             monitor = server.get_monitor_socket(FAILED)
             wrong = impostor(ctx, address, WRONG, serverkey=KEYS.public)
-            wrong.send(b"from the impostor")
+            send_if_possible(wrong, b"from the impostor")
             assert await wait_handshake_failure(monitor) == zmq.EVENT_HANDSHAKE_FAILED_AUTH
             assert handler.statistics().refused >= 1
             assert handler.statistics().accepted == 0
@@ -159,6 +160,13 @@ def test_a_peer_that_knows_the_public_key_but_not_the_secret_is_refused_by_zap()
     run(main)
 
 
+def send_if_possible(sock: zmq.Socket[Any], data: bytes) -> None:
+    """Queue ``data`` without blocking: a socket whose handshake is refused has no peer,
+    and a blocking send would wait for one for ever (the test waits on the monitor)."""
+    with contextlib.suppress(zmq.Again):
+        sock.send(data, zmq.NOBLOCK)
+
+
 def test_a_plain_peer_is_refused() -> None:
     async def main() -> None:
         async with cluster_server() as (ctx, server, address, _):
@@ -166,7 +174,7 @@ def test_a_plain_peer_is_refused() -> None:
             plain: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
             plain.linger = 0
             plain.connect(address)
-            plain.send(b"no security at all")
+            send_if_possible(plain, b"no security at all")
             await wait_handshake_failure(monitor)
             assert await nothing_within(server, QUIET)
             for sock in (plain, monitor):
@@ -182,7 +190,7 @@ def test_without_a_zap_handler_even_a_member_is_refused() -> None:
         async with cluster_server(zap=False) as (ctx, server, address, _):
             monitor = server.get_monitor_socket(FAILED)
             right = client_socket(ctx, KEYS, address)
-            right.send(b"too early")
+            send_if_possible(right, b"too early")
             await wait_handshake_failure(monitor)
             assert await nothing_within(server, QUIET)
             for sock in (right, monitor):

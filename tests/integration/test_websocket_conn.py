@@ -145,6 +145,41 @@ def masked(opcode: int, data: bytes) -> bytes:
     return bytes((0x80 | opcode, 0x80 | len(data))) + mask + apply_mask(data, mask)
 
 
+def test_a_flooding_client_only_fills_its_own_window_until_credits_come_back(run: Runner, node: Node) -> None:
+    """Inbound back-pressure by credits: with the socket process busy, the server stops
+    reading once ``max_inbound_queue`` frames are in flight (the mailbox does not grow
+    with the flood), and reads on as the socket process hands credits back."""
+
+    async def main() -> None:
+        endpoint = EchoEndpoint(node)
+        sent = 2_000
+        async with (
+            serving(endpoint, ServerConfig(max_inbound_queue=20)) as (port, _),
+            connect(url(port), ping_interval=None, max_queue=None) as ws,
+        ):
+            await ws.send("hold")
+            socket_pid = await asyncio.wait_for(endpoint.holding.get(), TIMEOUT)
+            for number in range(sent):
+                await ws.send(f"{number:04d}" + "x" * 1020)
+            proc = node.lookup(socket_pid)
+            assert proc is not None
+            deadline = asyncio.get_running_loop().time() + TIMEOUT
+            while len(proc) <= 20:  # the server reads what the kernel holds, then pauses
+                assert asyncio.get_running_loop().time() < deadline, len(proc)
+                await asyncio.sleep(0.01)
+            # Nothing more is read while the socket process hands no credit back:
+            # bounded by the limit plus what one read from the kernel carries (uvloop
+            # reads up to 256 KiB: 1 KiB frames), not by the 2,000 frames of the flood.
+            await asyncio.sleep(0.3 * UNIT)
+            held = len(proc)
+            node.send(socket_pid, "release")
+            assert held <= 20 + 256, held
+            echoed = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(sent)]
+            assert [str(frame)[:4] for frame in echoed] == [f"{number:04d}" for number in range(sent)]
+
+    run(main)
+
+
 def test_a_slow_consumer_is_closed_with_1008_and_counted(run: Runner, node: Node) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -12,8 +12,7 @@ import orjson
 from alight.actors import Node, receive, self_pid
 from alight.actors.gen_server import stop
 from alight.actors.lowlevel import Process
-from alight.channels.message import Frame
-from alight.transports.base import Accepted, Conn, ConnectInfo, Inbound, Refused, TransportClosed, TransportStats
+from alight.transports.base import Accepted, Conn, ConnectInfo, Frame, Inbound, Refused, TransportClosed, TransportStats
 from alight.transports.http import HttpRequest, HttpResponse
 from alight.transports.listener import HttpListener, listener_port
 from alight.transports.server import ServerConfig
@@ -25,12 +24,14 @@ TIMEOUT = 5 * UNIT
 class EchoEndpoint:
     """Routes: GET /hello, POST /echo, GET /query, GET /crash; 404 otherwise.
     Socket at /socket/websocket: refuses ``token=bad``; echoes every message, and
-    understands the texts ``close``, ``info`` and ``flood:<n>:<size>``."""
+    understands the texts ``close``, ``info``, ``hold`` and ``flood:<n>:<size>``."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.closed: dict[Any, list[TransportClosed]] = {}
         self.closings: asyncio.Queue[tuple[Any, TransportClosed]] = asyncio.Queue()
+        self.holding: asyncio.Queue[Any] = asyncio.Queue()
+        """Socket processes that got ``hold`` (they wait for a ``"release"`` message)."""
 
     def match_websocket(self, path: str) -> object | None:
         return "mount" if path == "/socket/websocket" else None
@@ -81,6 +82,10 @@ async def echo_socket(
         elif isinstance(message, Inbound):
             if message.data == b"close":
                 conn.close(4000, "bye")
+            elif message.data == b"hold":
+                # Handle nothing more until the test sends "release" to this process.
+                endpoint.holding.put_nowait(me)
+                await receive(lambda m: m == "release")
             elif message.data == b"info":
                 about = {"auth_token": info.auth_token, "peer": info.peer, "uri": info.uri}
                 conn.write(Frame(orjson.dumps(about)))
@@ -91,6 +96,7 @@ async def echo_socket(
                     conn.write(frame)
             else:
                 conn.write(Frame(message.data, message.binary))
+            conn.inbound_handled()  # the credit back, as the socket layer gives it
 
 
 @contextlib.asynccontextmanager
