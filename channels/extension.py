@@ -2,30 +2,20 @@
 (and extensions of your own) attach to an `Endpoint` without the endpoint knowing them.
 
 An extension is an object with a `phase` and three optional hooks; subclass
-`Extension` and override what you need::
+`Extension` and override what you need (``examples/clock.py`` is a whole one)::
 
-    class Uptime(Extension):
-        '''GET /uptime, and a process that counts seconds.'''
-
+    class Clock(Extension):
         phase = Phase.SERVICES
 
         def installed(self, endpoint):              # at endpoint.extend(self)
-            self.seconds = 0
-            endpoint.route("GET", "/uptime", self.page)
+            endpoint.route("GET", "/clock", self.page)
 
-        def child_specs(self, endpoint):            # while the endpoint's tree starts
-            return [ChildSpec(id="uptime", start=lambda: spawn_link(self.tick))]
+        def child_specs(self, endpoint):            # as the endpoint's tree starts
+            async def start():
+                return spawn_link(self.run, endpoint)
+            return [ChildSpec(id="clock", start=start)]
 
-        async def tick(self):
-            while True:
-                await receive(timeout=1.0, default=None)
-                self.seconds += 1
-
-        async def page(self, request):
-            return HttpResponse(200, body=str(self.seconds).encode())
-
-    app = Endpoint()
-    app.extend(Uptime())
+    app = Endpoint(extensions=[Clock()])            # or app.extend(Clock())
 
 What an extension may use of the endpoint: ``route`` and ``socket`` (at `installed`);
 ``node``, ``pubsub``, ``broadcast``, ``stats`` and ``transport_stats``,

@@ -143,14 +143,13 @@ def rates(before: Mapping[str, float], after: Mapping[str, float], seconds: floa
 def drops(sample: Mapping[str, Mapping[str, int | float]]) -> dict[str, int | float]:
     """What was lost or refused, from the counters of one sample (groups ``server``,
     ``endpoint``, ``pubsub``, ``cluster``; a missing group counts 0): slow consumers
-    disconnected (native listener, ASGI and long-poll together), frames that did not
+    disconnected (every transport: ``server`` is the endpoint's `TransportStats`), frames that did not
     decode, refused connections, bad HTTP requests, PubSub encode errors, and messages
     the cluster links dropped or could not decode."""
     server, endpoint = sample.get("server", {}), sample.get("endpoint", {})
     cluster, pubsub = sample.get("cluster", {}), sample.get("pubsub", {})
     return {
-        "slow_consumer_disconnects": server.get("slow_consumer_disconnects", 0)
-        + endpoint.get("slow_consumer_disconnects", 0),
+        "slow_consumer_disconnects": server.get("slow_consumer_disconnects", 0),
         "invalid_frames": endpoint.get("invalid_frames", 0),
         "refused_connections": endpoint.get("refused", 0),
         "bad_requests": server.get("bad_requests", 0),

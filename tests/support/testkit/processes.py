@@ -9,6 +9,7 @@ killed, with its whole process group, when it is done with.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -237,3 +239,15 @@ def run_node(script: str, *args: str, timeout: float = 30 * UNIT) -> NodeRun:
     for line in lines:
         run.by_check.setdefault(str(line.get("check")), line)
     return run
+
+
+def load_example(name: str) -> ModuleType:
+    """``examples/<name>.py`` of the checkout, imported as ``examples.<name>`` (what
+    ``alight run examples.<name>:app`` imports, from the checkout's directory)."""
+    spec = importlib.util.spec_from_file_location(f"examples.{name}", REPO / "examples" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
