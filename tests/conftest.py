@@ -7,19 +7,23 @@ path); processes the tests start find it through ``PYTHONPATH``, set here.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from testkit import Runner
+from testkit import UNIT, Runner
 
 from alight.actors import Node
 
 T = TypeVar("T")
 
 SUPPORT = Path(__file__).resolve().parent / "support"
+RUN_TIMEOUT = 60 * UNIT
+"""Seconds a test's ``run(main)`` may take (pytest-timeout's 120 s is the last resort)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,9 +42,16 @@ def node() -> Node:
 @pytest.fixture
 def run(node: Node) -> Runner:
     """``run(main, *args)``: run ``main`` as a process on a fresh node, in debug mode,
-    and return its value (its exception propagates to the test)."""
+    and return its value (its exception propagates to the test). ``main`` is bounded by
+    `RUN_TIMEOUT`: a test that waits for something that never comes fails with
+    `TimeoutError` and its stack, rather than hanging."""
 
     def runner(main: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return node.run(main, *args, debug=True)
+        @functools.wraps(main)  # the process's entry is still ``main`` (process_info)
+        async def bounded(*args: Any) -> T:
+            async with asyncio.timeout(RUN_TIMEOUT):
+                return await main(*args)
+
+        return node.run(bounded, *args, debug=True)
 
     return runner

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import UNIT
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -48,7 +49,7 @@ def test_quick_json_run_prints_every_figure(script: str) -> None:
         [sys.executable, str(BENCHMARKS / script), "--json", "--quick"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=30 * UNIT,
         check=False,
     )
     assert done.returncode == 0, done.stderr

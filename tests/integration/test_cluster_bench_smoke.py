@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import UNIT
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -24,7 +25,7 @@ def test_cluster_bench_quick_prints_the_available_figures() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=80,
+        timeout=80 * UNIT,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr

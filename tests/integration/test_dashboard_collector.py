@@ -204,7 +204,7 @@ def test_a_watcher_gets_snapshots_with_rates_until_it_unwatches(run: Runner, nod
         # Drain what was already sent, then nothing more comes.
         while await receive(lambda m: isinstance(m, Snapshot), timeout=0, default=None) is not None:
             pass
-        assert await receive(lambda m: isinstance(m, Snapshot), timeout=0.2, default=None) is None
+        assert await receive(lambda m: isinstance(m, Snapshot), timeout=0.2 * UNIT, default=None) is None
 
     run(main)
 

@@ -24,6 +24,25 @@ SECRET = "test-cluster-secret-0123456789abcdef"
 WAIT = 10 * UNIT
 
 
+def read_until_ready(proc: subprocess.Popen[bytes], name: str) -> list[str]:
+    """The lines a node process printed up to its ``ready`` line, within `WAIT`;
+    `TimeoutError` if it is not ready in time, `RuntimeError` if it exited first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + WAIT
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while b"ready\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"node {name} did not start")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"node {name} exited with {proc.poll()}")
+            buffer += chunk
+    return buffer.decode().splitlines()
+
+
 class ChildNode:
     def __init__(self, name: str, seeds: list[str]) -> None:
         env = {**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET}
@@ -37,21 +56,7 @@ class ChildNode:
             start_new_session=True,
         )
         self.address = ""
-        deadline = time.monotonic() + WAIT
-        selector = selectors.DefaultSelector()
-        assert self.proc.stdout is not None
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
-        buffer = b""
-        while b"ready\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"node {name} did not start")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
-            buffer += chunk
-        selector.close()
-        for line in buffer.decode().splitlines():
+        for line in read_until_ready(self.proc, name):
             if line.startswith("address "):
                 self.address = line.split()[1]
 
@@ -119,20 +124,7 @@ class AppNode:
         )
         self.http_port = 0
         self.address = ""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + WAIT
-        buffer = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"ready\n" not in buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError(f"node {name} did not start")
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"node {name} exited with {self.proc.poll()}")
-                buffer += chunk
-        for line in buffer.decode().splitlines():
+        for line in read_until_ready(self.proc, name):
             if line.startswith("http "):
                 self.http_port = int(line.split()[1])
             elif line.startswith("address "):

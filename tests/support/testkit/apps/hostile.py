@@ -6,10 +6,11 @@ from __future__ import annotations
 from alight.channels import Endpoint
 from alight.examples.reference import UserSocket, health
 from alight.transports.server import ServerConfig
+from testkit import UNIT
 
 MAX_PARTIAL = 2 * 1_048_576
 PER_ADDRESS = 20
-FRAME_TIMEOUT = 3.0
+FRAME_TIMEOUT = 3.0 * UNIT
 """Long enough that three unfinished frames are all held at once, even on a loaded
 machine, before the first one's deadline."""
 
@@ -18,8 +19,8 @@ app = Endpoint(
     name="hostile",
     presence=True,
     server_config=ServerConfig(
-        header_timeout=1.0,
-        body_timeout=1.0,
+        header_timeout=1.0 * UNIT,
+        body_timeout=1.0 * UNIT,
         max_connections_per_address=PER_ADDRESS,
         max_partial_bytes=MAX_PARTIAL,
         frame_timeout=FRAME_TIMEOUT,
