@@ -3,7 +3,7 @@
 `Socket` authenticates connections and routes topics; `Channel` is the behaviour of
 one joined topic (a process per topic per connection); `Endpoint` mounts sockets,
 serves HTTP routes and owns `PubSub`; presence, long-poll, metrics, the dashboard and
-the cluster attach to it as `Extension` s (`alight.channels.extension`). Callback results
+the cluster attach to it as extensions (`Extension`, `alight.channels.extension`). Callback results
 are typed: `Ok`, `Error`, `Reply`, `NoReply`, `Stop`.
 """
 

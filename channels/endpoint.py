@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..actors import ChildSpec, DynamicSupervisor, Node, Pid, Supervisor, spawn_link
 from ..actors.lowlevel import Process, current_process
+from ..transports.asgi import AsgiApp
 from ..transports.base import (
     LONGPOLL,
     WEBSOCKET,
@@ -61,21 +62,22 @@ from ..transports.base import (
 )
 from ..transports.handshake import auth_token
 from ..transports.http import HttpRequest, HttpResponse
+from ..transports.listener import HttpListener
 from ..transports.origin import check_origin
 from ..transports.params import parse_params
+from ..transports.server import ServerConfig
 from ._socket_server import run_socket
 from .client_script import client_script_response, is_client_script
 from .errors import EndpointNotRunning, UnsupportedVsn
 from .extension import EndpointAttachment, Extension, Phase
 from .longpoll import LongPoll
 from .message import Broadcast, Payload
+from .presence.presence import Presence
 from .pubsub import PubSub
 from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
 if TYPE_CHECKING:
-    from ..transports.server import ServerConfig
-    from .presence.presence import Presence
     from .socket import Socket
 
 log = logging.getLogger("alight.channels.endpoint")
@@ -175,8 +177,6 @@ class Endpoint:
         self.longpoll: LongPoll | None = None
         """Set by the first socket mounted with ``longpoll=True``."""
         if presence:
-            from .presence.presence import Presence
-
             Presence(self)
         for extension in extensions:
             self.extend(extension)
@@ -293,9 +293,6 @@ class Endpoint:
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)
 
     def _listener_spec(self, port: int, host: str, reuse_port: bool) -> ChildSpec:
-        from ..transports.listener import HttpListener
-        from ..transports.server import ServerConfig
-
         # The endpoint's connection limits are the listener's (as the ASGI app uses them).
         config = dataclasses.replace(
             self.server_config or ServerConfig(),
@@ -422,8 +419,6 @@ class Endpoint:
 
     def asgi(self, node: Node | None = None) -> Any:
         """This endpoint as an ASGI application (for uvicorn, Starlette, FastAPI)."""
-        from ..transports.asgi import AsgiApp
-
         return AsgiApp(self, node)
 
 

@@ -50,7 +50,7 @@ from ..actors import (
 from ..actors import (
     exit as exit_signal,
 )
-from ..channels.errors import ChannelError
+from ..channels.presence import TrackerError
 from . import _snapshot as snap
 from .errors import BadPid
 
@@ -298,7 +298,7 @@ class Collector(GenServer):
             if presence is not None:
                 try:
                     entries = presence.tracker.list(topic)
-                except ChannelError:  # its shard is restarting: no count this time
+                except TrackerError:  # its shard is restarting: no count this time
                     entries = None
             rows.append(snap.topic_row(topic, pubsub.subscriber_count(topic), entries))
         return rows, len(topics)
