@@ -26,9 +26,10 @@ from ._running import gc_tuned, loop_factory, run_main, serve_until_signal
 from ._watchdog import Watchdog
 from .errors import ActorError, ExitProcess, NameTaken, NoProc, UnknownName
 from .messages import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Offloaded, Reason
+from .supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from .supervisor import ChildSpec
+    from ._child import ChildSpec
 
 T = TypeVar("T")
 Dest = Pid | str | tuple[str, str]
@@ -181,8 +182,6 @@ class Node:
 
     async def start(self) -> None:
         """Attach the node to the running loop and start its root supervisor."""
-        from .supervisor import Supervisor
-
         if self._loop is not None:
             raise ActorError(f"node {self.name} is already running")
         self._loop = asyncio.get_running_loop()
@@ -192,8 +191,6 @@ class Node:
 
     async def stop(self) -> None:
         """Stop the root supervisor's tree in reverse order, then kill what is left."""
-        from .supervisor import Supervisor
-
         if self._loop is None:
             return
         if self._root is not None and self._root.serial in self._procs:

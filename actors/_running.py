@@ -14,8 +14,10 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._child import ChildSpec
+from .supervisor import start_child
+
 if TYPE_CHECKING:
-    from ._child import ChildSpec
     from ._node import Node
 
 T = TypeVar("T")
@@ -64,8 +66,6 @@ async def run_main(node: Node, main: Callable[..., Awaitable[T]], args: tuple[An
 async def serve_until_signal(node: Node, children: list[ChildSpec]) -> None:
     """Start ``node`` and ``children`` under its root; stop on SIGTERM/SIGINT (or
     `Node.request_stop`)."""
-    from .supervisor import start_child
-
     await node.start()
     try:
         stopping = node.stopping_event

@@ -51,12 +51,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from ._api import _me
+from ._child import ChildSpec, Restart, Shutdown
 from ._pid import Pid, Ref
 from .errors import CallExit, CallTimeout, ExitProcess, Ignored, InvalidReturn, NameTaken, NoProc, StartError
 from .messages import KILLED, NOPROC, NORMAL, Down, Exit, Reason
 
 if TYPE_CHECKING:
-    from ._child import ChildSpec, Restart, Shutdown
     from ._process import Process
 
 Server = Pid | str
@@ -194,7 +194,6 @@ class GenServer:
         shutdown: Shutdown | None = None,
     ) -> ChildSpec:
         """A `ChildSpec` that starts this server with ``start_link(*args, name=name)``."""
-        from .supervisor import ChildSpec
 
         async def start() -> Pid:
             return await cls.start_link(*args, name=name)
