@@ -199,7 +199,12 @@ async def run_process(proc: Process, body: Callable[..., Awaitable[Any]], args: 
     crashed = False
     result: Any = None
     try:
-        result = await body(*args)
+        # The body's arguments live in its own frame; this frame lets go of them, so a
+        # long-lived process holds only what its body keeps (not, e.g., the request
+        # that started it).
+        running = body(*args)
+        del args
+        result = await running
     except asyncio.CancelledError:
         # An exit signal arrives as a cancellation (the only way to interrupt a
         # coroutine); the reason was stored before cancelling.

@@ -96,6 +96,7 @@ async def run_channel(channel_cls: type[Channel], context: ChannelContext, join:
     _write_reply(context, join.ref, join.join_ref, result)
     me.node.send(context.socket_pid, JoinOutcome(tag, ok=True))
     channel.ref = None
+    del join, result  # the join message and reply are not held for the channel's life
     # The serving loop is inline, not a coroutine of its own: one frame fewer in
     # every idle channel process.
     topic = context.topic

@@ -108,6 +108,9 @@ class _SocketServer:
             return
         endpoint.stats.connections += 1
         on_result(Accepted(me.pid, subprotocol))
+        # Connected: what only connect needed (the request's headers in connect_info,
+        # the transport's callback) is not held for the connection's life.
+        del params, connect_info, on_result
         if self.socket_id is not None:
             endpoint.pubsub.subscribe(me.pid, self.socket_id)
         try:
