@@ -68,7 +68,7 @@ from ..transports.params import parse_params
 from ..transports.server import ServerConfig
 from ._socket_server import run_socket
 from .client_script import client_script_response, is_client_script
-from .errors import EndpointNotRunning, UnsupportedVsn
+from .errors import ChannelError, EndpointNotRunning, UnsupportedVsn
 from .extension import EndpointAttachment, Extension, Phase
 from .longpoll import LongPoll
 from .message import Broadcast, Payload
@@ -215,7 +215,7 @@ class Endpoint:
         now, its children start with the endpoint's tree in its phase. Add extensions
         before the endpoint starts."""
         if self._node is not None:
-            raise EndpointNotRunning("extensions are added before the endpoint starts")
+            raise ChannelError(f"endpoint {self.name!r} is running: add extensions before it starts")
         self.extensions.append(extension)
         extension.installed(self)
 
@@ -281,13 +281,12 @@ class Endpoint:
         # Stable: installation order within a phase. Each extension's child_specs is
         # called in this order, so an earlier phase may configure a later one.
         extensions.sort(key=lambda extension: extension.phase)
+        before = [extension for extension in extensions if extension.phase < Phase.SESSIONS]
+        after = [extension for extension in extensions if extension.phase >= Phase.SESSIONS]
         children = [ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run))]
-        for extension in extensions:
-            if extension.phase >= Phase.SESSIONS and not any(child.id == "channels" for child in children):
-                children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
-            children.extend(extension.child_specs(self))
-        if not any(child.id == "channels" for child in children):
-            children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
+        children += [child for extension in before for child in extension.child_specs(self)]
+        children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
+        children += [child for extension in after for child in extension.child_specs(self)]
         if port is not None:
             children.append(self._listener_spec(port, host, reuse_port))
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)

@@ -237,7 +237,7 @@ class _AsgiWebSocket(Conn):
         return self.policy.closed or self.pending_close is not None
 
     def inbound_handled(self) -> None:
-        if self.policy.inbound_handled():
+        if self.policy.inbound_handled(asyncio.get_running_loop().time()):
             self.readable.set()
 
     # -- the ASGI side ------------------------------------------------------------------------

@@ -119,7 +119,11 @@ class ConnectionPolicy:
         self.last_seen = now
 
     def idle_left(self, now: float) -> float:
-        """Seconds until the connection has been idle for ``idle_timeout`` (<= 0: now)."""
+        """Seconds until the connection has been idle for ``idle_timeout`` (<= 0: now).
+        While reading is paused for back-pressure the client is not idle, we are: the
+        whole timeout is left (and it restarts when reading resumes)."""
+        if not self._reading:
+            return self._limits.idle_timeout
         return self.last_seen + self._limits.idle_timeout - now
 
     def idle_expired(self) -> tuple[int, str]:
@@ -136,13 +140,15 @@ class ConnectionPolicy:
             return True
         return False
 
-    def inbound_handled(self) -> bool:
-        """The socket process handled a client frame: True if the shell must read
-        again now (back to half of ``max_inbound`` in flight)."""
+    def inbound_handled(self, now: float) -> bool:
+        """The socket process handled a client frame at ``now``: True if the shell must
+        read again now (back to half of ``max_inbound`` in flight); the idle timeout
+        then counts from ``now``."""
         if self._inbound > 0:
             self._inbound -= 1
         if not self._reading and self._inbound <= self._max_inbound // 2:
             self._reading = True
+            self.last_seen = now
             return True
         return False
 

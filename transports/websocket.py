@@ -431,7 +431,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     def inbound_handled(self) -> None:
         """A credit back from the socket process: read again once enough are back."""
-        if self._policy.inbound_handled() and self._policy.state < _CLOSED and self._tcp is not None:
+        if self._policy.inbound_handled(self._loop.time()) and self._policy.state < _CLOSED and self._tcp is not None:
             self._tcp.resume_reading()
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:

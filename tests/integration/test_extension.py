@@ -10,7 +10,7 @@ from testkit import UNIT, Runner
 from testkit.processes import load_example
 
 from alight.actors import ChildSpec, Node, Pid, receive, self_pid, spawn_link, which_children
-from alight.channels import Broadcast, Endpoint, EndpointNotRunning, Extension, Phase
+from alight.channels import Broadcast, ChannelError, Endpoint, Extension, Phase
 from alight.channels.testing import start_endpoint
 from alight.transports.http import HttpRequest
 
@@ -31,7 +31,7 @@ def test_the_clock_broadcasts_and_serves_its_route(run: Runner, node: Node) -> N
         assert tick.payload["ticks"] >= 1
         response = await app.handle_http(HttpRequest("GET", "/clock", "", (), b""))
         assert int(response.body) >= tick.payload["ticks"]
-        with pytest.raises(EndpointNotRunning):
+        with pytest.raises(ChannelError, match="is running"):
             app.extend(Clock())
 
     run(main)

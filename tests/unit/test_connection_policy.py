@@ -80,9 +80,20 @@ def test_inbound_credits_pause_over_the_bound_and_resume_at_half() -> None:
     assert not p.reading
     assert not p.inbound_sent()  # already paused: said once
     assert p.in_flight == 6
-    assert [p.inbound_handled() for _ in range(4)] == [False, False, False, True]
+    assert [p.inbound_handled(now=1.0) for _ in range(4)] == [False, False, False, True]
     assert p.reading
     assert p.in_flight == 2
+
+
+def test_a_paused_reader_is_not_idle_and_the_timeout_restarts_on_resume() -> None:
+    """Back-pressure stops reading: the client is not idle then, the server is."""
+    p = policy(max_inbound=1)
+    p.opened(0.0)
+    assert [p.inbound_sent(), p.inbound_sent()] == [False, True]  # paused at t=0
+    assert p.idle_left(50.0) == 10.0  # paused far past the idle timeout: not idle
+    assert not p.inbound_handled(now=50.0)
+    assert p.inbound_handled(now=51.0)  # reading again: the timeout counts from now
+    assert p.idle_left(55.0) == 6.0
 
 
 @given(st.lists(st.booleans(), max_size=200), st.integers(min_value=0, max_value=20))
@@ -96,7 +107,7 @@ def test_pauses_and_resumes_alternate_and_reading_matches_the_last(steps: list[b
         if send:
             if p.inbound_sent():
                 told.append("pause")
-        elif p.inbound_handled():
+        elif p.inbound_handled(0.0):
             told.append("resume")
         assert p.in_flight >= 0
         if p.reading:

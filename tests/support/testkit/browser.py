@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import selectors
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from testkit import UNIT
-from testkit.processes import REPO, kill_group
+from testkit.processes import REPO, kill_group, read_until_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -62,25 +60,13 @@ def start_dashboard_node(name: str, *args: str, env: dict[str, str] | None = Non
         bufsize=0,
         start_new_session=True,
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 15 * UNIT
-    buffer = b""
     try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            while b"ready\n" not in buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError(f"node {name} did not start: {buffer.decode()!r}")
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"node {name} exited with {proc.poll()}: {buffer.decode()!r}")
-                buffer += chunk
+        lines = read_until_ready(proc, name, 15 * UNIT)
     except BaseException:
         kill_group(proc)
         raise
     port, address = 0, ""
-    for line in buffer.decode().splitlines():
+    for line in lines:
         if line.startswith("http "):
             port = int(line.split()[1])
         elif line.startswith("address "):

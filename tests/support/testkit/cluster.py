@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -16,31 +15,12 @@ from typing import Any
 from alight.actors import Node, Pid, receive, self_pid, send
 from alight.cluster.distribution import Distribution, Nodeup, monitor_nodes
 from testkit import UNIT
-from testkit.processes import REPO
+from testkit.processes import REPO, read_until_ready
 
 SECRET = "test-cluster-secret-0123456789abcdef"
 
 
 WAIT = 10 * UNIT
-
-
-def read_until_ready(proc: subprocess.Popen[bytes], name: str) -> list[str]:
-    """The lines a node process printed up to its ``ready`` line, within `WAIT`;
-    `TimeoutError` if it is not ready in time, `RuntimeError` if it exited first."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + WAIT
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while b"ready\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"node {name} did not start")
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(f"node {name} exited with {proc.poll()}")
-            buffer += chunk
-    return buffer.decode().splitlines()
 
 
 class ChildNode:
@@ -56,7 +36,7 @@ class ChildNode:
             start_new_session=True,
         )
         self.address = ""
-        for line in read_until_ready(self.proc, name):
+        for line in read_until_ready(self.proc, name, WAIT):
             if line.startswith("address "):
                 self.address = line.split()[1]
 
@@ -124,7 +104,7 @@ class AppNode:
         )
         self.http_port = 0
         self.address = ""
-        for line in read_until_ready(self.proc, name):
+        for line in read_until_ready(self.proc, name, WAIT):
             if line.startswith("http "):
                 self.http_port = int(line.split()[1])
             elif line.startswith("address "):

@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -251,3 +252,23 @@ def load_example(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def read_until_ready(proc: subprocess.Popen[bytes], name: str, wait: float) -> list[str]:
+    """The lines a node process printed up to its ``ready`` line, within ``wait``
+    seconds; `TimeoutError` if it is not ready in time, `RuntimeError` if it exited
+    first (both say what it printed)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + wait
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while b"ready\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"node {name} did not start: {buffer.decode()!r}")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"node {name} exited with {proc.poll()}: {buffer.decode()!r}")
+            buffer += chunk
+    return buffer.decode().splitlines()
