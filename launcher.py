@@ -303,7 +303,8 @@ class ClusterLauncher:
     async def _wait_ready(self, life: _Life) -> None:
         name = self.nodes[life.index].name
         try:
-            ready = await asyncio.wait_for(asyncio.shield(life.ready), self.config.ready_timeout)
+            async with asyncio.timeout(self.config.ready_timeout):
+                ready = await asyncio.shield(life.ready)
         except TimeoutError:
             raise LaunchError(self._explain(life, f"{name} was not ready in {self.config.ready_timeout}s")) from None
         except LaunchError as error:

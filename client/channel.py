@@ -119,7 +119,8 @@ class Channel:
             self._rejoin()
         limit = self.timeout if timeout is None else timeout
         try:
-            reply = await asyncio.wait_for(asyncio.shield(self._first_join), limit)
+            async with asyncio.timeout(limit):
+                reply = await asyncio.shield(self._first_join)
         except TimeoutError:
             self._leave_now()
             raise PushTimeout(self.topic, "phx_join", limit) from None
@@ -153,7 +154,8 @@ class Channel:
             self._buffer.append(push)
         limit = self.timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(push.future, limit)
+            async with asyncio.timeout(limit):
+                return await push.future
         except TimeoutError:
             raise PushTimeout(self.topic, event, limit) from None
         finally:

@@ -206,7 +206,8 @@ class Socket:
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until a connection is open; `TimeoutError` after ``timeout`` seconds."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     async def disconnect(self) -> None:
         """Close the connection and stop reconnecting (phoenix.js ``disconnect``).
@@ -219,7 +220,8 @@ class Socket:
         try:
             if self._outbox is not None:  # over either transport
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outbox.join(), DISCONNECT_DRAIN)
+                    async with asyncio.timeout(DISCONNECT_DRAIN):
+                        await self._outbox.join()
             if self._ws is not None:
                 await self._ws.close()
         finally:
@@ -376,9 +378,8 @@ class Socket:
     ) -> tuple[int, str | None, list[Any]]:
         """One GET: ``(status, token, messages)`` from the body; status 0 if unparseable."""
         headers = {"Accept": "application/json"}
-        _, body = await asyncio.wait_for(
-            http.request("GET", self._target(path, query, token), headers), self.longpoll_timeout
-        )
+        async with asyncio.timeout(self.longpoll_timeout):
+            _, body = await http.request("GET", self._target(path, query, token), headers)
         try:
             answer = orjson.loads(body)
         except ValueError:
@@ -425,7 +426,8 @@ class Socket:
                 # V1 objects in ndjson would be read as base64 lines (§5.2): one frame per POST.
                 headers = {"Content-Type": "application/json", "Accept": "application/json"}
                 body = batch[0].encode() if isinstance(batch[0], str) else batch[0]
-            _, answer = await asyncio.wait_for(http.request("POST", target, headers, body), self.longpoll_timeout)
+            async with asyncio.timeout(self.longpoll_timeout):
+                _, answer = await http.request("POST", target, headers, body)
             try:
                 status = orjson.loads(answer).get("status")
             except (ValueError, AttributeError):
@@ -473,7 +475,8 @@ class Socket:
         self._heartbeat_reply = reply = asyncio.get_running_loop().create_future()
         self._send(self._encode(None, ref, "phoenix", "heartbeat", {}))
         try:
-            await asyncio.wait_for(reply, timeout)
+            async with asyncio.timeout(timeout):
+                await reply
         except TimeoutError:
             return False
         return True

@@ -259,7 +259,8 @@ class Distribution:
             self._joined = self.node.loop.create_future()
             self._check_joined()
         try:
-            await asyncio.wait_for(asyncio.shield(self._joined), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._joined)
         except TimeoutError:
             pending = self._membership.pending()
             log.warning("cluster: %s: not joined in %ss, still waiting for %s", self.node.name, timeout, pending)

@@ -147,11 +147,13 @@ class HttpListener(GenServer):
             node.exit(me, pid, SHUTDOWN)
         if state.connections:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.drained.wait(), state.config.shutdown_timeout)
+                async with asyncio.timeout(state.config.shutdown_timeout):
+                    await state.drained.wait()
         for conn in list(state.connections):
             conn.abort()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), state.config.shutdown_timeout)
+            async with asyncio.timeout(state.config.shutdown_timeout):
+                await self.server.wait_closed()
 
 
 async def listener_port(listener: Pid | str) -> int:
