@@ -44,7 +44,7 @@ Modes (every client connects and joins `TOPIC` with a real ``phx_join`` first, e
 Clients are picows (Cython) ``WSListener`` objects on uvloop; a frame costs one Python
 callback and, in ``fanout``, a counter increment (no JSON decoding: the first frame each
 client gets is decoded and checked, and every round checks that exactly N x B frames came).
-Sockets are made by `_socket_for` with ``SO_LINGER 0`` (closing sends RST: no TIME_WAIT to
+Sockets are made by `socket_for` with ``SO_LINGER 0`` (closing sends RST: no TIME_WAIT to
 exhaust ports between runs) and, for 5,000 clients and more, bound to several 127.0.0.x
 source addresses (`SOURCES_FROM`, `PER_SOURCE`) with ``IP_BIND_ADDRESS_NO_PORT``.
 
@@ -217,7 +217,7 @@ def _reply_sink(client: Client, frame: WSFrame) -> None:
 # -- connections --------------------------------------------------------------------------
 
 
-def _socket_for(source: str | None) -> Callable[[WSParsedURL], socket.socket]:
+def socket_for(source: str | None) -> Callable[[WSParsedURL], socket.socket]:
     def make(url: WSParsedURL) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -265,7 +265,7 @@ class Crowd:
                 _, listener = await ws_connect(
                     Client,
                     self.url,
-                    socket_factory=_socket_for(_source(index, n)),
+                    socket_factory=socket_for(_source(index, n)),
                     websocket_handshake_timeout=REQUEST_TIMEOUT,
                     enable_auto_pong=True,
                 )

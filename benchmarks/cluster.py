@@ -47,112 +47,30 @@ import contextlib
 import importlib
 import json
 import os
-import queue
 import secrets
 import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from alight.benchmarks._procs import CPUS, can_pin, free_port, kill_group, pinned
+from alight.benchmarks._procs import CPUS, BenchError, Child, can_pin, free_port, kill_group, pinned, started
 from alight.benchmarks._report import Figure, argument_parser, emit, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "benchmarks" / "_cluster_node.py"
 CPU_A, CPU_B = CPUS
-READY_TIMEOUT = 20.0
-"""Seconds a child has to print ``ready``."""
-RESULT_TIMEOUT = 75.0
-"""Seconds a measuring child has to print its result (its own limit is 60 s)."""
 DOWN_TARGET = 5.0
-
-
-class BenchError(Exception):
-    """A child failed or did not answer in time; the message says which and why."""
 
 
 # -- processes ------------------------------------------------------------------------------
 
 
-class Child:
-    """A ``_cluster_node.py`` process; its stdout lines are read by a thread into a queue."""
-
-    def __init__(self, proc: subprocess.Popen[str], label: str) -> None:
-        self.proc = proc
-        self.label = label
-        self.bound: str | None = None
-        self.ready = ""
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        assert proc.stdout is not None
-        threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
-
-    def _pump(self, out: IO[str]) -> None:
-        for line in out:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def line(self, timeout: float) -> str:
-        """The next line of output; `BenchError` if the child exits or is silent too long."""
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise BenchError(f"{self.label}: no output after {timeout} s") from None
-        if line is None:
-            err = self.proc.stderr.read()[-1500:] if self.proc.stderr else ""
-            raise BenchError(f"{self.label} exited ({self.proc.wait()}): {err}")
-        return line
-
-    def expect(self, prefix: str, timeout: float = READY_TIMEOUT) -> str:
-        """The first line starting with ``prefix`` (whole), skipping the others."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.line(max(0.01, deadline - time.monotonic()))
-            if line.startswith("address "):
-                self.bound = line.split()[1]
-            if line.startswith(prefix):
-                return line
-
-    def address(self) -> str:
-        """The address the child bound (printed before ``ready``)."""
-        if self.bound is None:
-            raise BenchError(f"{self.label} printed no address")
-        return self.bound
-
-    def result(self) -> dict[str, Any]:
-        """The child's JSON result line."""
-        value: dict[str, Any] = json.loads(self.expect("{", RESULT_TIMEOUT))
-        return value
-
-
 def child(role: str, cpu: int, secret: str, *options: str) -> contextlib.AbstractContextManager[Child]:
     """Start ``_cluster_node.py ROLE`` on ``cpu``, wait for ``ready``, kill its group afterwards."""
     return started(pinned([sys.executable, str(NODE), role, *options], cpu), role, "ready", secret)
-
-
-@contextlib.contextmanager
-def started(command: list[str], label: str, ready: str, secret: str) -> Iterator[Child]:
-    """Start ``command`` in its own process group, wait for a line starting with ``ready``."""
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "ALIGHT_CLUSTER_SECRET": secret},
-    )
-    try:
-        node = Child(proc, label)
-        node.ready = node.expect(ready)
-        yield node
-    finally:
-        kill_group(proc)
 
 
 # -- figures -------------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""The app of ``benchmarks/scale.py``: what 100,000 joined connections are held by.
+
+Served on every node with ``alight node --app benchmarks.scale_app:app --reuse-port``.
+
+- ``scale:all``: a channel that does nothing but exist (every client of the curve joins
+  it; a broadcast to it reaches all of them);
+- ``scale:room:K``: a room with presence, as Phoenix apps have: after the join the
+  channel tracks the socket's ``user_id`` (meta ``{"at": node}``) and pushes
+  ``presence_state``; changes reach the room as ``presence_diff`` (the reconnect storm);
+- ``scale:control``: the load generator's control channel. ``broadcast`` ``{"ts": t}``
+  makes one endpoint broadcast ``msg`` ``{"ts": t}`` to ``scale:all`` (cluster-wide) and
+  replies ``{"node": name}``; ``summary`` ``{"rooms": R}`` replies what this node's
+  presence replica lists for rooms ``0 .. R-1``: ``{"node", "metas", "users", "full"}``
+  (metas listed, distinct user ids, rooms holding exactly 100 users).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alight.actors import self_pid, send
+from alight.channels import Channel, Endpoint, Error, Ok, Socket
+from alight.transports.base import ConnectInfo
+
+ROOM_SIZE = 100
+_AFTER_JOIN = "after_join"
+
+
+class AllChannel(Channel):
+    async def join(self, topic: str, payload: Any) -> Ok | Error:
+        return Ok()
+
+
+class RoomChannel(Channel):
+    async def join(self, topic: str, payload: Any) -> Ok | Error:
+        send(self_pid(), _AFTER_JOIN)  # a push is not allowed inside join
+        return Ok()
+
+    async def handle_info(self, message: Any) -> None:
+        presence = self.endpoint.presence
+        if message == _AFTER_JOIN and presence is not None:
+            await presence.track(self, self.assigns["user_id"], {"at": self.endpoint.node.name})
+            self.push("presence_state", await presence.state(self))
+
+
+class ControlChannel(Channel):
+    async def join(self, topic: str, payload: Any) -> Ok | Error:
+        return Ok({"node": self.endpoint.node.name})
+
+    async def handle_in(self, event: str, payload: Any) -> Ok | Error:
+        node = self.endpoint.node.name
+        if event == "broadcast":
+            self.endpoint.broadcast("scale:all", "msg", {"ts": payload["ts"]})
+            return Ok({"node": node})
+        if event == "summary":
+            presence = self.endpoint.presence
+            assert presence is not None
+            metas = full = 0
+            users: set[str] = set()
+            for room in range(int(payload["rooms"])):
+                listed = presence.tracker.list(f"scale:room:{room}")
+                metas += len(listed)
+                keys = {key for key, _ in listed}
+                users |= keys
+                full += len(keys) == ROOM_SIZE
+            return Ok({"node": node, "metas": metas, "users": len(users), "full": full})
+        return Error({"reason": f"unknown event {event}"})
+
+
+class ScaleSocket(Socket):
+    channels = {"scale:all": AllChannel, "scale:room:*": RoomChannel, "scale:control": ControlChannel}
+
+    async def connect(self, params: dict[str, Any], connect_info: ConnectInfo) -> bool:
+        self.assigns["user_id"] = str(params.get("user_id", "anon"))
+        return True
+
+
+app = Endpoint(check_origin=False, name="scale", presence=True)
+app.socket("/socket", ScaleSocket, websocket=True, longpoll=False)
