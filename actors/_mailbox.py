@@ -140,7 +140,7 @@ class Mailbox:
             # last message (it is only shown by a crash report while being handled)
             # while the process idles; thousands of idle sockets and channels are
             # the common case.
-            self._queue = None
+            self._queue = queue = None  # the local too: this frame outlives the wait
             self.last_message = None
             loop = asyncio.get_running_loop()
             while True:

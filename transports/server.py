@@ -35,6 +35,7 @@ from ..actors import (
 from .base import CLOSE_RESTART, WEBSOCKET, Accepted, ConnectInfo, Refused, SocketHost, TransportStats
 from .handshake import auth_token, handshake_response, header_tokens, websocket_key
 from .http import HttpRequest, HttpResponse, reason_phrase
+from .idle import IdleWheel, idle_resolution
 from .websocket import PartialFrames, WebSocketConn
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class ListenerState:
         self.connections: set[HttpProtocol | WebSocketConn] = set()
         self.sockets: dict[Pid, WebSocketConn] = {}
         self.partial = PartialFrames(config.max_partial_bytes)
+        self.idle = IdleWheel(self.node.loop, idle_resolution(config.idle_timeout))
         self.per_address: dict[str, int] = {}
         """HTTP connections (not yet WebSockets) open now, by client address."""
         self.closing = False
@@ -394,7 +396,7 @@ class HttpProtocol(asyncio.Protocol):
             auth_token=auth_token(offered),
             transport=WEBSOCKET,
         )
-        conn = WebSocketConn(server.node, server.config, server.stats, server.partial)
+        conn = WebSocketConn(server.node, server.config, server.stats, server.partial, server.idle)
         self._ws = conn
         timer = self._loop.call_later(server.config.connect_timeout, self._connect_timed_out, conn)
 

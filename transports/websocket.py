@@ -99,6 +99,7 @@ from .base import (
     TransportClosed,
 )
 from .errors import WebSocketProtocolError
+from .idle import IdleWheel, idle_resolution
 from .policy import CLOSED, CLOSING, OPEN, PENDING, SLOW_CONSUMER, ConnectionPolicy
 
 if TYPE_CHECKING:
@@ -358,7 +359,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         "_close_timer",
         "_frame_timer",
         "_held",
-        "_idle_timer",
+        "_idle",
         "_loop",
         "_node",
         "_notified",
@@ -375,7 +376,12 @@ class WebSocketConn(asyncio.Protocol, Conn):
     )
 
     def __init__(
-        self, node: Node, config: ServerConfig, stats: TransportStats, partial: PartialFrames | None = None
+        self,
+        node: Node,
+        config: ServerConfig,
+        stats: TransportStats,
+        partial: PartialFrames | None = None,
+        idle: IdleWheel | None = None,
     ) -> None:
         self._node = node
         self.config = config
@@ -392,7 +398,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._pending_close: tuple[int, str] | None = None
         self._notified = False
         self._paused = False
-        self._idle_timer: asyncio.TimerHandle | None = None
+        # The listener's wheel for every connection's idle deadline (else one of its own).
+        self._idle = idle if idle is not None else IdleWheel(node.loop, idle_resolution(config.idle_timeout))
         self._close_timer: asyncio.TimerHandle | None = None
         self._on_lost: Callable[[WebSocketConn], None] | None = None
 
@@ -458,7 +465,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         tcp.set_write_buffer_limits(high=high, low=high // 4)
         self._paused = tcp.get_write_buffer_size() > high
         tcp.set_protocol(self)
-        self._idle_timer = self._loop.call_later(self.config.idle_timeout, self._check_idle)
+        self._idle.add(self, self.config.idle_timeout)
         held, self._held = self._held, []
         for wire in held:
             if not self._send(wire):
@@ -536,10 +543,10 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._notify("connection lost", CLOSE_ABNORMAL)
         self._policy.lost()
         self._release()
-        for timer in (self._idle_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
-        self._idle_timer = self._close_timer = None
+        self._idle.discard(self)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         self._stats.websockets -= 1
         on_lost, self._on_lost = self._on_lost, None
         if on_lost is not None:
@@ -626,14 +633,15 @@ class WebSocketConn(asyncio.Protocol, Conn):
             # A client that stops reading must not keep the socket open for ever.
             self._close_timer = self._loop.call_later(self.config.close_timeout, tcp.abort)
 
-    def _check_idle(self) -> None:
-        self._idle_timer = None
+    def idle_check(self) -> float | None:
+        """The idle wheel's question (`alight.transports.idle`): close if the client
+        has been quiet for ``idle_timeout``, else the seconds it may still be."""
         policy = self._policy
         if policy.state != _OPEN:
-            return
+            return None
         left = policy.idle_left(self._loop.time())
         if left > 0:
-            self._idle_timer = self._loop.call_later(left, self._check_idle)
-        else:
-            code, reason = policy.idle_expired()
-            self._start_close(code, reason, reason)
+            return left
+        code, reason = policy.idle_expired()
+        self._start_close(code, reason, reason)
+        return None
