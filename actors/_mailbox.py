@@ -156,6 +156,13 @@ class Mailbox:
                     self.received += 1
                     self.last_message = message
                     return message
+        # Anything else in its own coroutine: this one's frame, which every idle
+        # process keeps while it waits, stays small (few locals).
+        return await self._receive_matching(match, timeout, default)
+
+    async def _receive_matching(self, match: Match, timeout: float | None, default: Any) -> Any:
+        """`receive` with a pattern or a timeout: a selective receive (module doc)."""
+        queue = self._queue
         predicate = _predicate(match)
         scanned = 0
         if predicate is not None and queue:
