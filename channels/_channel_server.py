@@ -90,8 +90,8 @@ async def run_channel(channel_cls: type[Channel], context: ChannelContext, join:
         _write_reply(context, join.ref, join.join_ref, result)
         me.node.send(context.socket_pid, JoinOutcome(tag, ok=False))
         raise ExitProcess("normal")
-    intercepts = frozenset(channel_cls.intercepts)
-    context.endpoint.pubsub.subscribe(me.pid, context.topic, Fastlane(context.conn, context.serializer, intercepts))
+    lane = Fastlane(context.conn, context.serializer, channel_cls._intercepting)
+    context.endpoint.pubsub.subscribe(me.pid, context.topic, lane)
     channel.joined = True
     _write_reply(context, join.ref, join.join_ref, result)
     me.node.send(context.socket_pid, JoinOutcome(tag, ok=True))

@@ -145,6 +145,13 @@ class Channel:
     intercepts: ClassVar[Iterable[str]] = ()
     """Events that go through `handle_out` in each channel instead of the fastlane."""
 
+    _intercepting: ClassVar[frozenset[str]] = frozenset()
+    """`intercepts` as a set, made once per class (every channel of it shares it)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._intercepting = frozenset(cls.intercepts)
+
     _context: ChannelContext
     joined: bool = False
     ref: Any = None
