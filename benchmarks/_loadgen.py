@@ -344,7 +344,13 @@ async def fanout(args: argparse.Namespace, crowd: Crowd, deadline: float) -> dic
     (control,) = await crowd.open(1, CONTROL_TOPIC, deadline)
     counter = Fanout(clients)
     payload = padded_payload(args.size)
-    order = {"topic": TOPIC, "event": BROADCAST_EVENT, "payload": payload, "count": args.broadcasts}
+    order = {
+        "topic": TOPIC,
+        "event": BROADCAST_EVENT,
+        "payload": payload,
+        "count": args.broadcasts,
+        "burst": args.burst,
+    }
     total = args.clients * args.broadcasts
     rounds: list[dict[str, Any]] = []
     for _ in range(args.rounds):
@@ -554,6 +560,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--broadcasts", type=int, default=200, help="fanout: broadcasts per round")
     parser.add_argument("--rounds", type=int, default=3, help="fanout, join: rounds, best is reported")
+    parser.add_argument("--burst", type=int, default=1, help="fanout: broadcasts the server makes per loop turn")
     parser.add_argument("--size", type=int, default=100, help="bytes per broadcast frame")
     parser.add_argument("--rate", type=float, default=10.0, help="latency: broadcasts per second")
     parser.add_argument("--duration", type=float, default=5.0, help="latency: seconds")

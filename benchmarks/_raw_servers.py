@@ -15,11 +15,12 @@ benchmark app, and does the least work a correct broadcast server can do:
   ``[jr, ref, topic, "phx_reply", {"status":"ok","response":{}}]``; ``phx_leave``
   unsubscribes and replies ok; ``heartbeat`` on ``phoenix`` replies ok ``{}``.
 - ``bench_broadcast`` (the control message, `CONTROL_EVENT`), payload
-  ``{"topic": T, "event": E, "payload": P, "count": N}``: broadcasts
+  ``{"topic": T, "event": E, "payload": P, "count": N, "burst": K}``: broadcasts
   ``[null, null, T, E, P]`` N times to every connection joined to T -- each broadcast is
   JSON-encoded once (as Phoenix's fastlane encodes once per serializer) and written to every
   subscriber, yielding to the loop between broadcasts as a server that broadcasts messages
-  as they come would -- then replies ok ``{}`` to the sender.
+  as they come would (every K broadcasts with ``burst``, default 1: K messages arriving in
+  one loop turn) -- then replies ok ``{}`` to the sender.
 - any other event (``ping`` ...) replies ok with the payload it carried.
 
 Kinds:
@@ -68,6 +69,8 @@ class BroadcastJob:
     payload: Any
     count: int
     reply_to: tuple[Any, Any, str]
+    burst: int = 1
+    """Broadcasts made between two yields to the loop (1: yield after each)."""
     """``(join_ref, ref, topic)`` of the control message, for the reply."""
 
 
@@ -92,7 +95,7 @@ class Hub(Generic[C]):
             self._leave(conn, topic)
         elif event == CONTROL_EVENT:
             order = (payload["topic"], payload["event"], payload["payload"], int(payload["count"]))
-            return BroadcastJob(*order, reply_to=(join_ref, ref, topic))
+            return BroadcastJob(*order, reply_to=(join_ref, ref, topic), burst=max(1, int(payload.get("burst", 1))))
         elif event != "heartbeat":
             response = payload
         return orjson.dumps([join_ref, ref, topic, "phx_reply", {"status": "ok", "response": response}])
@@ -117,10 +120,11 @@ class Hub(Generic[C]):
         the rest goes through the transport's user-space buffer).
         """
         started = time.perf_counter()
-        for _ in range(job.count):
+        for i in range(1, job.count + 1):
             frame = orjson.dumps([None, None, job.topic, job.event, job.payload])
             broadcast(list(self.topics.get(job.topic, ())), frame)
-            await asyncio.sleep(0)
+            if i % job.burst == 0:
+                await asyncio.sleep(0)
         return job_reply(job, time.perf_counter() - started)
 
 

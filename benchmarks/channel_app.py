@@ -2,8 +2,9 @@
 
 The same protocol surface as the raw baseline servers (``_raw_servers.py``): a
 ``bench:*`` channel that tracks no presence, echoes ``ping`` and, on
-``bench_broadcast`` ``{"topic", "event", "payload", "count"}``, makes ``count``
-endpoint broadcasts (yielding to the loop between them, as the baselines do) and
+``bench_broadcast`` ``{"topic", "event", "payload", "count", "burst"}``, makes ``count``
+endpoint broadcasts (yielding to the loop every ``burst`` of them, default 1, as the
+baselines do) and
 then replies ok ``{"sent_in": seconds}``. Served with
 ``alight run benchmarks.channel_app:app --port P``; ``:metered`` is the same app with
 `EndpointMetrics` (what ``benchmarks/telemetry.py`` compares it with).
@@ -28,10 +29,12 @@ class BenchChannel(Channel):
         if event == "bench_broadcast":
             started = time.perf_counter()
             topic, bevent, body, count = payload["topic"], payload["event"], payload["payload"], payload["count"]
+            burst = max(1, int(payload.get("burst", 1)))
             endpoint = self.endpoint
-            for _ in range(int(count)):
+            for i in range(1, int(count) + 1):
                 endpoint.broadcast(topic, bevent, body)
-                await asyncio.sleep(0)
+                if i % burst == 0:
+                    await asyncio.sleep(0)
             return Ok({"sent_in": time.perf_counter() - started})
         return Ok(payload)
 

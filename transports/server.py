@@ -36,7 +36,7 @@ from .base import CLOSE_RESTART, WEBSOCKET, Accepted, ConnectInfo, Refused, Sock
 from .handshake import auth_token, handshake_response, header_tokens, websocket_key
 from .http import HttpRequest, HttpResponse, reason_phrase
 from .idle import IdleWheel, idle_resolution
-from .websocket import PartialFrames, WebSocketConn
+from .websocket import Coalescer, PartialFrames, WebSocketConn
 
 if TYPE_CHECKING:
     from ..actors.lowlevel import Process
@@ -105,6 +105,7 @@ class ListenerState:
         self.sockets: dict[Pid, WebSocketConn] = {}
         self.partial = PartialFrames(config.max_partial_bytes)
         self.idle = IdleWheel(self.node.loop, idle_resolution(config.idle_timeout))
+        self.coalescer = Coalescer(self.node.loop)
         self.per_address: dict[str, int] = {}
         """HTTP connections (not yet WebSockets) open now, by client address."""
         self.closing = False
@@ -396,7 +397,7 @@ class HttpProtocol(asyncio.Protocol):
             auth_token=auth_token(offered),
             transport=WEBSOCKET,
         )
-        conn = WebSocketConn(server.node, server.config, server.stats, server.partial, server.idle)
+        conn = WebSocketConn(server.node, server.config, server.stats, server.partial, server.idle, server.coalescer)
         self._ws = conn
         timer = self._loop.call_later(server.config.connect_timeout, self._connect_timed_out, conn)
 

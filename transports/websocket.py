@@ -333,6 +333,45 @@ class PartialFrames:
         return evicted
 
 
+class Coalescer:
+    """One write per connection per loop turn, whatever the number of frames.
+
+    The first frame a connection gets in a loop turn is written at once (one system
+    call, as before: a lone broadcast costs nothing more); the frames that follow it in
+    the same turn are held, and at the start of the next turn, once, each connection
+    writes what it holds in one ``write``. A burst of k broadcasts thus costs each
+    subscriber two system calls instead of k, in the order the frames were written.
+    One per listener; a connection made without one has its own.
+    """
+
+    __slots__ = ("_flush_scheduled", "_loop", "_touched")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._touched: list[WebSocketConn] = []
+        self._flush_scheduled = False
+
+    def touched(self, conn: WebSocketConn) -> None:
+        """``conn`` wrote in this turn: it coalesces until the next one."""
+        self._touched.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        touched, self._touched = self._touched, []
+        for conn in touched:
+            conn._end_turn()
+
+
+COALESCE_LIMIT = 65_536
+"""Bytes a connection holds in one turn at most; past them it writes at once (so a big
+burst is weighed against ``max_buffer`` as it goes, not after)."""
+
+_TOUCHED: tuple[bytes, ...] = ()
+"""`WebSocketConn._batch` after the turn's first (direct) write: nothing held yet."""
+
 _PENDING, _OPEN, _CLOSING, _CLOSED = PENDING, OPEN, CLOSING, CLOSED
 
 
@@ -356,9 +395,12 @@ class WebSocketConn(asyncio.Protocol, Conn):
     transport = WEBSOCKET
 
     __slots__ = (
+        "_batch",
         "_close_timer",
+        "_coalescer",
         "_frame_timer",
         "_held",
+        "_held_bytes",
         "_idle",
         "_loop",
         "_node",
@@ -382,6 +424,7 @@ class WebSocketConn(asyncio.Protocol, Conn):
         stats: TransportStats,
         partial: PartialFrames | None = None,
         idle: IdleWheel | None = None,
+        coalescer: Coalescer | None = None,
     ) -> None:
         self._node = node
         self.config = config
@@ -401,6 +444,11 @@ class WebSocketConn(asyncio.Protocol, Conn):
         # The listener's wheel for every connection's idle deadline (else one of its own).
         self._idle = idle if idle is not None else IdleWheel(node.loop, idle_resolution(config.idle_timeout))
         self._close_timer: asyncio.TimerHandle | None = None
+        self._coalescer = coalescer if coalescer is not None else Coalescer(node.loop)
+        # None: not written in this loop turn; `_TOUCHED`: written once, directly; a
+        # list: the frames held since, for one write next turn (`Coalescer`).
+        self._batch: list[bytes] | tuple[bytes, ...] | None = None
+        self._held_bytes = 0
         self._on_lost: Callable[[WebSocketConn], None] | None = None
 
     def __repr__(self) -> str:
@@ -425,16 +473,49 @@ class WebSocketConn(asyncio.Protocol, Conn):
             wire = frame.wire = encode_frame(OP_BINARY if frame.binary else OP_TEXT, frame.data)
         state = self._policy.state
         if state == _OPEN:
-            if not self._paused:
+            batch = self._batch
+            if self._paused:
+                # The client is behind: each frame is weighed against max_buffer, after
+                # what this turn held (no coalescing: the kernel's buffer is full anyway).
+                if batch:
+                    self._flush_held()
+                if not self._send(wire):
+                    return
+            elif batch is None:
                 # The fan-out path: the client keeps up, so the bytes go straight out.
                 self._tcp.write(wire)  # type: ignore[union-attr]
-            elif not self._send(wire):
-                return
+                self._batch = _TOUCHED
+                self._coalescer.touched(self)
+            else:
+                if batch is _TOUCHED:
+                    self._batch = [wire]  # the second frame of this turn: held (`Coalescer`)
+                    self._held_bytes = len(wire)
+                else:
+                    batch.append(wire)  # type: ignore[union-attr]
+                    self._held_bytes += len(wire)
+                if self._held_bytes >= COALESCE_LIMIT:
+                    self._flush_held()  # a big burst goes out now, through the buffer bound
             stats = self._stats
             stats.frames_out += 1
             stats.bytes_out += len(wire)
         elif state == _PENDING and self._pending_close is None:
             self._held.append(wire)
+
+    def _end_turn(self) -> None:
+        """The `Coalescer`'s call, next turn: write what this turn held, in one write."""
+        batch, self._batch = self._batch, None
+        self._held_bytes = 0
+        if batch and self._policy.state == _OPEN and self._tcp is not None:
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            if not self._paused:
+                self._tcp.write(data)
+            else:
+                self._send(data)
+
+    def _flush_held(self) -> None:
+        """Write what this turn held now, before a close frame (which must come last)."""
+        if self._batch:
+            self._end_turn()
 
     def inbound_handled(self) -> None:
         """A credit back from the socket process: read again once enough are back."""
@@ -608,6 +689,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
 
     def _start_close(self, code: int, reason: str, why: str) -> None:
         # Our side starts the closing handshake (RFC 6455 §7.1.2).
+        if self._policy.state == _OPEN:
+            self._flush_held()
         if not self._policy.start_close():
             return
         self._notify(why, code)
@@ -624,6 +707,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
         except WebSocketProtocolError as error:
             self._start_close(error.code, error.reason, error.reason)
             code, reason = error.code, error.reason
+        if self._policy.state == _OPEN:
+            self._flush_held()  # what was written before the client's close goes first
         if self._policy.peer_closed():
             # Echo the client's code, then close TCP: the server closes first (§7.1.1).
             self._notify("closed" if not reason else f"closed: {reason}", code)
