@@ -22,16 +22,24 @@ if TYPE_CHECKING:
     from ._node import Node
 
 
-_Small = tuple[Ref, Pid] | dict[Ref, Pid] | None
-"""A small map of monitors: most processes hold or carry one monitor or none, and a
-dict costs 224 bytes where a pair costs 56 (per connection, thousands of times)."""
+_Small = tuple[Any, ...] | dict[Ref, Pid] | None
+"""A small map of monitors: most processes hold or carry a few monitors or none, and a
+dict costs 224 bytes where a flat tuple ``(ref, pid, ref, pid, ...)`` of up to
+`SMALL_PAIRS` pairs costs 56-88 (per connection, thousands of times)."""
+
+SMALL_PAIRS = 4
+"""Monitors kept in a flat tuple; a fifth turns it into a dict."""
 
 
 def _put(small: _Small, ref: Ref, pid: Pid) -> _Small:
     if small is None:
         return (ref, pid)
     if type(small) is tuple:
-        return {small[0]: small[1], ref: pid}
+        if len(small) < 2 * SMALL_PAIRS:
+            return (*small, ref, pid)
+        grown = dict(zip(small[::2], small[1::2], strict=True))
+        grown[ref] = pid
+        return grown
     small[ref] = pid  # type: ignore[index]
     return small
 
@@ -40,7 +48,11 @@ def _pop(small: _Small, ref: Ref) -> tuple[_Small, Pid | None]:
     if small is None:
         return None, None
     if type(small) is tuple:
-        return (None, small[1]) if small[0] == ref else (small, None)
+        for i in range(0, len(small), 2):
+            if small[i] == ref:
+                rest = small[:i] + small[i + 2 :]
+                return (rest or None), small[i + 1]
+        return small, None
     return small, small.pop(ref, None)  # type: ignore[union-attr]
 
 
@@ -48,7 +60,7 @@ def _has(small: _Small, ref: Ref) -> bool:
     if small is None:
         return False
     if type(small) is tuple:
-        return bool(small[0] == ref)
+        return any(small[i] == ref for i in range(0, len(small), 2))
     return ref in small
 
 
@@ -56,7 +68,7 @@ def _items(small: _Small) -> list[tuple[Ref, Pid]]:
     if small is None:
         return []
     if type(small) is tuple:
-        return [small]
+        return list(zip(small[::2], small[1::2], strict=True))
     return list(small.items())  # type: ignore[union-attr]
 
 
