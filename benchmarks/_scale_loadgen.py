@@ -41,14 +41,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import uvloop
-from picows import WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSError, WSFrame, WSListener, WSMsgType, WSParsedURL, WSTransport, ws_connect
 
 from alight.benchmarks._loadgen import socket_for
 from alight.client import backoff
@@ -64,6 +66,11 @@ CONNECT_TIMEOUT = 10.0
 ROOM_SIZE = 100
 MAX_CONTROL_TRIES = 300
 """Connections opened at most to find one on each node."""
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an abandoned attempt's outcome: retrieved, not logged
 
 
 class LoadgenError(Exception):
@@ -88,6 +95,9 @@ class Member(WSListener):
     # -- picows callbacks -------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        if self.transport is not None:  # an abandoned attempt that opened after all
+            transport.disconnect(graceful=False)
+            return
         self.transport = transport
         self.refs += 1
         self.join_ref = str(self.refs)
@@ -121,6 +131,8 @@ class Member(WSListener):
             self.crowd.member_joined(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.transport is not transport:
+            return  # not this member's connection (see on_ws_connected)
         self.transport = None
         if self.joined:
             self.joined = False
@@ -226,21 +238,49 @@ class Crowd:
                 return
             self.attempts += 1
             self.connecting += 1
+            attempt = self.loop.create_task(
+                ws_connect(
+                    lambda: member,
+                    f"{self.url}?vsn=2.0.0&user_id=u{member.index}",
+                    socket_factory=self._connected(self._source(member.index)),
+                    websocket_handshake_timeout=CONNECT_TIMEOUT,
+                    enable_auto_pong=True,
+                )
+            )
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):  # TCP connect included (a dropped SYN)
-                    await ws_connect(
-                        lambda: member,
-                        f"{self.url}?vsn=2.0.0&user_id=u{member.index}",
-                        socket_factory=socket_for(self._source(member.index)),
-                        websocket_handshake_timeout=CONNECT_TIMEOUT,
-                        enable_auto_pong=True,
-                    )
+                # Waited for, not awaited: under a storm an attempt was seen to ignore
+                # its cancellation for good; one that overruns is abandoned (and its
+                # connection dropped if it ever opens, see `Member.on_ws_connected`).
+                done, _ = await asyncio.wait({attempt}, timeout=CONNECT_TIMEOUT + 1)
+                if not done:
+                    attempt.cancel()
+                    attempt.add_done_callback(_retrieve)
+                    raise TimeoutError("connect attempt overran")
+                attempt.result()
             except (OSError, WSError, TimeoutError) as error:
                 self.failures[type(error).__name__] += 1
                 if member.transport is None:
                     self.reconnect_later(member)
             finally:
                 self.connecting -= 1
+
+    def _connected(self, source: str) -> Callable[[WSParsedURL], Awaitable[socket.socket]]:
+        """A socket factory that connects itself, within `CONNECT_TIMEOUT`, and closes
+        the socket when it cannot (a SYN the kernel keeps retrying, a full backlog):
+        neither a connect that hangs nor a leaked descriptor."""
+        make = socket_for(source)
+
+        async def connect(url: WSParsedURL) -> socket.socket:
+            sock = make(url)
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await self.loop.sock_connect(sock, (url.host, url.port))
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        return connect
 
     def reconnect_later(self, member: Member) -> None:
         """Connect ``member`` again after phoenix.js's backoff (one attempt at a time)."""
