@@ -73,6 +73,8 @@ import orjson
 import uvloop
 from picows import WSError, WSFrame, WSListener, WSMsgType, WSParsedURL, WSTransport, ws_connect
 
+from alight.benchmarks._procs import cpu_seconds, percentile, rss_bytes
+
 TOPIC = "bench:fanout"
 """The topic every measured client joins."""
 
@@ -101,23 +103,6 @@ class LoadgenError(Exception):
     """The run could not be completed (a refused join, a timeout, a wrong frame count)."""
 
 
-def _rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of ``values`` (not empty)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 def padded_payload(size: int, ts: float = 0.0, seq: int = 0) -> dict[str, Any]:
     """A broadcast payload whose frame ``[null,null,TOPIC,"msg",payload]`` is about ``size`` bytes."""
     payload: dict[str, Any] = {"seq": seq, "ts": ts, "pad": ""}
@@ -133,11 +118,11 @@ class Window:
         self.server_pid = server_pid
         self.wall = time.perf_counter()
         self.cpu = time.process_time()
-        self.server = _cpu_seconds(server_pid) if server_pid else 0.0
+        self.server = cpu_seconds(server_pid) if server_pid else 0.0
 
     def shares(self) -> dict[str, float | None]:
         wall = time.perf_counter() - self.wall
-        server = (_cpu_seconds(self.server_pid) - self.server) / wall if self.server_pid else None
+        server = (cpu_seconds(self.server_pid) - self.server) / wall if self.server_pid else None
         return {
             "loadgen_cpu": round((time.process_time() - self.cpu) / wall, 3),
             "server_cpu": None if server is None else round(server, 3),
@@ -504,11 +489,11 @@ async def memory(args: argparse.Namespace, crowd: Crowd, deadline: float) -> dic
     if not args.server_pid:
         raise LoadgenError("memory mode needs --server-pid")
     await asyncio.sleep(args.settle)
-    before = _rss_bytes(args.server_pid)
+    before = rss_bytes(args.server_pid)
     clients = await crowd.open(args.clients, TOPIC, deadline)
     await _heartbeat(clients, deadline)
     await asyncio.sleep(args.settle)
-    after = _rss_bytes(args.server_pid)
+    after = rss_bytes(args.server_pid)
     return {
         "bytes_per_connection": round((after - before) / len(clients), 1),
         "rss_before": before,

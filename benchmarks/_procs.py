@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -48,6 +49,25 @@ def pinned(command: list[str], cpu: int) -> list[str]:
     """``command`` started on ``cpu`` only (the affinity survives ``exec``; the pid is kept),
     or ``command`` unchanged where pinning is not possible."""
     return [sys.executable, "-c", _PIN, str(cpu), *command] if can_pin() else command
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of process ``pid`` (``/proc/PID/statm``)."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 def free_port() -> int:

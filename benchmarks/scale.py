@@ -58,9 +58,12 @@ from alight.benchmarks._procs import (
     BenchError,
     Child,
     can_pin,
+    cpu_seconds,
     free_port,
     kill_group,
+    percentile,
     pinned,
+    rss_bytes,
     started,
 )
 from alight.benchmarks._report import Figure, argument_parser, emit, exit_on_sigterm
@@ -198,22 +201,6 @@ class Crowd:
         return {"joined": joined, "seconds": round(seconds, 3), "per_s": round(joined / seconds), "processes": answers}
 
 
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of ``ordered`` (sorted, not empty)."""
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 # -- the curve --------------------------------------------------------------------------------
 
 
@@ -223,19 +210,19 @@ def measure_size(run: Run, n: int, per_process: int) -> None:
         crowd = Crowd(run, cluster.port, n, per_process, stack)
         pids = cluster.pids()
         time.sleep(SETTLE)  # the nodes' start-up garbage settles before the baseline
-        rss_before = sum(_rss(pid) for pid in pids)
+        rss_before = sum(rss_bytes(pid) for pid in pids)
         ramp = crowd.open(run, rooms=False)
         time.sleep(SETTLE)
-        per_node = [_rss(pid) for pid in pids]
+        per_node = [rss_bytes(pid) for pid in pids]
         rss_after = sum(per_node)
         count = run.plan.broadcasts
         interval = max(0.5, n / 40_000)
         crowd.ask_all({"cmd": "arm"}, 10)
-        cpu_before = sum(_cpu(pid) for pid in pids)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         crowd.gens[0].ask({"cmd": "broadcast", "count": count, "interval": interval}, run.left(30 + count * interval))
         timeout = run.left(60 + n / 1000)
         collected = crowd.ask_all({"cmd": "collect", "count": count, "timeout": timeout}, timeout + 30)
-        node_cpu = sum(_cpu(pid) for pid in pids) - cpu_before
+        node_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     ms = sorted(x for answer in collected for x in answer["ms"])
     deliveries = len(ms)
     p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
@@ -260,39 +247,27 @@ def measure_size(run: Run, n: int, per_process: int) -> None:
     sent = {**setup, "broadcasts": count, "interval_s": interval, "deliveries": deliveries, "max_ms": ms[-1]}
     loadgen_cpu = round(sum(a["cpu_s"] for a in collected), 3)
     run.figures += [
-        Figure(
+        _targeted(
             f"scale.connections{tag}",
             ramp["joined"],
             "connections",
-            "target",
-            100_000,
-            round(ramp["joined"] / 100_000, 4),
-            ">= 100,000 (moonshot 200,000)",
-            ramp["joined"] >= 100_000 if at_target else None,
+            (100_000, ">= 100,000 (moonshot 200,000)", ramp["joined"] >= 100_000 if at_target else None),
             {**setup, "phoenix": PHOENIX_DENSITY},
         ),
-        Figure(
+        _targeted(
             f"scale.memory_per_connection{tag}",
             round(per_connection, 1),
             "B",
-            "target",
-            10_240,
-            round(per_connection / 10_240, 4),
-            "<= 10,240 B at 100,000",
-            per_connection <= 10_240 if at_target else None,
+            (10_240, "<= 10,240 B at 100,000", per_connection <= 10_240 if at_target else None),
             {**memory, "phoenix": "~9.5 KB a socket alone, ~30 KB joined (measured on this machine)"},
         ),
         Figure(f"scale.connect_rate{tag}", ramp["per_s"], "connections+joins/s", "-", 0, 0, detail={**setup, **ramp}),
         Figure(f"scale.broadcast_all_p50{tag}", p50, "ms", "-", 0, 0, detail=sent),
-        Figure(
+        _targeted(
             f"scale.broadcast_all_p99{tag}",
             p99,
             "ms",
-            "target",
-            1_500,
-            round(p99 / 1_500, 4),
-            "<= 1,500 ms at 100,000",
-            p99 <= 1_500 if at_target else None,
+            (1_500, "<= 1,500 ms at 100,000", p99 <= 1_500 if at_target else None),
             sent,
         ),
         Figure(
@@ -305,6 +280,14 @@ def measure_size(run: Run, n: int, per_process: int) -> None:
             detail={**sent, "node_cpu_s": round(node_cpu, 3), "loadgen_cpu_s": loadgen_cpu},
         ),
     ]
+
+
+def _targeted(
+    bench: str, value: float, unit: str, target: tuple[float, str, bool | None], detail: dict[str, Any]
+) -> Figure:
+    """A figure whose baseline is its target: ``(target value, as text, met or None)``."""
+    goal, text, met = target
+    return Figure(bench, value, unit, "target", goal, round(value / goal, 4), text, met, detail)
 
 
 # -- the reconnect storm --------------------------------------------------------------------
@@ -348,15 +331,11 @@ def measure_storm(run: Run, n: int, per_process: int) -> None:
         converged_at = time.monotonic()
     seconds = converged_at - killed_at
     run.figures.append(
-        Figure(
+        _targeted(
             f"scale.reconnect_storm[{n}]",
             round(seconds, 3),
             "s",
-            "target",
-            10.0,
-            round(seconds / 10.0, 4),
-            "<= 10 s",
-            seconds <= 10.0,
+            (10.0, "<= 10 s", seconds <= 10.0),
             {
                 "n": n,
                 "nodes": len(names),
