@@ -23,6 +23,8 @@ from alight.channels import Channel, Endpoint, Error, Ok, Socket
 from alight.transports.base import ConnectInfo
 
 ROOM_SIZE = 100
+MAX_ROOMS = 10_000
+"""Rooms a summary may cover (a million clients)."""
 _AFTER_JOIN = "after_join"
 
 
@@ -50,14 +52,20 @@ class ControlChannel(Channel):
     async def handle_in(self, event: str, payload: Any) -> Ok | Error:
         node = self.endpoint.node.name
         if event == "broadcast":
-            self.endpoint.broadcast("scale:all", "msg", {"ts": payload["ts"]})
+            ts = payload.get("ts") if isinstance(payload, dict) else None
+            if not isinstance(ts, int | float):
+                return Error({"reason": "broadcast needs a number ts"})
+            self.endpoint.broadcast("scale:all", "msg", {"ts": ts})
             return Ok({"node": node})
         if event == "summary":
+            rooms = payload.get("rooms") if isinstance(payload, dict) else None
+            if not isinstance(rooms, int) or not 0 <= rooms <= MAX_ROOMS:
+                return Error({"reason": f"summary needs rooms, an int from 0 to {MAX_ROOMS}"})
             presence = self.endpoint.presence
             assert presence is not None
             metas = full = 0
             users: set[str] = set()
-            for room in range(int(payload["rooms"])):
+            for room in range(rooms):
                 listed = presence.tracker.list(f"scale:room:{room}")
                 metas += len(listed)
                 keys = {key for key, _ in listed}

@@ -143,7 +143,8 @@ class Channel:
     """Base class of channels; see the module docstring."""
 
     intercepts: ClassVar[Iterable[str]] = ()
-    """Events that go through `handle_out` in each channel instead of the fastlane."""
+    """Events that go through `handle_out` in each channel instead of the fastlane; read
+    once, when the class is defined (Phoenix's ``intercept`` is a compile-time list too)."""
 
     _intercepting: ClassVar[frozenset[str]] = frozenset()
     """`intercepts` as a set, made once per class (every channel of it shares it)."""

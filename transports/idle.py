@@ -82,14 +82,6 @@ class IdleWheel:
                 self._timer.cancel()
                 self._timer = self._timer_slot = None
 
-    def close(self) -> None:
-        """Forget every deadline and stop the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_slot = None
-        self._slots.clear()
-        self._slot_of.clear()
-
     def _arm(self, slot: int) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -362,7 +362,10 @@ class Coalescer:
         self._flush_scheduled = False
         touched, self._touched = self._touched, []
         for conn in touched:
-            conn._end_turn()
+            if conn._batch is _TOUCHED:
+                conn._batch = None  # the common case, one frame this turn: nothing held
+            else:
+                conn._end_turn()
 
 
 COALESCE_LIMIT = 65_536
