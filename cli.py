@@ -88,14 +88,52 @@ def run_command(app: str, host: str, port: int, reuse_port: bool, node_name: str
 
 
 @main.command("node")
-@click.option("--name", required=True, help="Node name, e.g. web1@10.0.0.5 (unique in the cluster).")
+@click.option(
+    "--name",
+    default="alight",
+    show_default=True,
+    envvar="ALIGHT_NODE_NAME",
+    help="Node name, NAME@HOST or NAME (then @ the advertised host); unique in the cluster.",
+)
 @click.option("--app", "app", required=True, help="MODULE:APP, e.g. examples.reference:app.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
 @click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
 @click.option("--reuse-port", is_flag=True, help="Share the HTTP port with other nodes (SO_REUSEPORT).")
-@click.option("--cluster-host", default="127.0.0.1", show_default=True, help="Cluster bind address.")
+@click.option(
+    "--cluster-bind",
+    "--cluster-host",
+    "cluster_host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ALIGHT_CLUSTER_BIND",
+    help="Cluster bind address (0.0.0.0: every interface, then --cluster-advertise is needed).",
+)
 @click.option("--cluster-port", default=0, show_default=True, type=int, help="Cluster port (0 picks a free one).")
-@click.option("--seeds", multiple=True, help="Cluster addresses to join through (tcp://HOST:PORT, comma-separated).")
+@click.option(
+    "--cluster-advertise",
+    envvar="ALIGHT_CLUSTER_ADVERTISE",
+    metavar="HOST[:PORT]",
+    help="The address peers connect to, if not the bind address (containers, NAT).",
+)
+@click.option(
+    "--seeds",
+    multiple=True,
+    envvar="ALIGHT_SEEDS",
+    help="Cluster addresses to join through (tcp://HOST:PORT, comma-separated).",
+)
+@click.option(
+    "--discover",
+    envvar="ALIGHT_DISCOVER",
+    metavar="dns:NAME[:PORT] | seeds:ADDR,...",
+    help="Find the nodes: the A/AAAA records of NAME, polled (e.g. a Kubernetes headless service), or seeds.",
+)
+@click.option(
+    "--discover-interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between DNS lookups.",
+)
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False),
@@ -110,19 +148,39 @@ def node_command(
     reuse_port: bool,
     cluster_host: str,
     cluster_port: int,
+    cluster_advertise: str | None,
     seeds: tuple[str, ...],
+    discover: str | None,
+    discover_interval: float,
     secret_file: str | None,
     exit_with_parent: bool,
 ) -> None:
-    """Run APP on one cluster node, joining the cluster through --seeds.
+    """Run APP on one cluster node, joining the cluster through --seeds or --discover.
 
     For clusters that span machines: start one node per machine (or per core) with the
-    same secret and at least one seed in common. Prints a ready line with the node's
-    HTTP port and cluster address once it serves; SIGTERM or Ctrl-C stops it.
+    same secret and at least one seed in common, its cluster port bound to an address
+    the others reach (--cluster-bind) or advertising one (--cluster-advertise). Prints
+    a ready line with the node's HTTP port and cluster address once it serves; SIGTERM
+    or Ctrl-C stops it. Options can also come from ALIGHT_NODE_NAME, ALIGHT_CLUSTER_BIND,
+    ALIGHT_CLUSTER_ADVERTISE, ALIGHT_SEEDS and ALIGHT_DISCOVER.
     """
-    from .cluster import BadSecret, load_keys
+    from .cluster import AddressError, BadSecret, load_keys, parse_discovery
+    from .cluster.address import advertised, seed_address
     from .runner import AppNotFound, load_app, run_node
 
+    try:
+        advertised(cluster_host, cluster_port or 1, cluster_advertise)
+    except AddressError as error:
+        hint = "--cluster-advertise" if cluster_advertise else "--cluster-bind"
+        raise click.BadParameter(str(error), param_hint=hint) from None
+    try:
+        seed_list = [seed_address(seed) for value in seeds for seed in value.split(",") if seed.strip()]
+    except AddressError as error:
+        raise click.BadParameter(str(error), param_hint="--seeds") from None
+    try:
+        discovery = parse_discovery(discover, cluster_port, discover_interval) if discover else None
+    except AddressError as error:
+        raise click.BadParameter(str(error), param_hint="--discover") from None
     try:
         keys = load_keys(key_file=secret_file)
     except BadSecret as error:
@@ -134,19 +192,23 @@ def node_command(
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="--app") from None
-    seed_list = [seed.strip() for value in seeds for seed in value.split(",") if seed.strip()]
-    run_node(
-        endpoint,
-        name=name,
-        keys=keys,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        seeds=seed_list,
-        cluster_host=cluster_host,
-        cluster_port=cluster_port,
-        exit_with_parent=exit_with_parent,
-    )
+    try:
+        run_node(
+            endpoint,
+            name=name,
+            keys=keys,
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            seeds=seed_list,
+            cluster_host=cluster_host,
+            cluster_port=cluster_port,
+            cluster_advertise=cluster_advertise,
+            discovery=discovery,
+            exit_with_parent=exit_with_parent,
+        )
+    except AddressError as error:
+        raise click.BadParameter(str(error), param_hint="--name") from None
 
 
 @main.command("client")

@@ -29,7 +29,7 @@ from .channels.endpoint import Endpoint
 from .errors import AlightError
 
 if TYPE_CHECKING:
-    from .cluster import ClusterKeys, Distribution
+    from .cluster import ClusterKeys, Discovery, Distribution
 
 log = logging.getLogger("alight.runner")
 
@@ -123,24 +123,39 @@ def run_node(
     seeds: Iterable[str] = (),
     cluster_host: str = "127.0.0.1",
     cluster_port: int = 0,
+    cluster_advertise: str | None = None,
+    discovery: Discovery | None = None,
     on_ready: Callable[[NodeReady], None] | None = None,
     exit_with_parent: bool = False,
 ) -> None:
     """Serve ``app`` on a cluster node named ``name`` until SIGTERM/SIGINT.
 
     The root supervisor starts, in order: the `Distribution` (bound to
-    ``cluster_host:cluster_port``, joining through ``seeds``, authenticated with
-    ``keys``), the endpoint on ``host:port`` (``port`` 0 picks a free one), and
-    finally calls ``on_ready`` with the node's `NodeReady` (default: print its `line`
-    and log it). With ``exit_with_parent`` the node also stops when its stdin reaches
+    ``cluster_host:cluster_port``, telling its peers to connect to
+    ``cluster_advertise`` or else to that address, joining through ``seeds`` and
+    what ``discovery`` finds, authenticated with ``keys``), the endpoint on ``host:port`` (``port`` 0 picks a
+    free one), and finally calls ``on_ready`` with the node's `NodeReady` (default: print its `line`
+    and log it). A bare ``name`` (no ``@``) takes the advertised host, as Erlang's long
+    names do: ``web1`` advertised as 10.0.0.5 is ``web1@10.0.0.5``.
+
+    With ``exit_with_parent`` the node also stops when its stdin reaches
     end of file: the launcher holds the other end, so a launcher that dies, even by
     SIGKILL, leaves no orphan node. A failure to start any of them stops the node
     and raises (the root supervisor's `StartError`)."""
     from .cluster import Distribution
+    from .cluster.address import advertised, host_of, node_name
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    node = Node(name)
-    dist = Distribution(node, seeds=seeds, keys=keys, host=cluster_host, port=cluster_port)
+    node = Node(node_name(name, host_of(advertised(cluster_host, cluster_port or 1, cluster_advertise))))
+    dist = Distribution(
+        node,
+        seeds=seeds,
+        keys=keys,
+        host=cluster_host,
+        port=cluster_port,
+        advertise=cluster_advertise,
+        discovery=discovery,
+    )
     announce = on_ready if on_ready is not None else _print_ready
     children = [
         ChildSpec(id="distribution", start=lambda: _start_distribution(dist), shutdown=5.0),

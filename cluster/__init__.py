@@ -19,6 +19,7 @@ sessions are served by any node.
 """
 
 from ._keys import ENV_VAR, ClusterKeys, derive_keys, load_keys, load_secret
+from .discovery import Discovery, DnsPoll, Seeds, parse_discovery
 from .distribution import (
     Distribution,
     DistributionStatistics,
@@ -33,10 +34,12 @@ from .distribution import (
 )
 from .endpoint import ClusterExtension
 from .errors import (
+    AddressError,
     BadSecret,
     BatchEncodeError,
     ClusterError,
     ClusterFrameError,
+    DiscoveryError,
     NodeDown,
     NotConnected,
     UnpicklableReason,
@@ -47,12 +50,17 @@ from .pubsub import ClusterAdapter
 __all__ = [
     "CLUSTER_TRACKER_SETTINGS",
     "ENV_VAR",
+    "AddressError",
     "BadSecret",
     "ClusterAdapter",
     "ClusterError",
     "ClusterExtension",
     "ClusterKeys",
     "ClusterReplicator",
+    "Discovery",
+    "DiscoveryError",
+    "DnsPoll",
+    "Seeds",
     "Distribution",
     "DistributionStatistics",
     "BatchEncodeError",
@@ -70,5 +78,6 @@ __all__ = [
     "monitor_node",
     "monitor_nodes",
     "nodes",
+    "parse_discovery",
     "spawn_on",
 ]

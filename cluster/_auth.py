@@ -39,6 +39,7 @@ import zmq
 
 from ._codec import DEFAULT_MAX_FRAME
 from ._keys import ClusterKeys
+from .address import DEFAULT_HOST, tcp_address
 
 __all__ = [
     "DEFAULT_HOST",
@@ -56,9 +57,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("alight.cluster")
-
-DEFAULT_HOST = "127.0.0.1"
-"""Where cluster sockets bind unless told otherwise."""
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 """The endpoint libzmq sends ZAP requests to (RFC 27); one handler per context."""
@@ -195,12 +193,15 @@ def configure_client(socket: zmq.Socket[Any], keys: ClusterKeys, *, max_size: in
 
 def bind(socket: zmq.Socket[Any], host: str = DEFAULT_HOST, port: int = 0) -> str:
     """Bind ``socket`` on TCP ``host:port`` (port 0: a free port) and return its
-    address, ``tcp://host:port``, as peers should connect to it."""
+    address, ``tcp://host:port`` (``[host]`` for IPv6)."""
+    if ":" in host:
+        socket.ipv6 = True
+    base = tcp_address(host, 0).rsplit(":", 1)[0]
     if port == 0:
-        port = socket.bind_to_random_port(f"tcp://{host}")
+        port = socket.bind_to_random_port(base)
     else:
-        socket.bind(f"tcp://{host}:{port}")
-    return f"tcp://{host}:{port}"
+        socket.bind(f"{base}:{port}")
+    return f"{base}:{port}"
 
 
 def server_socket(

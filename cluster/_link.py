@@ -64,6 +64,7 @@ from ..actors import safe_repr
 from ._auth import ZapHandler, configure_client, server_socket
 from ._codec import ClusterMessage, Down, Exit, Heartbeat, decode_batch, encode_batch
 from ._keys import ClusterKeys
+from .address import advertised
 from .errors import BatchEncodeError, ClusterFrameError, UnpicklableReason
 
 log = logging.getLogger("alight.cluster")
@@ -212,15 +213,21 @@ class Mesh:
         self._flush_scheduled = False
         self._read_scheduled = False
         self._read_at = 0.0
+        self.bound = ""
+        """``tcp://host:port`` the ROUTER is bound on (after `open`)."""
         self.address = ""
+        """The address peers are told to connect to (after `open`): `bound`, or what
+        was advertised (`address.advertised`)."""
         self._fd = -1
 
-    def open(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> str:
-        """Bind the ROUTER on ``host:port`` (0: any free port); return its address."""
+    def open(self, loop: asyncio.AbstractEventLoop, host: str, port: int, advertise: str | None = None) -> str:
+        """Bind the ROUTER on ``host:port`` (0: any free port); return the address
+        peers are told (``advertise``, ``HOST`` or ``HOST:PORT``, or the bound one)."""
         self._loop = loop
         self._zap = ZapHandler(self._context, self.keys)
         self._zap.attach(loop)
-        self._router, self.address = server_socket(self._context, self.keys, host=host, port=port)
+        self._router, self.bound = server_socket(self._context, self.keys, host=host, port=port)
+        self.address = advertised(host, int(self.bound.rsplit(":", 1)[1]), advertise)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._router.rcvhwm = RECV_HWM
         self._fd = cast(int, self._router.getsockopt(zmq.FD))

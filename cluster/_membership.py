@@ -24,6 +24,12 @@ read what it had received; a peer connecting for longer than ``down_after`` is g
 on (down, no event: it never was up); a peer down for `RETRY_AFTER` is connected to
 again at the next tick (a healed partition comes back without waiting for either
 side's TCP retransmission backoff).
+
+Discovery (`discovered`, each answer of `alight.cluster.discovery`): an address that
+appears is greeted as a seed is; one that disappears is no longer waited for (its seed
+link closes) nor retried once down (a peer connecting to it is given up on, a peer down
+there is forgotten). A peer still up there stays up: it is alive and heartbeating, and
+DNS lags behind a rolling restart; taking it down would drop its presences everywhere.
 """
 
 from __future__ import annotations
@@ -177,6 +183,10 @@ class Membership:
         self._seed_links: dict[str, int] = {}
         self._next_link = 0
         self._seq = 0
+        self._address = ""
+        self._discovered: set[str] = set()
+        self._gone: set[str] = set()
+        """Addresses discovered once and then no longer: not retried."""
 
     # -- reading the table -------------------------------------------------------------
 
@@ -216,13 +226,44 @@ class Membership:
 
     def start(self, seeds: Iterable[str], address: str) -> list[Effect]:
         """Greet each seed (but ``address``, this node's own) on a link of its own."""
+        self._address = address
         effects: list[Effect] = []
         for seed in seeds:
-            if seed != address and seed not in self._seed_links:
-                link = self._new_link()
-                effects.append(Connect(link, seed, self._members()))
-                self._seed_links[seed] = link
+            self._greet(seed, effects)
         return effects
+
+    def discovered(self, addresses: Iterable[str], now: float) -> list[Effect]:
+        """Discovery's latest answer: the addresses of the cluster's nodes now (see the
+        module doc). An empty answer is not passed here (it is a failed lookup)."""
+        effects: list[Effect] = []
+        current = set(addresses)
+        appeared, gone = current - self._discovered, self._discovered - current
+        self._discovered = current
+        self._gone = (self._gone | gone) - current
+        for address in sorted(appeared):
+            known = [p for p in self._peers.values() if p.address == address]
+            if not known:
+                self._greet(address, effects)
+            for peer in known:
+                if peer.state == DOWN:
+                    self._connect(peer, now, effects)
+        for address in sorted(gone):
+            link = self._seed_links.pop(address, None)
+            if link is not None:
+                effects.append(Close(link))
+            for peer in [p for p in self._peers.values() if p.address == address]:
+                if peer.state == CONNECTING:
+                    self._close_out(peer, effects)
+                    peer.state = DOWN
+                if peer.state == DOWN:
+                    del self._peers[peer.name]
+        return effects
+
+    def _greet(self, seed: str, effects: list[Effect]) -> None:
+        if seed != self._address and seed not in self._seed_links:
+            link = self._new_link()
+            effects.append(Connect(link, seed, self._members()))
+            self._seed_links[seed] = link
 
     def heard(self, identity: Identity, now: float) -> bool:
         """True if ``identity`` is the accepted link of a peer that is up (it was heard
@@ -310,6 +351,7 @@ class Membership:
             elif (
                 peer.state == DOWN
                 and peer.address
+                and peer.address not in self._gone
                 and peer.down_since is not None
                 and now - peer.down_since >= self.retry_after
             ):

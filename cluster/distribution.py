@@ -93,7 +93,6 @@ from ..actors import Down as ActorDown
 from ..actors.errors import ActorError, UnknownName
 from ..actors.messages import Reason
 from ..telemetry import NODE_DOWN, NODE_UP, Event
-from ._auth import DEFAULT_HOST
 from ._codec import (
     ClusterMessage,
     Demonitor,
@@ -126,8 +125,10 @@ from ._membership import (
     PeerUp,
     SendHeartbeat,
 )
+from .address import DEFAULT_HOST, advertised, is_loopback
+from .discovery import Discovery
 from .endpoint import ClusterExtension
-from .errors import ClusterError, ClusterFrameError, NodeDown, NotConnected
+from .errors import ClusterError, ClusterFrameError, DiscoveryError, NodeDown, NotConnected
 
 if TYPE_CHECKING:
     from ..channels.endpoint import Endpoint
@@ -170,24 +171,42 @@ class DistributionStatistics:
     """Times a peer came up (including rejoins)."""
     nodedowns: int
     """Times a peer was declared down."""
+    discovery_failures: int = 0
+    """Lookups of the discovery (`alight.cluster.discovery`) that failed (logged once
+    per outage; what was known is kept)."""
+    unreachable: int = 0
+    """Times a peer came up (it reached this node) while this node's link to the address
+    it advertises did not connect within ``down_after`` (logged: a wrong
+    ``--cluster-advertise``, a firewall or NAT in one direction)."""
 
 
 class _Route:
     """Where the pids of a peer that is up go: its incarnation and our link to it
     (None once it is down, for a handler still holding the route)."""
 
-    __slots__ = ("creation", "out")
+    __slots__ = ("checked", "creation", "out", "since")
 
-    def __init__(self, creation: int, out: Outlink) -> None:
+    def __init__(self, creation: int, out: Outlink, since: float) -> None:
         self.creation = creation
         self.out: Outlink | None = out
+        self.since = since
+        """When it came up (loop time)."""
+        self.checked = False
+        """Whether our link to it was seen connected, or reported as not connecting."""
 
 
 class Distribution:
     """The node's cluster membership and remote-process routing (see the module doc).
 
-    ``secret`` (or ``keys``) defaults to ``ALIGHT_CLUSTER_SECRET``. ``host`` defaults
-    to 127.0.0.1, ``port`` 0 picks a free one; ``address`` is known after `start`.
+    ``secret`` (or ``keys``) defaults to ``ALIGHT_CLUSTER_SECRET``. The cluster port
+    binds on ``host`` (127.0.0.1 by default: other machines reach it only when told
+    to) and ``port`` (0 picks a free one); peers are told to connect to ``advertise``
+    (``HOST`` or ``HOST:PORT``, e.g. the address a container or NAT maps to this
+    node; required when ``host`` is a wildcard such as ``0.0.0.0``) or else to the
+    bound address: `address`, known after `start`. Besides ``seeds``, a ``discovery``
+    (`alight.cluster.discovery`: ``DnsPoll("alight.svc", 4370)``) tells where the
+    nodes are, when the node starts and then every interval. CurveZMQ authenticates every peer
+    whatever the address. `AddressError` for an address that cannot be used.
     ``max_pending`` bounds each peer's queue (`_link`: beyond it, drop and count).
     """
 
@@ -200,14 +219,19 @@ class Distribution:
         keys: ClusterKeys | None = None,
         host: str = DEFAULT_HOST,
         port: int = 0,
+        advertise: str | None = None,
+        discovery: Discovery | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         down_after: float = DOWN_AFTER,
         max_pending: int = MAX_PENDING,
     ) -> None:
         self.node = node
         self.seeds = list(seeds)
+        advertised(host, port or 1, advertise)  # AddressError now rather than after binding
         self.host = host
         self.port = port
+        self.advertise = advertise
+        self.discovery = discovery
         self.heartbeat_interval = heartbeat_interval
         self.down_after = down_after
         self.on_pubsub: Callable[[PubSubForward], None] | None = None
@@ -232,6 +256,11 @@ class Distribution:
         self._joined: asyncio.Future[None] | None = None
         self._nodeups = 0
         self._nodedowns = 0
+        self._unreachable = 0
+        self._discovery_failures = 0
+        self._discovering: asyncio.Task[None] | None = None
+        self._discovery_answered = discovery is None
+        """Whether the discovery answered (or failed) once: `joined` waits for it."""
 
     @property
     def address(self) -> str:
@@ -244,10 +273,20 @@ class Distribution:
         """Bind, become the node's ``remote`` and greet the seeds (the node must run);
         returns at once: `joined` waits for the seeds to answer."""
         loop = self.node.loop
-        address = self._mesh.open(loop, self.host, self.port)
+        address = self._mesh.open(loop, self.host, self.port, self.advertise)
+        if not is_loopback(self.host):
+            log.info(
+                "cluster: %s: cluster port bound on %s, advertised as %s (peers must hold the cluster secret)",
+                self.node.name,
+                self._mesh.bound,
+                address,
+            )
         self.node.remote = self
         self._apply(self._membership.start(self.seeds, address))
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+        if self.discovery is not None:
+            self._discovering = loop.create_task(self._discover(self.discovery))
+            self._discovering.add_done_callback(self._discovery_ended)
 
     async def joined(self, timeout: float = JOIN_TIMEOUT) -> bool:
         """Wait (after `start`) until this node has joined the cluster: every seed up,
@@ -262,14 +301,32 @@ class Distribution:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._joined)
         except TimeoutError:
-            pending = self._membership.pending()
-            log.warning("cluster: %s: not joined in %ss, still waiting for %s", self.node.name, timeout, pending)
+            log.warning(
+                "cluster: %s: not joined in %ss, still waiting for %s", self.node.name, timeout, self._waiting_for()
+            )
             return False
         return True
 
+    def _waiting_for(self) -> str:
+        """What `joined` still waits for, and for each, what is known of why."""
+        parts = []
+        seeds = self._membership.seed_links()
+        for address in self._membership.pending():
+            link_id = seeds.get(address)
+            if link_id is None:  # a peer's name
+                peer = self._membership.peer(address)
+                link_id = peer.out if peer is not None else None
+            link = self._links.get(link_id) if link_id is not None else None
+            if link is not None and link.connected:
+                why = f"connected, but no answer: it may not reach this node at {self.address} (--cluster-advertise)"
+            else:
+                why = "not connected: nothing listening there, unreachable, or another cluster secret"
+            parts.append(f"{address} ({why})")
+        return "; ".join(parts) or "nothing"
+
     def _check_joined(self) -> None:
         joined = self._joined
-        if joined is not None and not joined.done() and self._membership.joined:
+        if joined is not None and not joined.done() and self._discovery_answered and self._membership.joined:
             joined.set_result(None)
 
     async def stop(self) -> None:
@@ -277,6 +334,9 @@ class Distribution:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
+        if self._discovering is not None:
+            self._discovering.cancel()
+            self._discovering = None
         if self.node.remote is self:
             self.node.remote = None
         self._mesh.close()
@@ -316,7 +376,14 @@ class Distribution:
     @property
     def stats(self) -> DistributionStatistics:
         """A snapshot of the counters (drops, retries, frames, membership events)."""
-        return DistributionStatistics(self._mesh.statistics(), len(self._up), self._nodeups, self._nodedowns)
+        return DistributionStatistics(
+            self._mesh.statistics(),
+            len(self._up),
+            self._nodeups,
+            self._nodedowns,
+            discovery_failures=self._discovery_failures,
+            unreachable=self._unreachable,
+        )
 
     def endpoint_extension(self, endpoint: Endpoint) -> ClusterExtension:
         """What makes ``endpoint`` cluster-wide as it starts on this node
@@ -379,7 +446,77 @@ class Distribution:
         # was busy) may hold the peer's heartbeats.
         self._apply(self._membership.tick(loop.time(), self._mesh.caught_up_at()))
         self._check_joined()
+        self._check_reachable(loop.time())
         self._tick_handle = loop.call_later(self.heartbeat_interval, self._tick)
+
+    async def _discover(self, discovery: Discovery) -> None:
+        """Ask ``discovery`` for the cluster's addresses now and every interval; feed
+        each answer to the membership. A failed lookup is logged (once per outage) and
+        counted, and what was known is kept."""
+        known: frozenset[str] = frozenset()
+        failing = False
+        while True:
+            try:
+                found = await discovery.addresses()
+            except DiscoveryError as error:
+                self._discovery_failures += 1
+                if not failing:
+                    log.warning(
+                        "cluster: %s: discovery %s: %s (keeping the %d addresses known, retrying every %ss)",
+                        self.node.name,
+                        discovery.describe(),
+                        error,
+                        len(known),
+                        discovery.interval,
+                    )
+                failing = True
+            else:
+                if failing or found != known:
+                    log.info(
+                        "cluster: %s: discovery %s: %s",
+                        self.node.name,
+                        discovery.describe(),
+                        ", ".join(sorted(found)),
+                    )
+                failing, known = False, found
+                self._apply(self._membership.discovered(found, self.node.loop.time()))
+            if not self._discovery_answered:
+                self._discovery_answered = True
+                self._check_joined()
+            if discovery.interval is None:
+                return
+            await asyncio.sleep(discovery.interval)
+
+    def _discovery_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # a bug: said, not lost
+            log.error("cluster: %s: discovery stopped", self.node.name, exc_info=task.exception())
+
+    def _check_reachable(self, now: float) -> None:
+        """Say so, once per incarnation, of a peer that reached this node but that this
+        node cannot reach at the address it advertises: what it sends arrives, what this
+        node sends waits in its queue, and the peer soon takes this node for dead (or,
+        having sent nothing but its `Hello`, is taken for dead: see `_node_down`)."""
+        for name, route in self._up.items():
+            out = route.out
+            if route.checked or out is None:
+                continue
+            if out.connected:
+                route.checked = True
+            elif now - route.since > self.down_after / 2:
+                self._report_unreachable(name, route, out, now)
+
+    def _report_unreachable(self, name: str, route: _Route, out: Outlink, now: float) -> None:
+        route.checked = True
+        self._unreachable += 1
+        log.warning(
+            "cluster: %s: node %s reached this node, but this node's link to the address it "
+            "advertises, %s, has not connected in %.1f s: is that address one this node can "
+            "reach (its --cluster-advertise, a firewall, NAT)?",
+            self.node.name,
+            name,
+            out.address,
+            now - route.since,
+        )
 
     def _on_disconnect(self, link: Outlink) -> None:
         # The established connection of ``link`` dropped (`Mesh` calls this once per loss).
@@ -398,7 +535,7 @@ class Distribution:
 
     def _node_up(self, up: PeerUp) -> None:
         name = up.name
-        self._up[name] = _Route(up.creation, self._links[up.link])
+        self._up[name] = _Route(up.creation, self._links[up.link], self.node.loop.time())
         self._nodeups += 1
         log.info("cluster: %s: node %s is up (%s)", self.node.name, name, up.address)
         self._membership_event(NODE_UP, name, up.reason)
@@ -416,7 +553,15 @@ class Distribution:
             log.warning("cluster: %s: connection to %s lost", self.node.name, name)
         route = self._up.pop(name, None)
         if route is not None:
-            route.out = None
+            out, route.out = route.out, None
+            now = self.node.loop.time()
+            if (
+                out is not None
+                and not out.connected
+                and not route.checked
+                and now - route.since > self.heartbeat_interval
+            ):
+                self._report_unreachable(name, route, out, now)
         self._nodedowns += 1
         log.warning("cluster: %s: node %s is down", self.node.name, name)
         self._membership_event(NODE_DOWN, name, down.reason)

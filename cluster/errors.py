@@ -9,6 +9,10 @@ Every exception the cluster layer raises derives from `ClusterError`::
     │   │               size bound, truncated, or content that is not a batch of messages
     │   └── BatchEncodeError a batch cannot be encoded: a message is not picklable (``index``
     │                   names it) or the frame would exceed the size bound
+    ├── AddressError    a bind or advertise address, or a node name, that cannot be used
+    │                   (a wildcard bind with nothing to advertise, a malformed HOST:PORT)
+    ├── DiscoveryError  discovery cannot say where the nodes are now (a DNS lookup that
+    │                   failed, timed out or answered nothing): logged and counted
     ├── NotConnected    there is no link to that node: it is not a member, or its
     │                   connection is not up yet
     └── NodeDown        the node went down (or was declared down) while an operation on it
@@ -56,6 +60,14 @@ class BatchEncodeError(ClusterFrameError):
     def __init__(self, message: str, index: int | None = None) -> None:
         self.index = index
         super().__init__(message)
+
+
+class AddressError(ClusterError, ValueError):
+    """A cluster address or node name that cannot be used; the message says why."""
+
+
+class DiscoveryError(ClusterError):
+    """Discovery cannot tell the cluster's addresses now; the message says why."""
 
 
 class NotConnected(ClusterError):  # noqa: N818 - leaves name what happened (STYLE 4)

@@ -384,6 +384,7 @@ event = st.one_of(
     st.tuples(st.just("tick"), st.floats(0.0, 4.0), st.booleans()),
     st.tuples(st.just("drop"), st.integers(1, 30)),
     st.tuples(st.just("check"), st.integers(0, 5), st.booleans()),
+    st.tuples(st.just("discover"), st.sets(address_index, min_size=1, max_size=3)),
 )
 
 
@@ -452,6 +453,53 @@ def members_of(raw: list[tuple[int, int, int]]) -> tuple[Member, ...]:
     return tuple(Member(PEERS[p], c, ADDRESSES[a]) for p, c, a in raw)
 
 
+# -- discovery --------------------------------------------------------------------------
+
+
+def test_discovered_addresses_are_greeted_as_seeds_and_no_longer_waited_for_once_gone() -> None:
+    m = node()
+    assert m.start([], A_ADDR) == []
+    effects = m.discovered({A_ADDR, B_ADDR, C_ADDR}, 0.0)  # its own address among them
+    assert [(e.address) for e in effects if isinstance(e, Connect)] == [B_ADDR, C_ADDR]
+    assert not m.joined
+    assert m.discovered({A_ADDR, B_ADDR, C_ADDR}, 1.0) == []  # the same answer: nothing new
+    link_c = m.seed_links()[C_ADDR]
+    assert m.discovered({A_ADDR, B_ADDR}, 2.0) == [Close(link_c)]
+    assert m.pending() == [B_ADDR]
+    hello(m, B, B_ADDR)
+    assert m.joined
+
+
+def test_a_peer_down_at_an_address_gone_from_discovery_is_not_retried() -> None:
+    m = node()
+    m.start([], A_ADDR)
+    m.discovered({B_ADDR}, 0.0)
+    link = up(m, B, B_ADDR)
+    m.discovered({C_ADDR}, 1.0)  # b is no longer in the answer, but it is up: it stays
+    assert m.states()[B] == UP
+    effects = m.tick(5.0, 5.0)  # silent: down
+    assert Close(link) in effects
+    assert m.states()[B] == DOWN
+    assert not any(isinstance(e, Connect) and e.address == B_ADDR for e in m.tick(10.0, 10.0))
+    back = m.discovered({B_ADDR, C_ADDR}, 11.0)  # it is back in the answer: connected to again
+    assert [e.address for e in back if isinstance(e, Connect)] == [B_ADDR]
+    assert m.states()[B] == CONNECTING
+
+
+def test_a_peer_connecting_to_an_address_gone_from_discovery_is_forgotten() -> None:
+    m = node()
+    m.start([], A_ADDR)
+    m.discovered({B_ADDR}, 0.0)
+    up(m, B, B_ADDR)
+    m.learn([Member(C, 1, C_ADDR)], 0.0)  # b says c is at C_ADDR: connecting
+    assert m.states()[C] == CONNECTING
+    m.discovered({B_ADDR, C_ADDR}, 1.0)
+    effects = m.discovered({B_ADDR}, 2.0)
+    assert any(isinstance(e, Close) for e in effects)
+    assert C not in m.states()
+    assert m.joined
+
+
 @settings(max_examples=300, deadline=None)
 @given(seeds=st.lists(address_index, max_size=3), events=st.lists(event, max_size=60))
 def test_any_interleaving_keeps_one_link_per_peer_and_alternates_up_and_down(
@@ -482,6 +530,8 @@ def test_any_interleaving_keeps_one_link_per_peer_and_alternates_up_and_down(
                 shell.apply(m, m.tick(now, now if caught_up else now - dt))
             case ("drop", link):
                 shell.apply(m, m.connection_dropped(link, now))
+            case ("discover", found):
+                shell.apply(m, m.discovered({ADDRESSES[a] for a in found}, now))
             case ("check", index, caught_up):
                 if shell.checks:
                     check = shell.checks.pop(index % len(shell.checks))

@@ -87,36 +87,23 @@ async def whereis_on(node: str, name: str) -> Pid:
 POLL = 0.05
 
 
-class AppNode:
-    """A `testkit.apps.app_node` child process: ``http_port``, ``address``, and HTTP helpers
-    (``cluster_port`` 0: any free one)."""
+class HttpNode:
+    """A node process serving `testkit.apps.app_node`'s routes at ``ip:http_port``: HTTP
+    helpers, signals, kill. `AppNode` and `testkit.hosts.HostNode` start one."""
 
-    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "testkit.apps.app_node", name, str(cluster_port), *seeds],
-            cwd=REPO,
-            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-            start_new_session=True,
-        )
-        self.http_port = 0
-        self.address = ""
-        for line in read_until_ready(self.proc, name, WAIT):
-            if line.startswith("http "):
-                self.http_port = int(line.split()[1])
-            elif line.startswith("address "):
-                self.address = line.split()[1]
+    name: str
+    proc: subprocess.Popen[bytes]
+    ip = "127.0.0.1"
+    http_port = 0
+    address = ""
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+        return f"{self.ip}:{self.http_port}"
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
         """``method path`` on this node; the decoded JSON body."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15 * UNIT)
+        conn = http.client.HTTPConnection(self.ip, self.http_port, timeout=15 * UNIT)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
@@ -147,6 +134,28 @@ class AppNode:
         self.proc.wait(timeout=WAIT)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+class AppNode(HttpNode):
+    """A `testkit.apps.app_node` child process on 127.0.0.1: ``http_port``, ``address``
+    (``cluster_port`` 0: any free one)."""
+
+    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testkit.apps.app_node", name, str(cluster_port), *seeds],
+            cwd=REPO,
+            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+        for line in read_until_ready(self.proc, name, WAIT):
+            if line.startswith("http "):
+                self.http_port = int(line.split()[1])
+            elif line.startswith("address "):
+                self.address = line.split()[1]
 
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:

@@ -6,11 +6,16 @@ Runs `examples.reference.app` (presence on) on a node with a `Distribution` (sec
 (once its `Distribution` has joined its seeds).
 Runs until SIGTERM (orderly stop) or SIGKILL.
 
+``alight node --app testkit.apps.app_node:app`` serves the same app (with these routes)
+the way a user runs a node.
+
 Test-only routes, for assertions from Python:
 
 - ``GET /test/presence?topic=T``: ``{"keys": [...]}``, the sorted presence keys of T;
 - ``POST /test/track?topic=T&key=K``: a process that stays tracked under K on T;
-- ``GET /test/nodes``: ``{"nodes": [...]}``, the other nodes up;
+- ``GET /test/nodes``: ``{"nodes": [...], "known", "name", "address", "unreachable",
+  "discovery_failures"}``, the other nodes up, every node known with its state, this
+  node's name and advertised address, peers it could not reach, failed lookups;
 - ``GET /test/stats``: the cluster PubSub adapter's counters.
 """
 
@@ -25,14 +30,12 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from alight.actors import Node, receive, spawn
+from alight.actors import Node, current_node, receive, spawn
 from alight.actors.supervisor import start_child
-from alight.cluster.distribution import Distribution
+from alight.cluster.distribution import Distribution, distribution_of
 from alight.transports.http import HttpRequest, HttpResponse
 from alight.transports.listener import listener_port
 from examples.reference import app
-
-_dist: Distribution | None = None
 
 
 def _json(data: Any) -> HttpResponse:
@@ -62,8 +65,19 @@ async def track(request: HttpRequest) -> HttpResponse:
 
 
 async def nodes(request: HttpRequest) -> HttpResponse:
-    assert _dist is not None
-    return _json({"nodes": _dist.nodes()})
+    dist = distribution_of(current_node())
+    assert dist is not None
+    stats = dist.stats
+    return _json(
+        {
+            "nodes": dist.nodes(),
+            "known": dist.peer_states(),
+            "name": current_node().name,
+            "address": dist.address,
+            "unreachable": stats.unreachable,
+            "discovery_failures": stats.discovery_failures,
+        }
+    )
 
 
 async def stats(request: HttpRequest) -> HttpResponse:
@@ -71,15 +85,16 @@ async def stats(request: HttpRequest) -> HttpResponse:
     return _json(dataclasses.asdict(adapter.stats))
 
 
+app.route("GET", "/test/presence", presence_keys)
+app.route("POST", "/test/track", track)
+app.route("GET", "/test/nodes", nodes)
+app.route("GET", "/test/stats", stats)
+
+
 async def main(name: str, cluster_port: int, seeds: list[str]) -> None:
-    global _dist
-    app.route("GET", "/test/presence", presence_keys)
-    app.route("POST", "/test/track", track)
-    app.route("GET", "/test/nodes", nodes)
-    app.route("GET", "/test/stats", stats)
     node = Node(name, watchdog_threshold=None)
     await node.start()
-    dist = _dist = Distribution(node, seeds=seeds, port=cluster_port)
+    dist = Distribution(node, seeds=seeds, port=cluster_port)
     await dist.start()
     await node.execute(start_child, node.root, app.child_spec(port=0))
     assert app._listener is not None
