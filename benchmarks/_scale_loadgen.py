@@ -10,7 +10,8 @@ reads one JSON command per line on stdin and answers each with one JSON line on 
   ``u<i>``), each joining ``scale:all`` (or, with ``rooms``, ``scale:room:<i // 100>``, the
   rooms with presence). Answers ``{"joined", "seconds", "per_s"}``: connections + joins
   per second over the ramp.
-- ``{"cmd": "arm"}``: forget earlier deliveries (answers at once).
+- ``{"cmd": "arm"}``: forget earlier deliveries and joins (answers at once, with
+  ``on_node``: how many members are joined on each node).
 - ``{"cmd": "broadcast", "count": B, "interval": s}``: the control client asks for B
   broadcasts to ``scale:all``, one every ``interval`` seconds, each carrying the time it
   was sent (``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every process).
@@ -21,9 +22,20 @@ reads one JSON command per line on stdin and answers each with one JSON line on 
   it holds one to every named node (the kernel spreads connections over the nodes that
   share the port), asks each for its presence summary (``scale_app.py``), answers
   ``{name: summary}``.
-- ``{"cmd": "joined", "timeout": s}``: waits until every member is joined again
-  (reconnected and rejoined, as phoenix.js does, with its backoff and jitter);
-  answers ``{"at": time.monotonic() of the last join, "reconnects": n}``.
+- ``{"cmd": "joined", "timeout": s, "gone": node}``: waits until every member is joined
+  again (reconnected and rejoined, as phoenix.js does, with its backoff and jitter), and
+  with ``gone``, none on that node;
+  answers ``{"at": time.monotonic() of the last join, "reconnects": n,
+  "peak_joins_per_s": most joins in one second since ``arm``}``.
+- ``{"cmd": "ticker", "rooms": R, "interval": s}``: from now on, numbered broadcasts to
+  every room (``broadcast_rooms``), one every ``interval`` s, through a control
+  connection to any node (reconnected when its node goes); ``{"cmd": "ticker_stop"}``
+  stops it and answers ``{"sent": {seq: time}, "uncertain": [seq]}`` (requests that got
+  no reply: their node went, they may or may not have been broadcast).
+- ``{"cmd": "loss", "sent", "uncertain", "windows": {node: time}}``: how many numbered
+  broadcasts members missed among those sent while they were joined, but not once their
+  node had begun to drain (``windows``); answers ``{"expected", "missing",
+  "duplicates", "examples"}``.
 
 Members reconnect by themselves whenever their connection closes (phoenix.js:
 ``reconnectAfterMs`` with jitter, `alight.client.backoff`), and send a heartbeat every
@@ -41,10 +53,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -91,6 +104,9 @@ class Member(WSListener):
         self.tries = 0
         self.refs = 0
         self.join_ref = ""
+        self.node = ""
+        """The node of the current session (from the room's join reply)."""
+        self.joined_at = 0.0
 
     # -- picows callbacks -------------------------------------------------------------
 
@@ -121,13 +137,21 @@ class Member(WSListener):
         message = orjson.loads(data)
         event = message[3]
         if event == "msg":
-            self.crowd.delivered(message[4]["ts"])
+            payload = message[4]
+            seq = payload.get("seq")
+            if seq is None:
+                self.crowd.delivered(payload["ts"])
+            else:
+                self.crowd.received_seq(self, seq)
         elif event == "phx_reply" and message[1] == self.join_ref and not self.joined:
             if message[4].get("status") != "ok":
                 self.crowd.fail(LoadgenError(f"join of {self.topic} refused: {message[4]}"))
                 return
             self.joined = True
             self.tries = 0
+            response = message[4].get("response")
+            self.node = response.get("node", "") if isinstance(response, dict) else ""
+            self.joined_at = time.monotonic()
             self.crowd.member_joined(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -137,6 +161,7 @@ class Member(WSListener):
         if self.joined:
             self.joined = False
             self.crowd.member_lost(self)
+            self.crowd.sessions[self.index].append((self.node, self.joined_at, time.monotonic()))
         self.crowd.reconnect_later(self)
 
     # -- from the crowd ---------------------------------------------------------------
@@ -225,6 +250,16 @@ class Crowd:
         self.controls: dict[str, Control] = {}
         self.failures: Counter[str] = Counter()
         self.attempts = self.connecting = 0
+        self.on_node: Counter[str] = Counter()
+        """Members joined, by the node of their session."""
+        self.join_times: list[float] = []
+        """When members joined since the last `arm` (the peak join rate)."""
+        self.sessions: defaultdict[int, list[tuple[str, float, float]]] = defaultdict(list)
+        """Member index -> its ended sessions: (node, joined at, left at)."""
+        self.seqs: defaultdict[int, Counter[int]] = defaultdict(Counter)
+        """Member index -> how many times each numbered broadcast arrived."""
+        self.ticker: asyncio.Task[dict[str, Any]] | None = None
+        self.ticking = False
 
     # -- members ----------------------------------------------------------------------
 
@@ -308,11 +343,17 @@ class Crowd:
 
     def member_joined(self, member: Member) -> None:
         self.joined += 1
-        self.last_join = time.monotonic()
+        self.on_node[member.node] += 1
+        self.last_join = member.joined_at or time.monotonic()
+        self.join_times.append(self.last_join)
         self.changed.set()
+
+    def received_seq(self, member: Member, seq: int) -> None:
+        self.seqs[member.index][seq] += 1
 
     def member_lost(self, member: Member) -> None:
         self.joined -= 1
+        self.on_node[member.node] -= 1
 
     def fail(self, error: BaseException) -> None:
         if self.failure is None:
@@ -427,10 +468,75 @@ async def summary(crowd: Crowd, rooms: int, nodes: list[str]) -> dict[str, Any]:
     return {name: await control.request("summary", {"rooms": rooms}) for name, control in controls.items()}
 
 
-async def all_joined(crowd: Crowd, timeout: float) -> dict[str, Any]:
+async def all_joined(crowd: Crowd, timeout: float, gone: str | None) -> dict[str, Any]:
     n = len(crowd.members)
-    await crowd.until(lambda: crowd.joined >= n, timeout, f"rejoining ({crowd.joined} of {n} joined; {crowd.states()})")
-    return {"at": crowd.last_join, "reconnects": crowd.reconnects}
+    await crowd.until(
+        lambda: crowd.joined >= n and not (gone and crowd.on_node[gone]),
+        timeout,
+        f"rejoining ({crowd.joined} of {n} joined, {crowd.on_node[gone or '']} on {gone}; {crowd.states()})",
+    )
+    return {"at": crowd.last_join, "reconnects": crowd.reconnects, "peak_joins_per_s": peak_rate(crowd.join_times)}
+
+
+def peak_rate(times: list[float], window: float = 1.0) -> int:
+    """The most of ``times`` within any ``window`` seconds (joins per second at the peak)."""
+    times = sorted(times)
+    best = first = 0
+    for last, t in enumerate(times):
+        while t - times[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return round(best / window)
+
+
+async def tick(crowd: Crowd, rooms: int, interval: float) -> dict[str, Any]:
+    """Numbered broadcasts to every room, one every ``interval`` s, until `ticker_stop`.
+    A request without a reply (its control connection closed: the node drained) is
+    *uncertain*: it may or may not have been broadcast; the control reconnects."""
+    sent: dict[int, float] = {}
+    uncertain: list[int] = []
+    control: Control | None = None
+    seq = 0
+    start = time.monotonic()
+    while crowd.ticking:
+        seq += 1
+        await asyncio.sleep(max(0.0, start + seq * interval - time.monotonic()))
+        ts = time.monotonic()
+        try:
+            if control is None or control.closed:
+                control = await crowd.any_control()
+            await control.request("broadcast_rooms", {"rooms": rooms, "seq": seq, "ts": ts})
+            sent[seq] = ts
+        except (LoadgenError, OSError, WSError, TimeoutError):
+            uncertain.append(seq)
+            sent[seq] = ts
+            control = None
+    return {"sent": sent, "uncertain": uncertain}
+
+
+def losses(crowd: Crowd, sent: dict[int, float], uncertain: set[int], windows: dict[str, float]) -> dict[str, Any]:
+    """Numbered broadcasts each member should have had and did not: one sent while it was
+    joined, unless sent once its node had begun to drain (``windows``: node -> when)."""
+    expected = missing = duplicates = 0
+    examples: list[dict[str, Any]] = []
+    now = time.monotonic()
+    for member in crowd.members:
+        sessions = list(crowd.sessions.get(member.index, []))
+        if member.joined:
+            sessions.append((member.node, member.joined_at, now))
+        got = crowd.seqs.get(member.index, Counter())
+        duplicates += sum(count - 1 for count in got.values() if count > 1)
+        for seq, ts in sent.items():
+            if seq in uncertain:
+                continue
+            if not any(joined <= ts < left and ts < windows.get(node, math.inf) for node, joined, left in sessions):
+                continue
+            expected += 1
+            if seq not in got:
+                missing += 1
+                if len(examples) < 5:
+                    examples.append({"member": member.index, "seq": seq, "ts": ts, "sessions": sessions})
+    return {"expected": expected, "missing": missing, "duplicates": duplicates, "examples": examples}
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -447,8 +553,23 @@ async def serve(args: argparse.Namespace) -> None:
                     case "open":
                         answer = await open_members(crowd, int(command["n"]), bool(command.get("rooms")), timeout)
                     case "arm":
-                        crowd.samples, crowd.cpu = [], time.process_time()
-                        answer = {"armed": True}
+                        crowd.samples, crowd.cpu, crowd.join_times = [], time.process_time(), []
+                        answer = {"armed": True, "on_node": dict(crowd.on_node)}
+                    case "ticker":
+                        crowd.ticking = True
+                        crowd.ticker = crowd.loop.create_task(
+                            tick(crowd, int(command["rooms"]), float(command["interval"]))
+                        )
+                        answer = {"ticking": True}
+                    case "ticker_stop":
+                        if crowd.ticker is None:
+                            raise LoadgenError("no ticker runs")
+                        crowd.ticking = False
+                        answer = await crowd.ticker
+                        crowd.ticker = None
+                    case "loss":
+                        sent = {int(seq): float(ts) for seq, ts in command["sent"].items()}
+                        answer = losses(crowd, sent, set(command["uncertain"]), dict(command["windows"]))
                     case "broadcast":
                         answer = await broadcast(crowd, int(command["count"]), float(command["interval"]), timeout)
                     case "collect":
@@ -456,7 +577,7 @@ async def serve(args: argparse.Namespace) -> None:
                     case "summary":
                         answer = await summary(crowd, int(command["rooms"]), list(command["nodes"]))
                     case "joined":
-                        answer = await all_joined(crowd, timeout)
+                        answer = await all_joined(crowd, timeout, command.get("gone"))
                     case other:
                         raise LoadgenError(f"unknown command {other!r}")
             except (LoadgenError, OSError, WSError) as error:

@@ -161,8 +161,18 @@ class Cluster:
     def kill(self, index: int) -> None:
         kill_group(self.nodes.pop(index).proc, signal.SIGKILL)
 
+    def terminate(self, index: int) -> Child:
+        """SIGTERM node ``index`` (an orderly stop: it drains); it is no longer a member
+        here, its process is the caller's to wait for."""
+        child = self.nodes.pop(index)
+        child.proc.send_signal(signal.SIGTERM)
+        return child
+
     def restart(self, index: int) -> None:
-        self.nodes[index] = self._start(index, [self.seed])
+        """Start node ``index`` again, joining through a node that is up (with the address
+        it has now: a restarted node has a new cluster port)."""
+        live = next(child for i, child in sorted(self.nodes.items()) if i != index)
+        self.nodes[index] = self._start(index, [live.ready.rsplit("cluster_address=", 1)[1].strip()])
 
 
 class Crowd:

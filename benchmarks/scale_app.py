@@ -11,15 +11,22 @@ Served on every node with ``alight node --app benchmarks.scale_app:app --reuse-p
   makes one endpoint broadcast ``msg`` ``{"ts": t}`` to ``scale:all`` (cluster-wide) and
   replies ``{"node": name}``; ``summary`` ``{"rooms": R}`` replies what this node's
   presence replica lists for rooms ``0 .. R-1``: ``{"node", "metas", "users", "full"}``
-  (metas listed, distinct user ids, rooms holding exactly 100 users).
+  (metas listed, distinct user ids, rooms holding exactly 100 users);
+  ``broadcast_rooms`` ``{"rooms": R, "seq": k, "ts": t}`` broadcasts ``msg`` ``{"ts",
+  "seq"}`` to each of rooms ``0 .. R-1`` (the drain benchmark counts what is lost).
+  A room's join replies ``{"node": name}``: the load generator knows where each client is.
+
+``ALIGHT_BENCH_DRAIN=BATCH_SIZE,BATCH_INTERVAL`` sets the endpoint's drainer
+(`alight.channels.Drainer`; default: Phoenix's).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from alight.actors import self_pid, send
-from alight.channels import Channel, Endpoint, Error, Ok, Socket
+from alight.channels import Channel, Drainer, Endpoint, Error, Ok, Socket
 from alight.transports.base import ConnectInfo
 
 ROOM_SIZE = 100
@@ -36,7 +43,7 @@ class AllChannel(Channel):
 class RoomChannel(Channel):
     async def join(self, topic: str, payload: Any) -> Ok | Error:
         send(self_pid(), _AFTER_JOIN)  # a push is not allowed inside join
-        return Ok()
+        return Ok({"node": self.endpoint.node.name})
 
     async def handle_info(self, message: Any) -> None:
         presence = self.endpoint.presence
@@ -56,6 +63,13 @@ class ControlChannel(Channel):
             if not isinstance(ts, int | float):
                 return Error({"reason": "broadcast needs a number ts"})
             self.endpoint.broadcast("scale:all", "msg", {"ts": ts})
+            return Ok({"node": node})
+        if event == "broadcast_rooms":
+            rooms, seq = (payload.get("rooms"), payload.get("seq")) if isinstance(payload, dict) else (None, None)
+            if not isinstance(rooms, int) or not 0 <= rooms <= MAX_ROOMS or not isinstance(seq, int):
+                return Error({"reason": f"broadcast_rooms needs rooms (0 to {MAX_ROOMS}) and an int seq"})
+            for room in range(rooms):
+                self.endpoint.broadcast(f"scale:room:{room}", "msg", {"ts": payload.get("ts"), "seq": seq})
             return Ok({"node": node})
         if event == "summary":
             rooms = payload.get("rooms") if isinstance(payload, dict) else None
@@ -83,5 +97,9 @@ class ScaleSocket(Socket):
         return True
 
 
-app = Endpoint(check_origin=False, name="scale", presence=True)
+_drain = os.environ.get("ALIGHT_BENCH_DRAIN")
+_drainer = (
+    Drainer(batch_size=int(_drain.split(",")[0]), batch_interval=float(_drain.split(",")[1])) if _drain else Drainer()
+)
+app = Endpoint(check_origin=False, name="scale", presence=True, drainer=_drainer)
 app.socket("/socket", ScaleSocket, websocket=True, longpoll=False)

@@ -8,6 +8,7 @@ are typed: `Ok`, `Error`, `Reply`, `NoReply`, `Stop`.
 """
 
 from .channel import Channel, Error, NoReply, Ok, Reply, SocketRef, Stop, reply
+from .drainer import Drainer, DrainReport
 from .endpoint import Endpoint, EndpointStats, SocketMount
 from .errors import (
     ChannelError,
@@ -29,6 +30,8 @@ __all__ = [
     "Channel",
     "ChannelError",
     "EncodeError",
+    "DrainReport",
+    "Drainer",
     "Endpoint",
     "EndpointNotRunning",
     "EndpointStats",

@@ -11,7 +11,8 @@ supervision tree::
     ├── channels                DynamicSupervisor of every channel process
     ├── longpoll                DynamicSupervisor of long-poll sessions (with ``longpoll=True``)
     ├── dashboard               the dashboard's collector (with ``Dashboard(endpoint)``)
-    └── http                    the native listener (when a port is given)
+    ├── http                    the native listener (when a port is given)
+    └── drainer                 on an orderly stop, closes the connections in batches
 
 Everything but ``pubsub``, ``channels`` and ``http`` is an `Extension`
 (`alight.channels.extension`), started in its phase: the endpoint composes them and
@@ -68,6 +69,7 @@ from ..transports.params import parse_params
 from ..transports.server import ServerConfig
 from ._socket_server import run_socket
 from .client_script import client_script_response, is_client_script
+from .drainer import Drainer, DrainReport
 from .errors import ChannelError, EndpointNotRunning, UnsupportedVsn
 from .extension import EndpointAttachment, Extension, Phase
 from .longpoll import LongPoll
@@ -76,6 +78,9 @@ from .presence.presence import Presence
 from .pubsub import PubSub
 from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
+
+DEFAULT_DRAINER = Drainer()
+"""Phoenix's: batches of 10,000, 2 s apart, 30 s in all."""
 
 if TYPE_CHECKING:
     from .socket import Socket
@@ -130,6 +135,10 @@ class Endpoint:
     (`alight.metrics`: Prometheus at ``GET /metrics``) and ``Dashboard(endpoint)``
     (`alight.dashboard`: the live dashboard at ``GET /dashboard``, an admin tool) bind
     themselves, as ``Presence`` does; ``extensions`` (or `extend`) adds your own.
+
+    ``drainer`` (`alight.channels.drainer.Drainer`, Phoenix's defaults) is how an
+    orderly stop closes the connections: presence leaves the cluster first, then the
+    connections close in batches; None closes them all at once.
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class Endpoint:
         name: str = "endpoint",
         presence: bool = False,
         extensions: Iterable[Extension] = (),
+        drainer: Drainer | None = DEFAULT_DRAINER,
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -176,6 +186,11 @@ class Endpoint:
         """Set by `Presence(endpoint)`; started after PubSub, before the channels."""
         self.longpoll: LongPoll | None = None
         """Set by the first socket mounted with ``longpoll=True``."""
+        self.drainer = drainer
+        """How the endpoint drains on an orderly stop (`alight.channels.drainer`; None:
+        every connection closes at once)."""
+        self.last_drain: DrainReport | None = None
+        """What the last drain did (None: none yet)."""
         if presence:
             Presence(self)
         for extension in extensions:
@@ -245,6 +260,11 @@ class Endpoint:
         return self._pubsub
 
     @property
+    def listener(self) -> Pid | None:
+        """The native listener's process while it runs (None under ASGI, or stopped)."""
+        return self._listener
+
+    @property
     def channel_supervisor(self) -> Pid:
         if self._channel_sup is None:
             raise EndpointNotRunning("the endpoint is not running")
@@ -289,6 +309,8 @@ class Endpoint:
         children += [child for extension in after for child in extension.child_specs(self)]
         if port is not None:
             children.append(self._listener_spec(port, host, reuse_port))
+        if self.drainer is not None:
+            children.append(self.drainer.child_spec(self))  # stopped first: it drains
         return await Supervisor.start_link(children, strategy="one_for_one", name=None)
 
     def _listener_spec(self, port: int, host: str, reuse_port: bool) -> ChildSpec:

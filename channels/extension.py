@@ -17,6 +17,9 @@ An extension is an object with a `phase` and three optional hooks; subclass
 
     app = Endpoint(extensions=[Clock()])            # or app.extend(Clock())
 
+On an orderly stop the endpoint drains first (`alight.channels.drainer`): every
+extension's `draining` hook runs, then the connections close batch by batch.
+
 What an extension may use of the endpoint: ``route`` and ``socket`` (at `installed`);
 ``node``, ``pubsub``, ``broadcast``, ``stats`` and ``transport_stats``,
 ``secret_key_base``, ``connection_limits``, ``start_socket`` and ``origin_allowed`` once it runs;
@@ -53,7 +56,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..transports.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
-    from ..actors import ChildSpec
+    from ..actors import ChildSpec, Pid
     from .endpoint import Endpoint
 
 
@@ -86,6 +89,14 @@ class Extension:
         serves ``<mount>/longpoll`` this way); None passes it on. Runs in the request's
         process."""
         return None
+
+    async def draining(self, endpoint: Endpoint) -> Sequence[Pid]:
+        """The endpoint drains (an orderly stop, `alight.channels.drainer`): it has
+        stopped accepting connections and is about to close them batch by batch. Do
+        what must happen before (presence leaves the cluster) and return the processes
+        to stop with the connections, batch by batch (long-poll sessions). Runs in the
+        drainer's process; raising is logged and the drain goes on."""
+        return ()
 
 
 @runtime_checkable

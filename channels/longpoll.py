@@ -85,6 +85,14 @@ class LongPoll(Extension):
 
         return [ChildSpec(id="longpoll", start=start, type="supervisor")]
 
+    async def draining(self, endpoint: Endpoint) -> Sequence[Pid]:
+        """The sessions end with the WebSockets, batch by batch: a client's next poll
+        gets 410, and it opens a session elsewhere (phoenix.js does)."""
+        if self._supervisor is None:
+            return ()
+        children = await DynamicSupervisor.which_children(self._supervisor)
+        return [child.pid for child in children if child.pid is not None]
+
     async def handle_http(self, endpoint: Endpoint, request: HttpRequest) -> HttpResponse | None:
         mount = endpoint.match_longpoll(request.path)
         if mount is None:

@@ -3,7 +3,8 @@
 A `GenServer` that binds the listening socket in ``init`` (so ``start_link`` returns
 once it is bound), is the link parent of every request and socket process, and on stop
 drains then closes every connection. `listener_port` and `listener_stats` ask a running
-listener for its port and counters.
+listener for its port and counters; `stop_accepting`, `socket_pids` and `close_sockets`
+are what a drainer (`alight.channels.drainer`) does before the listener stops.
 """
 
 from __future__ import annotations
@@ -121,7 +122,24 @@ class HttpListener(GenServer):
             return Reply(self.port)
         if request == "stats":
             return Reply(self.state.stats)
+        if request == "stop_accepting":
+            self.server.close()  # new connections go elsewhere (the other nodes on the port)
+            return Reply(None)
+        if request == "socket_pids":
+            return Reply(list(self.state.sockets))
+        if type(request) is tuple and request[0] == "close_sockets":
+            return Reply(sum(self._close_socket(pid) for pid in request[1]))
         raise ValueError(f"HttpListener got an unknown call {request!r}")
+
+    def _close_socket(self, pid: Pid) -> bool:
+        """Close ``pid``'s WebSocket with ``shutdown_close_code`` and stop its socket
+        process (``"shutdown"``); False if it is gone already."""
+        ws = self.state.sockets.get(pid)
+        if ws is None:
+            return False
+        ws.close(self.state.config.shutdown_close_code, "restart")
+        self.state.node.exit(self_pid(), pid, SHUTDOWN)
+        return True
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is not Exit:
@@ -137,14 +155,11 @@ class HttpListener(GenServer):
         state = self.state
         state.closing = True
         self.server.close()
-        node = state.node
-        me = self_pid()
         for conn in list(state.connections):
             if isinstance(conn, HttpProtocol):
                 conn.shutdown()
-        for pid, ws in list(state.sockets.items()):
-            ws.close(state.config.shutdown_close_code, "restart")
-            node.exit(me, pid, SHUTDOWN)
+        for pid in list(state.sockets):
+            self._close_socket(pid)
         if state.connections:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(state.config.shutdown_timeout):
@@ -166,3 +181,21 @@ async def listener_stats(listener: Pid | str) -> TransportStats:
     """The live `TransportStats` of ``listener`` (use `TransportStats.snapshot` to keep one)."""
     stats: TransportStats = await call(listener, "stats")
     return stats
+
+
+async def stop_accepting(listener: Pid | str) -> None:
+    """``listener`` closes its listening socket; its connections stay (a drain begins)."""
+    await call(listener, "stop_accepting")
+
+
+async def socket_pids(listener: Pid | str) -> list[Pid]:
+    """The socket processes of ``listener``'s open WebSockets."""
+    pids: list[Pid] = await call(listener, "socket_pids")
+    return pids
+
+
+async def close_sockets(listener: Pid | str, pids: list[Pid]) -> int:
+    """Close the WebSockets of ``pids`` (``shutdown_close_code``: clients reconnect) and
+    stop their socket processes; how many were still open."""
+    closed: int = await call(listener, ("close_sockets", pids))
+    return closed

@@ -158,6 +158,8 @@ class ShardCore:
         self.silent_periods = settings.max_silent_periods  # the first tick announces us
         self.last_tick = now
         self._transfer_refs = itertools.count(1)
+        self.left = False
+        """Whether this replica left the cluster (`leave`): silent from then on."""
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -258,6 +260,12 @@ class ShardCore:
         settings = self.settings
         state = self.state
         effects: list[Effect] = []
+        if self.left:  # silent: local changes stay local, others' go on being merged
+            self.last_tick = now
+            if state.has_delta():
+                state.take_delta()
+            self._apply(self.replicas.detect_down(now), effects)
+            return effects
         previous, self.last_tick = self.last_tick, now
         gap = now - previous
         paused = gap > _PAUSED_TICKS * settings.broadcast_period
@@ -284,8 +292,20 @@ class ShardCore:
 
     def shutdown(self, orderly: bool) -> list[Effect]:
         """The shard stops; an orderly stop with ``permdown_on_shutdown`` is announced
-        (a crash stays silent: the restart is a new replica)."""
-        if orderly and self.settings.permdown_on_shutdown:
+        (a crash stays silent: the restart is a new replica), unless it `left` already."""
+        return self.leave() if orderly else []
+
+    def leave(self) -> list[Effect]:
+        """This replica leaves for good, before its node stops (a drain): with
+        ``permdown_on_shutdown`` a graceful permdown is announced now, so that every other
+        replica drops its presences at once, and from then on it says nothing (no
+        heartbeat, delta or transfer: a word from it would bring it back, elsewhere, as
+        a replica that is up). Local writes still change the local state and the diffs
+        of this node's subscribers, and what the others say is still merged."""
+        if self.left:
+            return []
+        self.left = True
+        if self.settings.permdown_on_shutdown:
             return [PublishPermdown(GracefulPermdown(self.shard, self.replica))]
         return []
 
@@ -317,7 +337,8 @@ class ShardCore:
         if isinstance(message, Heartbeat):
             self._heartbeat(message, now, effects)
         elif isinstance(message, TransferReq):
-            self._transfer_req(message, effects)
+            if not self.left:  # it asked before it heard we left: it will hear it
+                self._transfer_req(message, effects)
         elif isinstance(message, TransferAck):
             self._transfer_ack(message, effects)
         else:

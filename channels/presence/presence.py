@@ -81,6 +81,12 @@ class Presence(Extension):
     def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
         return [self.child_spec()]
 
+    async def draining(self, endpoint: Endpoint) -> Sequence[Pid]:
+        """The node drains: its presences leave every other node at once (a graceful
+        permdown, `Tracker.leave`), not one by one as its connections close."""
+        await self.tracker.leave()
+        return ()
+
     # -- the hook ---------------------------------------------------------------------------
 
     async def fetch(self, topic: str, presences: Presences) -> Presences:

@@ -14,7 +14,9 @@ What a run does: ``nodes`` nodes (one shard each) start; clients join topics on 
 and leave; meanwhile the network drops, duplicates, delays and reorders messages,
 links are cut (symmetric and asymmetric partitions) and healed, nodes are paused
 (their clock runs on, their timers and inbox stop) and resumed, and crash and restart
-with a new incarnation. Then every fault heals and the run settles.
+with a new incarnation; with ``--drains`` (`Faults.with_drains`) nodes also drain as
+`alight.channels.drainer` does (the replica leaves, then its clients, then it stops and
+comes back). Then every fault heals and the run settles.
 
 The invariants (`Violation` says which one broke; the numbers are issue 11's):
 
@@ -28,11 +30,15 @@ The invariants (`Violation` says which one broke; the numbers are issue 11's):
    ghost.
 3. **No leave without a cause** (schedules whose only faults are pauses shorter than
    ``down_period``): no client is told of a leave, or a join, that no client caused.
+4. **A drained node's presences go** (with drains): once a node drains, no other node
+   lists its presences after ``down_period`` and a few heartbeats (a graceful permdown
+   makes it at once; without it, its silence does).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import heapq
 import json
@@ -138,6 +144,17 @@ class Faults:
     partition_seconds: tuple[float, float] = (0.5, 8.0)
     crash: float = 0.015
     restart_after: tuple[float, float] = (0.2, 5.0)
+    drain: float = 0.0
+    """Probability per step of a node draining (an orderly stop, `Drainer`): its replica
+    leaves (a graceful permdown), its clients leave over ``drain_seconds``, it stops
+    and later starts again. 0 by default: the schedules of kept seeds stay as they were
+    (`with_drains` turns it on)."""
+    drain_seconds: tuple[float, float] = (0.2, 10.0)
+    """How long a drain takes (many outlast invariant 4's window, so that it is checked)."""
+
+    def with_drains(self, probability: float = 0.02) -> Faults:
+        """These faults and drains."""
+        return dataclasses.replace(self, drain=probability)
 
     @classmethod
     def pauses_only(cls, longest: float) -> Faults:
@@ -198,6 +215,10 @@ class _Node:
         self.next_tick = 0.0
         self.flush_at: float | None = None
         self.dispatch_free = 0.0  # the dispatcher broadcasts batches one after another
+        self.draining = False
+        """Its replica left the cluster; it stops once its clients are gone."""
+        self.resumed_at = -1e9
+        """When it last resumed from a pause (its view of others' silence was excused)."""
 
     @property
     def up(self) -> bool:
@@ -278,6 +299,7 @@ class Simulation:
         replica = Replica(node.name, node.incarnation)
         node.core = ShardCore(self.settings, "presence_shard0", replica, self.now, self._make_ref)
         node.flush_at = None
+        node.draining = False
         node.next_tick = self.now + self.settings.broadcast_period * self.rng.uniform(0, 0.25)
         self.at(node.next_tick, functools.partial(self._on_node, node, self._tick, node, node.incarnation))
         self.log(f"{node.name} starts as incarnation {node.incarnation}")
@@ -430,6 +452,7 @@ class Simulation:
         if node.paused_until is None:
             return  # resumed already (by the final heal)
         node.paused_until = None
+        node.resumed_at = self.now
         backlog, node.backlog = node.backlog, []
         # What piled up runs now: timers and messages in an order nobody promises.
         self.rng.shuffle(backlog)
@@ -464,6 +487,62 @@ class Simulation:
         incarnation = node.incarnation
         self.at(self.now + self.rng.uniform(*self.faults.restart_after), lambda: self._restart(node, incarnation))
 
+    def drain(self, node: _Node) -> None:
+        """An orderly stop with a drain: the replica leaves at once, its clients leave
+        over ``drain_seconds`` (their connections closed batch by batch), then the node
+        stops and, later, starts again as a new incarnation."""
+        core = node.core
+        if core is None or node.draining:
+            return
+        self.log(f"{node.name} drains")
+        node.draining = True
+        self.perform(node, core.leave())
+        incarnation = node.incarnation
+        seconds = self.rng.uniform(*self.faults.drain_seconds)
+        for client in self.clients:
+            if client.alive and client.node == node.name:
+                self.at(self.now + self.rng.uniform(0, seconds), functools.partial(self._drained_client, client))
+        self.at(self.now + seconds + 0.01, lambda: self._drained(node, incarnation))
+        settings = self.settings
+        window = self.down_period + 2 * settings.broadcast_period * (settings.max_silent_periods + 1) + 1.0
+        began = self.now
+        self.at(self.now + window, lambda: self._check_left(node, incarnation, began, window))
+
+    def _check_left(self, node: _Node, incarnation: int, began: float, window: float) -> None:
+        """Invariant 4: once a node drains, the others list none of its presences within
+        ``window`` (at once if its permdown arrives, after ``down_period`` of its silence
+        if not), unless a pause of their own excused its silence."""
+        if not node.draining or node.incarnation != incarnation:
+            return  # its drain ended (it stopped): the others see it down by other means
+        for other in self.nodes.values():
+            if other is node or other.core is None or other.paused_until is not None:
+                continue
+            if other.resumed_at > began - window:
+                continue
+            for topic in self.topics:
+                for key, meta, pid in other.core.state.get_by_topic(topic):
+                    if isinstance(pid, tuple) and pid[0] == node.name and pid[1] == incarnation:
+                        self.violate(4, f"{other.name} still lists {key} ({meta['phx_ref']}) of draining {node.name}")
+
+    def _drained_client(self, client: _Client) -> None:
+        if client.alive:
+            self.on(self.nodes[client.node], lambda: self.leave(client))
+
+    def _drained(self, node: _Node, incarnation: int) -> None:
+        if node.core is None or node.incarnation != incarnation:
+            return  # crashed meanwhile
+        self.perform(node, node.core.shutdown(True))
+        self.log(f"{node.name} stopped after its drain")
+        for client in self.clients:
+            if client.alive and client.node == node.name:  # joined during the drain: cut off
+                client.alive = False
+                if client.ref is not None:
+                    self.dead_refs.add(client.ref)
+        node.core = None
+        node.paused_until = None
+        node.backlog = []
+        self.at(self.now + self.rng.uniform(*self.faults.restart_after), lambda: self._restart(node, incarnation))
+
     def _restart(self, node: _Node, incarnation: int) -> None:
         if node.core is None and node.incarnation == incarnation:
             self.start(node)
@@ -478,7 +557,7 @@ class Simulation:
         """Once per 0.1 s of the schedule: maybe a client action, maybe a fault."""
         rng = self.rng
         faults = self.faults
-        up = [n for n in self.nodes.values() if n.up]
+        up = [n for n in self.nodes.values() if n.up and not n.draining]
         live = [c for c in self.clients if c.alive]
         roll = rng.random()
         if up and (roll < 0.25 or len(live) < 2):
@@ -504,6 +583,8 @@ class Simulation:
             self.partition(links, seconds)
         if up and rng.random() < faults.crash:
             self.crash(rng.choice(up))
+        if faults.drain and up and rng.random() < faults.drain:  # no draw without drains: kept seeds replay
+            self.drain(rng.choice(up))
 
     def heal_all(self) -> float:
         """End every fault now: paused nodes resume, links are restored, crashed nodes
@@ -513,6 +594,8 @@ class Simulation:
         for node in self.nodes.values():
             if node.paused_until is not None:
                 self.resume(node)
+            if node.draining and node.core is not None:
+                self._drained(node, node.incarnation)  # the drain ends now
             if node.core is None:
                 self.start(node)
         self.log("every fault has healed")
@@ -527,11 +610,12 @@ class Simulation:
         self.now = end
 
     def truth(self) -> dict[str, dict[str, frozenset[str]]]:
-        """topic -> key -> refs of the presences tracked on nodes that are up."""
+        """topic -> key -> refs of the presences tracked on nodes that are up (and not
+        draining: their replica left the cluster)."""
         entries: dict[str, list[tuple[str, Meta]]] = {topic: [] for topic in self.topics}
         for node in self.nodes.values():
             core = node.core
-            if core is None:
+            if core is None or node.draining:
                 continue
             for topic in self.topics:
                 for key, meta, pid in core.state.get_by_topic(topic):
@@ -612,12 +696,15 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--trace", action="store_true", help="print the whole trace of each failing seed")
     parser.add_argument("--pauses-only", action="store_true", help="only pauses shorter than down_period (invariant 3)")
+    parser.add_argument("--drains", action="store_true", help="nodes also drain (orderly stops, Drainer)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines")
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
     options: dict[str, Any] = {}
     if args.pauses_only:
         options = {"faults": Faults.pauses_only(DOWN_PERIOD * 0.8), "check_no_spurious": True}
+    elif args.drains:
+        options = {"faults": Faults().with_drains()}
     started = time.perf_counter()
     failed = 0
     converge: list[float] = []

@@ -194,6 +194,15 @@ class Tracker:
             raise result
         return result
 
+    async def leave(self) -> None:
+        """This node's replicas leave the cluster for good (the node drains): each shard
+        announces a graceful permdown (with ``permdown_on_shutdown``) and says nothing
+        more, so that the other nodes drop this node's presences at once rather than as
+        its connections close. Tracking still works, for this node alone."""
+        for shard in self._shards:
+            if shard is not None:
+                await call(shard.pid, ("leave",))
+
     # -- reads: straight from the shard's state ------------------------------------------------
 
     def get_by_key(self, topic: str, key: str) -> list[tuple[Pid, Meta]]:
@@ -326,6 +335,9 @@ class _Shard(GenServer):
             result, effects = core.update(*request[1:])
             self._perform(effects)
             return Reply(result)
+        if kind == "leave":
+            self._perform(core.leave())
+            return Reply(None)
         return await super().handle_call(request, from_)
 
     # -- messages ------------------------------------------------------------------------------

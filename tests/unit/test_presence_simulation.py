@@ -3,7 +3,7 @@ over the real shard cores, every seed that ever failed kept as a regression, and
 that the checker fails when the code is wrong.
 
 A failing seed prints its trace; replay it with
-``python -m alight.channels.presence.simulation --seed N [--pauses-only]``.
+``python -m alight.channels.presence.simulation --seed N [--pauses-only | --drains]``.
 The soak: ``python -m alight.channels.presence.simulation --seeds 10000``.
 """
 
@@ -15,14 +15,17 @@ from typing import Any
 
 import pytest
 
-from alight.channels.presence import _diffs
+from alight.channels.presence import _diffs, _shard
 from alight.channels.presence.simulation import DOWN_PERIOD, Faults, Result, run_seed
 
 SEEDS = int(os.environ.get("ALIGHT_SIM_SEEDS", "1500"))
 """Seeds of the general schedule in the test command (the soak runs more)."""
 PAUSE_SEEDS = int(os.environ.get("ALIGHT_SIM_PAUSE_SEEDS", "500"))
 
+DRAIN_SEEDS = int(os.environ.get("ALIGHT_SIM_DRAIN_SEEDS", "500"))
+
 PAUSES = {"faults": Faults.pauses_only(DOWN_PERIOD * 0.8), "check_no_spurious": True}
+DRAINS = {"faults": Faults().with_drains()}
 
 # Seeds that failed once, with what they caught (issue 11). Kept for ever.
 REGRESSIONS: list[tuple[int, dict[str, Any], str]] = [
@@ -66,6 +69,27 @@ def test_general_schedules_keep_every_invariant() -> None:
 def test_pauses_shorter_than_down_period_produce_no_leave() -> None:
     failures = _run_many(range(20_000, 20_000 + PAUSE_SEEDS), PAUSES)
     assert not failures, f"{len(failures)} of {PAUSE_SEEDS} seeds failed; the first:\n{failures[0]}"
+
+
+@pytest.mark.slow  # hundreds of seeds, in worker processes
+def test_drains_among_every_fault_keep_every_invariant() -> None:
+    failures = _run_many(range(30_000, 30_000 + DRAIN_SEEDS), DRAINS)
+    assert not failures, f"{len(failures)} of {DRAIN_SEEDS} seeds failed; the first:\n{failures[0]}"
+
+
+def test_the_checker_fails_when_a_drained_replica_keeps_talking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutation: a replica that announces its permdown but goes on heartbeating comes
+    back on the other nodes (invariant 4)."""
+    leave = _shard.ShardCore.leave
+
+    def talkative(self: _shard.ShardCore) -> list[_shard.Effect]:
+        effects = leave(self)
+        self.left = False
+        return effects
+
+    monkeypatch.setattr(_shard.ShardCore, "leave", talkative)
+    caught = [run_seed(seed, **DRAINS) for seed in (15, 21, 28)]
+    assert all(any(v.invariant == 4 for v in result.violations) for result in caught)
 
 
 @pytest.mark.parametrize(("seed", "options", "caught"), REGRESSIONS, ids=[f"seed{s}" for s, _, _ in REGRESSIONS])

@@ -140,12 +140,12 @@ class AppNode(HttpNode):
     """A `testkit.apps.app_node` child process on 127.0.0.1: ``http_port``, ``address``
     (``cluster_port`` 0: any free one)."""
 
-    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0) -> None:
+    def __init__(self, name: str, seeds: list[str], cluster_port: int = 0, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "testkit.apps.app_node", name, str(cluster_port), *seeds],
             cwd=REPO,
-            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET},
+            env={**os.environ, "ALIGHT_CLUSTER_SECRET": SECRET, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             bufsize=0,

@@ -4,7 +4,8 @@ Runs `examples.reference.app` (presence on) on a node with a `Distribution` (sec
 ``ALIGHT_CLUSTER_SECRET``; ``CLUSTER_PORT`` 0 picks one), HTTP on a free port of
 127.0.0.1, and prints ``http <port>``, ``address <cluster address>`` then ``ready``
 (once its `Distribution` has joined its seeds).
-Runs until SIGTERM (orderly stop) or SIGKILL.
+Runs until SIGTERM (orderly stop: the endpoint drains) or SIGKILL. ``ALIGHT_TEST_DRAIN``
+(``BATCH_SIZE,BATCH_INTERVAL``) sets the endpoint's `Drainer`.
 
 ``alight node --app testkit.apps.app_node:app`` serves the same app (with these routes)
 the way a user runs a node.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import sys
 from typing import Any
@@ -32,6 +34,7 @@ import orjson
 
 from alight.actors import Node, current_node, receive, spawn
 from alight.actors.supervisor import start_child
+from alight.channels import Drainer
 from alight.cluster.distribution import Distribution, distribution_of
 from alight.transports.http import HttpRequest, HttpResponse
 from alight.transports.listener import listener_port
@@ -84,6 +87,10 @@ async def stats(request: HttpRequest) -> HttpResponse:
     adapter: Any = app.pubsub.adapter
     return _json(dataclasses.asdict(adapter.stats))
 
+
+if drain := os.environ.get("ALIGHT_TEST_DRAIN"):  # "BATCH_SIZE,BATCH_INTERVAL"
+    size, interval = drain.split(",")
+    app.drainer = Drainer(batch_size=int(size), batch_interval=float(interval))
 
 app.route("GET", "/test/presence", presence_keys)
 app.route("POST", "/test/track", track)
