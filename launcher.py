@@ -136,7 +136,7 @@ def node_command(config: LaunchConfig, index: int, seeds: list[str], python: str
     """The ``alight node`` command line of node ``index`` (no secret: see the module doc)."""
     command = [python, "-m", "alight.cli", "node", "--name", config.name(index), "--app", config.app]
     command += ["--host", config.host, "--port", str(config.http_port(index))]
-    command += ["--cluster-host", config.cluster_host, "--cluster-port", "0", "--exit-with-parent"]
+    command += ["--cluster-bind", config.cluster_host, "--cluster-port", "0", "--exit-with-parent"]
     if not config.port_per_node:
         command.append("--reuse-port")
     if seeds:

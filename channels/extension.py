@@ -37,6 +37,7 @@ The endpoint's tree starts, in this order (and stops in reverse)::
     Phase.SESSIONS children     transports' sessions (long-poll)
     Phase.SERVICES children     readers of all of the above (the dashboard's collector)
     http                        the native listener, when the endpoint has a port
+    drainer                     drains on an orderly stop (stopped first)
 
 `child_specs` of every extension is called in phase order (installation order within
 a phase) as the tree starts, so an extension of an earlier phase may configure one of

@@ -476,6 +476,11 @@ class Simulation:
         if node.core is None:
             return
         self.log(f"{node.name} crashes")
+        self._stop(node)
+
+    def _stop(self, node: _Node) -> None:
+        """``node`` stops (a crash, the end of a drain): its clients are gone with it, and
+        it starts again, as a new incarnation, `Faults.restart_after` later."""
         for client in self.clients:
             if client.alive and client.node == node.name:
                 client.alive = False
@@ -533,15 +538,7 @@ class Simulation:
             return  # crashed meanwhile
         self.perform(node, node.core.shutdown(True))
         self.log(f"{node.name} stopped after its drain")
-        for client in self.clients:
-            if client.alive and client.node == node.name:  # joined during the drain: cut off
-                client.alive = False
-                if client.ref is not None:
-                    self.dead_refs.add(client.ref)
-        node.core = None
-        node.paused_until = None
-        node.backlog = []
-        self.at(self.now + self.rng.uniform(*self.faults.restart_after), lambda: self._restart(node, incarnation))
+        self._stop(node)  # clients still there (joined during the drain) are cut off
 
     def _restart(self, node: _Node, incarnation: int) -> None:
         if node.core is None and node.incarnation == incarnation:

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
-from testkit.cluster import WAIT, AppNode, wait_for
-from testkit.processes import run_node
+from testkit.cluster import WAIT, AppNode, check_cluster_js, wait_for
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -41,19 +40,7 @@ def cluster() -> Iterator[tuple[AppNode, AppNode]]:
 
 def test_phoenix_client_across_nodes(cluster: tuple[AppNode, AppNode]) -> None:
     a, b = cluster
-    run = run_node("cluster.js", a.host, b.host, timeout=35 * UNIT)
-    errors = [line for line in run.lines if "error" in line]
-    assert not errors, (errors, run.stderr)
-    checks = run.by_check
-    assert checks["presence_join"]["bob"] == ["alice", "bob"]
-    assert checks["presence_join"]["alice"] == ["alice", "bob"]
-    assert checks["shout"]["bob"] == [{"event": "shout", "payload": {"n": 1, "from": "alice"}}]
-    assert checks["api_broadcast"]["status"] == 200
-    assert checks["api_broadcast"]["bob"] == [{"event": "news", "payload": {"from": "api"}}]
-    assert checks["presence_leave"]["bob"] == ["bob"]
-    assert checks["disconnect"]["closes"] >= 1
-    assert checks["disconnect"]["bob_closes"] == 0  # only carol's socket went
-    assert "done" in checks
+    check_cluster_js(a, b)
     # Each broadcast made on A (shout, news, disconnect) crossed to B once, however
     # many subscribers it had there; none was made on B.
     stats_a, stats_b = a.request("GET", "/test/stats"), b.request("GET", "/test/stats")

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
-from testkit.cluster import wait_for
+from testkit.cluster import check_cluster_js, wait_for
 from testkit.hosts import CLUSTER_PORT, HTTP_PORT, HostNode, hosts
-from testkit.processes import run_node
 
 from alight.benchmarks._netns import Hosts
 
@@ -107,19 +106,7 @@ def test_ports_are_bound_where_they_were_told(three: tuple[Hosts, list[HostNode]
 def test_phoenix_client_across_hosts(three: tuple[Hosts, list[HostNode]]) -> None:
     _net, (a, b, c) = three
     received_before = {node.name: node.request("GET", "/test/stats")["received"] for node in (a, b, c)}
-    run = run_node("cluster.js", a.host, c.host, timeout=35 * UNIT)
-    errors = [line for line in run.lines if "error" in line]
-    assert not errors, (errors, run.stderr)
-    checks = run.by_check
-    assert checks["presence_join"]["bob"] == ["alice", "bob"]
-    assert checks["presence_join"]["alice"] == ["alice", "bob"]
-    assert checks["shout"]["bob"] == [{"event": "shout", "payload": {"n": 1, "from": "alice"}}]
-    assert checks["api_broadcast"]["status"] == 200
-    assert checks["api_broadcast"]["bob"] == [{"event": "news", "payload": {"from": "api"}}]
-    assert checks["presence_leave"]["bob"] == ["bob"]
-    assert checks["disconnect"]["closes"] >= 1
-    assert checks["disconnect"]["bob_closes"] == 0  # only carol's socket went
-    assert "done" in checks
+    check_cluster_js(a, c)
     # The three broadcasts made on a (shout, news, disconnect) reached each other host once.
     for node in (b, c):
         assert node.request("GET", "/test/stats")["received"] - received_before[node.name] == 3

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
+from testkit.processes import command_lines
 
 pytestmark = pytest.mark.slow  # OS processes: not in the fast lane
 
@@ -19,16 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _children() -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "_scale_loadgen.py" in cmdline or "benchmarks.scale_app:app" in cmdline:
-                found.append(cmdline)
-    return found
+    return command_lines("_scale_loadgen.py", "benchmarks.scale_app:app")
 
 
 @pytest.mark.timeout(150)

@@ -67,6 +67,6 @@ def test_children_start_in_phase_order_around_the_endpoints_own(run: Runner, nod
         tree = await start_endpoint(app)
         assert started == ["telemetry", "state", "sessions", "services"]
         ids = [child.id for child in await which_children(tree)]
-        assert ids == ["pubsub", "telemetry", "state", "channels", "sessions", "services"]
+        assert ids == ["pubsub", "telemetry", "state", "channels", "sessions", "services", "drainer"]
 
     run(main)

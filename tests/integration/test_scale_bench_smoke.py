@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
+from testkit.processes import command_lines
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -23,17 +24,7 @@ PER_SIZE = ("connections", "memory_per_connection", "connect_rate", "broadcast_a
 
 
 def _children() -> list[str]:
-    """Command lines of the processes a scale run starts."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "_scale_loadgen.py" in cmdline or "benchmarks.scale_app:app" in cmdline:
-                found.append(cmdline)
-    return found
+    return command_lines("_scale_loadgen.py", "benchmarks.scale_app:app")
 
 
 @pytest.mark.timeout(150)

@@ -15,7 +15,7 @@ from typing import Any
 from alight.actors import Node, Pid, receive, self_pid, send
 from alight.cluster.distribution import Distribution, Nodeup, monitor_nodes
 from testkit import UNIT
-from testkit.processes import REPO, read_until_ready
+from testkit.processes import REPO, read_until_ready, run_node
 
 SECRET = "test-cluster-secret-0123456789abcdef"
 
@@ -156,6 +156,26 @@ class AppNode(HttpNode):
                 self.http_port = int(line.split()[1])
             elif line.startswith("address "):
                 self.address = line.split()[1]
+
+
+def check_cluster_js(first: HttpNode, second: HttpNode) -> None:
+    """Run ``tests/js/cluster.js`` (the official phoenix client: alice on ``first``, bob
+    on ``second``) and check what it saw: a shout and an API broadcast made on ``first``
+    reach ``second``, presence lists both ways and a leave, a ``disconnect`` closes only
+    the socket it names."""
+    run = run_node("cluster.js", first.host, second.host, timeout=35 * UNIT)
+    errors = [line for line in run.lines if "error" in line]
+    assert not errors, (errors, run.stderr)
+    checks = run.by_check
+    assert checks["presence_join"]["bob"] == ["alice", "bob"]
+    assert checks["presence_join"]["alice"] == ["alice", "bob"]
+    assert checks["shout"]["bob"] == [{"event": "shout", "payload": {"n": 1, "from": "alice"}}]
+    assert checks["api_broadcast"]["status"] == 200
+    assert checks["api_broadcast"]["bob"] == [{"event": "news", "payload": {"from": "api"}}]
+    assert checks["presence_leave"]["bob"] == ["bob"]
+    assert checks["disconnect"]["closes"] >= 1
+    assert checks["disconnect"]["bob_closes"] == 0  # only carol's socket went
+    assert "done" in checks
 
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:

@@ -49,6 +49,21 @@ def free_port() -> int:
         return port
 
 
+def command_lines(*needles: str) -> list[str]:
+    """Command lines of the processes running now that hold one of ``needles`` (to
+    check that a run left none of its children behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if any(needle in cmdline for needle in needles):
+                found.append(cmdline)
+    return found
+
+
 def kill_group(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM ``proc``'s process group (it was started in a session of its own), then
     SIGKILL it if it has not exited within ``timeout``."""
