@@ -140,17 +140,21 @@ def uvicorn_run(spec: str, port: int) -> list[str]:
 
 
 def start_app(
-    spec: str, log_path: Path, attempts: int = 3, command: Callable[[str, int], list[str]] = alight_run
+    spec: str,
+    log_path: Path,
+    attempts: int = 3,
+    command: Callable[[str, int], list[str]] = alight_run,
+    cwd: Path = REPO,
 ) -> RunningApp:
-    """Start ``alight run SPEC`` (or ``command``) on a free port and wait for
-    ``/health``; a port taken between the probe and the bind makes the process exit,
-    and another port is tried."""
+    """Start ``alight run SPEC`` (or ``command``, in ``cwd``) on a free port and wait
+    for ``/health``; a port taken between the probe and the bind makes the process
+    exit, and another port is tried."""
     for _ in range(attempts):
         port = free_port()
         log = log_path.open("wb")
         proc = subprocess.Popen(
             command(spec, port),
-            cwd=REPO,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -168,10 +172,10 @@ def start_app(
 
 @contextlib.contextmanager
 def running_app(
-    spec: str, log_path: Path, command: Callable[[str, int], list[str]] = alight_run
+    spec: str, log_path: Path, command: Callable[[str, int], list[str]] = alight_run, cwd: Path = REPO
 ) -> Iterator[RunningApp]:
     """`start_app`, and kill the app's process group afterwards."""
-    app = start_app(spec, log_path, command=command)
+    app = start_app(spec, log_path, command=command, cwd=cwd)
     try:
         yield app
     finally:
