@@ -10,6 +10,14 @@ connection. The session is found through PubSub by the private topic inside its
 signed token, so once nodes are clustered any node can serve any request; a session
 on this node is reached directly. A session with no GET for ``inactivity`` seconds
 stops, and so does its socket (channels leave).
+
+A request that found its session through PubSub is answered through PubSub too: it
+names a private reply topic (`Reply.topic`) that it subscribed to, and the session
+answers with a direct broadcast to the requester's node. So nothing but PubSub needs to
+reach across nodes — the cluster's mesh or a broker (`alight.cluster.redis`), whose
+data-only codec carries `WIRE_RECORDS`. Where pids of other nodes can be monitored
+(the mesh), the request also monitors the session and answers 410 at once if it ends;
+otherwise it waits for its answer's bound.
 """
 
 from __future__ import annotations
@@ -40,7 +48,9 @@ from .extension import Extension, Phase
 from .token import sign, verify
 
 if TYPE_CHECKING:
+    from ..actors import Node
     from .endpoint import Endpoint, SocketMount
+    from .pubsub import PubSub
 
 log = logging.getLogger("alight.channels.longpoll")
 
@@ -149,14 +159,24 @@ class _Wake:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """Where a session answers a request: the request process, and for a request that
+    came through PubSub the private topic it subscribed to on its node (the session
+    answers by a direct broadcast there; None: send to the pid)."""
+
+    pid: Pid
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Poll:
-    reply_to: Pid
+    reply_to: Reply
     ref: Ref
 
 
 @dataclass(frozen=True, slots=True)
 class _Post:
-    reply_to: Pid
+    reply_to: Reply
     ref: Ref
     frames: tuple[Inbound, ...]
 
@@ -176,6 +196,13 @@ class _PollResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Posted:
+    """Every frame of a POST has been handled by the socket process."""
+
+    ref: Ref
+
+
+@dataclass(frozen=True, slots=True)
 class _Started:
     ref: Ref
     outcome: Accepted | Refused
@@ -187,9 +214,23 @@ class _Tick:
     pass
 
 
-async def _find(endpoint: Endpoint, session: dict[str, Any], request: Any) -> tuple[Pid, Ref] | None:
+WIRE_RECORDS: tuple[type, ...] = (Reply, _Poll, _Post, _Found, _PollResult, _Posted, Inbound)
+"""The records a request and a session of different nodes exchange through PubSub, for
+a codec that carries only registered records (a broker's)."""
+
+
+def _answer(node: Node, pubsub: PubSub, reply_to: Reply, message: Any) -> None:
+    """Send ``message`` where ``reply_to`` says (module docstring)."""
+    if reply_to.topic is None:
+        node.send(reply_to.pid, message)
+    else:
+        pubsub.direct_broadcast(reply_to.pid.node, reply_to.topic, message)
+
+
+async def _find(endpoint: Endpoint, session: dict[str, Any], request: Any) -> tuple[Pid, Ref | None] | None:
     """Send ``request`` to the session (directly if local, else through PubSub) and
-    wait for its `_Found`; returns the session pid and a monitor on it."""
+    wait for its `_Found`; returns the session pid and a monitor on it (None where
+    pids of its node cannot be monitored: the nodes share only a broker)."""
     me = current_process()
     node = me.node
     ref = request.ref
@@ -204,22 +245,40 @@ async def _find(endpoint: Endpoint, session: dict[str, Any], request: Any) -> tu
     found = await me.receive(lambda m: type(m) is _Found and m.ref == ref, PUBSUB_TIMEOUT, None)
     if found is None:
         return None
-    return found.session, node.monitor(me, found.session)
+    session_pid: Pid = found.session
+    return session_pid, node.monitor(me, session_pid) if node.remote is not None else None
+
+
+def _request(endpoint: Endpoint, session: dict[str, Any]) -> tuple[Reply, Ref]:
+    """Where the session answers this request process, and the request's ref: for a
+    session of another node, a private reply topic subscribed to here."""
+    me = current_process()
+    node = me.node
+    if session.get("node") == node.name and session.get("creation") == node.creation:
+        return Reply(me.pid), node.make_ref()
+    topic = f"phx:lp:reply:{secrets.token_urlsafe(12)}"
+    endpoint.pubsub.subscribe(me.pid, topic)
+    return Reply(me.pid, topic), node.make_ref()
+
+
+def _is_down(message: Any, monitor: Ref | None) -> bool:
+    return monitor is not None and type(message) is Down and message.ref == monitor
 
 
 async def _poll(endpoint: Endpoint, session: dict[str, Any], token: str) -> HttpResponse | None:
     me = current_process()
-    ref = me.node.make_ref()
-    located = await _find(endpoint, session, _Poll(me.pid, ref))
+    reply_to, ref = _request(endpoint, session)
+    located = await _find(endpoint, session, _Poll(reply_to, ref))
     if located is None:
         return None
     _, monitor = located
     answer = await me.receive(
-        lambda m: (type(m) is _PollResult and m.ref == ref) or (type(m) is Down and m.ref == monitor),
+        lambda m: (type(m) is _PollResult and m.ref == ref) or _is_down(m, monitor),
         WINDOW + PUBSUB_TIMEOUT,
         None,
     )
-    me.node.demonitor(me, monitor, flush=True)
+    if monitor is not None:
+        me.node.demonitor(me, monitor, flush=True)
     if answer is None or type(answer) is Down:
         return status_response(410)
     if not answer.messages:
@@ -241,16 +300,15 @@ async def _post(endpoint: Endpoint, session: dict[str, Any], request: HttpReques
             "long-poll POST refused: a frame over max_frame_size (%d bytes)", endpoint.connection_limits.max_frame_size
         )
         return status_response(413)
-    ref = me.node.make_ref()
+    reply_to, ref = _request(endpoint, session)
     inbound = tuple(Inbound(frame.data, frame.binary) for frame in frames)
-    located = await _find(endpoint, session, _Post(me.pid, ref, inbound))
+    located = await _find(endpoint, session, _Post(reply_to, ref, inbound))
     if located is None:
         return status_response(410)
     _, monitor = located
-    answer = await me.receive(
-        lambda m: (type(m) is Synced and m.ref == ref) or (type(m) is Down and m.ref == monitor), WINDOW, None
-    )
-    me.node.demonitor(me, monitor, flush=True)
+    answer = await me.receive(lambda m: (type(m) is _Posted and m.ref == ref) or _is_down(m, monitor), WINDOW, None)
+    if monitor is not None:
+        me.node.demonitor(me, monitor, flush=True)
     if answer is None:
         return status_response(408)
     if type(answer) is Down:
@@ -302,7 +360,7 @@ async def run_session(
         {"topic": topic, "node": node.name, "creation": node.creation, "serial": me.pid.serial},
     )
     node.send(creator, _Started(ref, outcome, token))
-    session = _Session(me, conn, socket_pid)
+    session = _Session(me, conn, socket_pid, endpoint.pubsub)
     try:
         await session.serve(socket_monitor)
     finally:
@@ -311,8 +369,11 @@ async def run_session(
 
 
 class _Session:
-    def __init__(self, me: Process, conn: LongPollConn, socket_pid: Pid) -> None:
+    def __init__(self, me: Process, conn: LongPollConn, socket_pid: Pid, pubsub: PubSub) -> None:
         self.me = me
+        self.pubsub = pubsub
+        self.posts: dict[Ref, Reply] = {}
+        """POSTs whose frames the socket is handling, by ref: answered on its `Synced`."""
         self.conn = conn
         self.socket_pid = socket_pid
         self.waiting: _Poll | None = None
@@ -327,13 +388,18 @@ class _Session:
             message = await me.receive()
             kind = type(message)
             if kind is _Poll:
-                node.send(message.reply_to, _Found(message.ref, me.pid))
+                self.answer(message.reply_to, _Found(message.ref, me.pid))
                 self.poll(message)
             elif kind is _Post:
-                node.send(message.reply_to, _Found(message.ref, me.pid))
+                self.answer(message.reply_to, _Found(message.ref, me.pid))
                 for inbound in message.frames:
                     node.send(self.socket_pid, inbound)
-                node.send(self.socket_pid, Sync(message.reply_to, message.ref))
+                self.posts[message.ref] = message.reply_to
+                node.send(self.socket_pid, Sync(me.pid, message.ref))
+            elif kind is Synced:
+                reply_to = self.posts.pop(message.ref, None)
+                if reply_to is not None:
+                    self.answer(reply_to, _Posted(message.ref))
             elif kind is _Wake:
                 if self.waiting is not None and (self.conn.frames or self.conn.closed):
                     self.flush()
@@ -373,7 +439,10 @@ class _Session:
             self.me.node.cancel_timer(self.wait_timer)
             self.wait_timer = None
         self.last_poll = time.monotonic()
-        self.me.node.send(request.reply_to, _PollResult(request.ref, longpoll_messages(self.conn.take())))
+        self.answer(request.reply_to, _PollResult(request.ref, longpoll_messages(self.conn.take())))
+
+    def answer(self, reply_to: Reply, message: Any) -> None:
+        _answer(self.me.node, self.pubsub, reply_to, message)
 
     def finish(self) -> None:
         if self.waiting is not None:
@@ -385,4 +454,14 @@ class _Timeout:
     ref: Ref
 
 
-__all__ = ["INACTIVITY", "PUBSUB_TIMEOUT", "TOKEN_MAX_AGE", "TOKEN_SALT", "WINDOW", "LongPoll", "handle_longpoll"]
+__all__ = [
+    "INACTIVITY",
+    "PUBSUB_TIMEOUT",
+    "TOKEN_MAX_AGE",
+    "TOKEN_SALT",
+    "WINDOW",
+    "WIRE_RECORDS",
+    "LongPoll",
+    "Reply",
+    "handle_longpoll",
+]

@@ -24,6 +24,7 @@ Errors are `BadSecret`, with a message that says what to do.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import stat
 from collections.abc import Mapping
@@ -61,6 +62,12 @@ class ClusterKeys:
     def public_raw(self) -> bytes:
         """The 32-byte public key, as ZAP requests present a CURVE client's key."""
         return z85.decode(self.public)
+
+
+def derive_key(keys: ClusterKeys, purpose: str) -> bytes:
+    """A 32-byte key for ``purpose`` (HMAC-SHA256 under the cluster's secret key), the
+    same on every node with the secret: an endpoint's token key, a broker's seal."""
+    return hmac.new(keys.secret, b"alight:" + purpose.encode(), hashlib.sha256).digest()
 
 
 def derive_keys(secret: bytes | str) -> ClusterKeys:

@@ -81,8 +81,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -111,7 +109,7 @@ from ._codec import (
     dump_function,
     load_function,
 )
-from ._keys import ClusterKeys, load_keys
+from ._keys import ClusterKeys, derive_key, load_keys
 from ._link import MAX_PENDING, Identity, LinkStatistics, Mesh, Outlink
 from ._membership import (
     CONNECTION_LOST,
@@ -393,8 +391,7 @@ class Distribution:
     def derive_secret(self, purpose: str) -> str:
         """A secret derived from the cluster secret for ``purpose`` (HMAC-SHA256), the
         same on every node: e.g. an endpoint's token key when none was configured."""
-        digest = hmac.new(self._keys.secret, b"alight:" + purpose.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return base64.urlsafe_b64encode(derive_key(self._keys, purpose)).decode().rstrip("=")
 
     # -- cluster messages to peers (PubSub, presence) ---------------------------------
 

@@ -11,6 +11,12 @@ Every exception the cluster layer raises derives from `ClusterError`::
     │                   names it) or the frame would exceed the size bound
     ├── AddressError    a bind or advertise address, or a node name, that cannot be used
     │                   (a wildcard bind with nothing to advertise, a malformed HOST:PORT)
+    ├── BrokerFrameError a frame from a broker (Redis/Valkey) that is not ours: bad magic,
+    │   │               a signature that does not verify, over the size bound, content that
+    │   │               is not data of an allowed shape (counted and dropped, never decoded
+    │   │               further)
+    │   └── UnencodableMessage a message cannot cross a broker: it holds a type that is
+    │                   not plain data or a registered record (raised by the broadcast)
     ├── DiscoveryError  discovery cannot say where the nodes are now (a DNS lookup that
     │                   failed, timed out or answered nothing): logged and counted
     ├── NotConnected    there is no link to that node: it is not a member, or its
@@ -64,6 +70,20 @@ class BatchEncodeError(ClusterFrameError):
 
 class AddressError(ClusterError, ValueError):
     """A cluster address or node name that cannot be used; the message says why."""
+
+
+class BrokerFrameError(ClusterError):
+    """A frame read from a broker cannot be trusted or decoded; the message says why.
+
+    Anyone who can reach the broker can write to it, so this may be an attack: the
+    frame is dropped and counted (`RedisStats.rejected`), nothing of it is acted on.
+    """
+
+
+class UnencodableMessage(BrokerFrameError, TypeError):  # noqa: N818 - names what happened
+    """A message cannot be encoded for a broker: only plain data (None, bool, int,
+    float, str, bytes, list, tuple, dict, set), pids, refs and registered records cross
+    (`alight.cluster.redis`); register a frozen dataclass with ``records=`` to send it."""
 
 
 class DiscoveryError(ClusterError):

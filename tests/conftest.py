@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from testkit import UNIT, Runner
+from testkit.redis_server import RedisServer, server_binary
 
 from alight.actors import Node
 
@@ -55,3 +56,21 @@ def run(node: Node) -> Runner:
         return node.run(bounded, *args, debug=True)
 
     return runner
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis server on 127.0.0.1 and a free port (`testkit.redis_server`),
+    stopped in teardown. Skips where none is installed, except on CI
+    (``ALIGHT_REQUIRE_REDIS``): ``./dev test`` installs Debian's redis-server."""
+    binary = server_binary()
+    if binary is None:
+        if os.environ.get("ALIGHT_REQUIRE_REDIS"):
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server; ./dev test does it)")
+    server = RedisServer(binary)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
