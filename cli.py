@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import socket
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import click
 
@@ -75,8 +77,23 @@ def supervision(script: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
 @click.option("--reuse-port", is_flag=True, help="Share the port with other nodes (SO_REUSEPORT).")
-@click.option("--name", "node_name", default="alight@127.0.0.1", show_default=True, help="Node name.")
-def run_command(app: str, host: str, port: int, reuse_port: bool, node_name: str) -> None:
+@click.option(
+    "--name",
+    "node_name",
+    default=None,
+    help="Node name [default: alight@127.0.0.1; with --pubsub, alight-PID@HOSTNAME, one per process].",
+)
+@click.option(
+    "--pubsub",
+    "pubsub_url",
+    envvar="ALIGHT_PUBSUB",
+    metavar="URL",
+    help="Share PubSub and presence with the other nodes on this Redis/Valkey (redis://HOST:PORT/DB, "
+    "rediss:// for TLS); needs ALIGHT_CLUSTER_SECRET. [env: ALIGHT_PUBSUB]",
+)
+def run_command(
+    app: str, host: str, port: int, reuse_port: bool, node_name: str | None, pubsub_url: str | None
+) -> None:
     """Serve APP (MODULE:ENDPOINT, e.g. examples.reference:app) until Ctrl-C or SIGTERM."""
     from .runner import AppNotFound, load_app, run_app
 
@@ -84,7 +101,30 @@ def run_command(app: str, host: str, port: int, reuse_port: bool, node_name: str
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="APP") from None
-    run_app(endpoint, host=host, port=port, reuse_port=reuse_port, node_name=node_name)
+    if pubsub_url:
+        _extend_with_redis(endpoint, pubsub_url)
+        if node_name is None:
+            node_name = f"alight-{os.getpid()}@{socket.gethostname()}"
+    run_app(endpoint, host=host, port=port, reuse_port=reuse_port, node_name=node_name or "alight@127.0.0.1")
+
+
+def _extend_with_redis(endpoint: Any, url: str) -> None:
+    """``endpoint.extend(RedisPubSub(url))``, refused with a one-line reason when the URL,
+    the secret or the redis extra is missing."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter(f"expected redis://HOST:PORT/DB, rediss://... or unix://PATH, got {url!r}")
+    try:
+        from .cluster import load_secret
+        from .cluster.redis import RedisPubSub
+    except ImportError as error:
+        raise click.UsageError(f"--pubsub needs the redis extra: pip install 'alight[redis]' ({error})") from None
+    from .cluster.errors import BadSecret
+
+    try:
+        secret = load_secret()
+    except BadSecret as error:
+        raise click.UsageError(f"--pubsub: {error}") from None
+    endpoint.extend(RedisPubSub(url, secret=secret))
 
 
 @main.command("node")

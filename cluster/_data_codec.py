@@ -56,6 +56,8 @@ __all__ = ["MAGIC", "DataCodec", "seal", "open_frame"]
 MAGIC = b"\xa1al1"
 """The first bytes of every frame (version 1 of this format)."""
 _SIGNATURE = 32
+MAX_NESTING = 64
+"""Extension values (tuples, sets, records, ...) nest at most this deep in a frame."""
 
 _TUPLE, _SET, _FROZENSET, _PID, _REF, _ENCODED, _PRESENCE, _RECORD = range(1, 9)
 
@@ -88,6 +90,7 @@ class DataCodec:
         # (msgpack.packb) costs ~7 µs, most of a broadcast's encoding.
         self._packers: list[msgpack.Packer] = []
         self._depth = 0
+        self._unpacking = 0
 
     def register(self, cls: type) -> None:
         """Let instances of ``cls`` (a dataclass) cross. Raises TypeError otherwise."""
@@ -112,6 +115,8 @@ class DataCodec:
 
     def _pack(self, value: Any) -> bytes:
         depth = self._depth
+        if depth > MAX_NESTING:
+            raise UnencodableMessage(f"extension types nested over {MAX_NESTING} deep")
         packers = self._packers
         if depth == len(packers):
             packers.append(msgpack.Packer(default=self._default, use_bin_type=True, strict_types=True))
@@ -163,7 +168,15 @@ class DataCodec:
             raise BrokerFrameError(f"undecodable body: {type(error).__name__}: {str(error)[:120]}") from None
 
     def _unpack(self, data: bytes) -> Any:
-        return msgpack.unpackb(data, ext_hook=self._ext, raw=False, strict_map_key=False, use_list=True)
+        # Extensions nest through Python (unpackb -> _ext -> unpackb): bounded, since each
+        # level costs C stack that the interpreter's recursion limit does not see.
+        if self._unpacking >= MAX_NESTING:
+            raise BrokerFrameError(f"extension types nested over {MAX_NESTING} deep")
+        self._unpacking += 1
+        try:
+            return msgpack.unpackb(data, ext_hook=self._ext, raw=False, strict_map_key=False, use_list=True)
+        finally:
+            self._unpacking -= 1
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code == _ENCODED:

@@ -67,9 +67,7 @@ def test_redis_down_at_start_then_up(redis_server: RedisServer, nodes: list[AppN
     assert _ticks(b, "late") == [0, 1, 2]
 
 
-def test_redis_restart_counts_the_loss_and_presence_converges(
-    redis_server: RedisServer, nodes: list[AppNode]
-) -> None:
+def test_redis_restart_counts_the_loss_and_presence_converges(redis_server: RedisServer, nodes: list[AppNode]) -> None:
     a = _start(nodes, "a", redis_server.url)
     b = _start(nodes, "b", redis_server.url)
     a.track("room:r", "on_a")
@@ -108,7 +106,7 @@ def test_frames_that_are_not_ours_are_rejected_and_replays_dropped(
     b = _start(nodes, "b", redis_server.url)
     b.request("POST", "/test/subscribe?topic=sec")
     client = redis.Redis.from_url(redis_server.url)
-    spy = client.pubsub(ignore_subscribe_messages=True)
+    spy = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     spy.subscribe(CHANNEL)
     _broadcast(a, "sec", 1)
     wait_for("the genuine broadcast on b", lambda: _ticks(b, "sec") == [0])
