@@ -15,14 +15,17 @@ this `DataCodec` (every field checked by the class's own constructor; nothing is
 imported or called by name). A value of any other type cannot be encoded
 (`UnencodableMessage`, raised at the broadcast, naming the type).
 
-Every frame is sealed with HMAC-SHA256 under a key derived from the cluster secret,
-over the channel it is published on and its body, so a frame cannot be forged,
-altered or replayed onto another channel by someone without the secret::
+Every frame is sealed with a MAC (keyed BLAKE2b-256) under a key derived from the cluster secret,
+over the channel it is published on, its origin and its body, so a frame cannot be
+forged, altered or replayed onto another channel by someone without the secret::
 
-    frame = MAGIC (4 bytes) | signature (32 bytes) | body (msgpack)
+    frame = MAGIC (4 bytes) | origin (8 bytes) | signature (32 bytes) | body (msgpack)
 
-`open_frame` checks the magic, the size bound and the signature (constant time)
-before a byte of the body is decoded; any failure is a `BrokerFrameError`.
+The origin is a random tag of the publishing node's incarnation, in the clear so that
+a node drops the echo of its own frames (Redis sends them back to their publisher's
+subscription) without verifying or decoding them: half of a publishing node's work
+otherwise. `open_frame` checks the magic, the size bound and the signature (constant
+time) before a byte of the body is decoded; any failure is a `BrokerFrameError`.
 """
 
 from __future__ import annotations
@@ -51,11 +54,14 @@ from ..channels.presence.lowlevel import (
 )
 from .errors import BrokerFrameError, UnencodableMessage
 
-__all__ = ["MAGIC", "DataCodec", "seal", "open_frame"]
+__all__ = ["MAGIC", "ORIGIN_BYTES", "DataCodec", "open_frame", "origin_of", "seal"]
 
 MAGIC = b"\xa1al1"
 """The first bytes of every frame (version 1 of this format)."""
+ORIGIN_BYTES = 8
+"""The size of a frame's origin tag."""
 _SIGNATURE = 32
+_HEADER = len(MAGIC) + ORIGIN_BYTES + _SIGNATURE
 MAX_NESTING = 64
 """Extension values (tuples, sets, records, ...) nest at most this deep in a frame."""
 
@@ -226,16 +232,23 @@ def _triple(value: Any) -> tuple[str, int, int]:
 # -- the seal ---------------------------------------------------------------------------
 
 
-def _signature(key: bytes, channel: bytes, body: bytes) -> bytes:
-    mac = hmac.new(key, channel, hashlib.sha256)
-    mac.update(b"\0")
-    mac.update(body)
-    return mac.digest()
+def _signature(key: bytes, channel: bytes, origin: bytes, body: bytes) -> bytes:
+    # Keyed BLAKE2b is a MAC by design (RFC 7693 §2.9; no HMAC construction needed) and
+    # costs 0.85 µs for a 260-byte frame here, against 1.9 µs for one-shot HMAC-SHA256
+    # and 2.5 µs for hmac.new: a tenth of a receiving node's work per broadcast.
+    return hashlib.blake2b(b"".join((channel, b"\0", origin, body)), key=key, digest_size=_SIGNATURE).digest()
 
 
-def seal(key: bytes, channel: bytes, body: bytes) -> bytes:
-    """The frame to publish ``body`` on ``channel`` (module docstring)."""
-    return MAGIC + _signature(key, channel, body) + body
+def seal(key: bytes, channel: bytes, origin: bytes, body: bytes) -> bytes:
+    """The frame to publish ``body`` on ``channel`` from ``origin`` (`ORIGIN_BYTES`)."""
+    if len(origin) != ORIGIN_BYTES:
+        raise ValueError(f"an origin is {ORIGIN_BYTES} bytes")
+    return MAGIC + origin + _signature(key, channel, origin, body) + body
+
+
+def origin_of(frame: bytes) -> bytes:
+    """The origin tag a frame claims (unverified: compare it only to drop your own)."""
+    return frame[len(MAGIC) : len(MAGIC) + ORIGIN_BYTES]
 
 
 def open_frame(key: bytes, channel: bytes, frame: bytes, max_size: int) -> bytes:
@@ -245,10 +258,10 @@ def open_frame(key: bytes, channel: bytes, frame: bytes, max_size: int) -> bytes
         raise BrokerFrameError(f"a frame is bytes, not {type(frame).__name__}")
     if len(frame) > max_size:
         raise BrokerFrameError(f"frame of {len(frame)} bytes over the bound of {max_size}")
-    if len(frame) < len(MAGIC) + _SIGNATURE or not frame.startswith(MAGIC):
+    if len(frame) < _HEADER or not frame.startswith(MAGIC):
         raise BrokerFrameError("not an alight frame (bad magic or truncated)")
-    start = len(MAGIC) + _SIGNATURE
-    body = frame[start:]
-    if not hmac.compare_digest(frame[len(MAGIC) : start], _signature(key, channel, body)):
+    origin = frame[len(MAGIC) : len(MAGIC) + ORIGIN_BYTES]
+    body = frame[_HEADER:]
+    if not hmac.compare_digest(frame[_HEADER - _SIGNATURE : _HEADER], _signature(key, channel, origin, body)):
         raise BrokerFrameError("bad signature (another cluster secret, or an altered frame)")
     return body

@@ -19,7 +19,7 @@ by the caller and pipelined by the adapter's process with the others of that mom
 
 Security: nothing from Redis is unpickled. Messages are data (`_data_codec`: msgpack of
 plain values, pids, and registered records — pass ``records=`` for your own frozen
-dataclasses), each frame sealed with HMAC-SHA256 under a key derived from the cluster
+dataclasses), each frame sealed with a MAC (keyed BLAKE2b) under a key derived from the cluster
 secret (``ALIGHT_CLUSTER_SECRET``, as for the mesh): a frame that does not verify is
 dropped unread and counted (`BrokerStats.rejected`); sequence numbers drop replays.
 Use Redis's own ``requirepass``/ACLs and TLS (``rediss://``) to keep others off it.
@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
+import secrets
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -70,7 +72,7 @@ from ..channels.presence.lowlevel import (
 )
 from ..channels.pubsub import LocalAdapter
 from ._broker import BrokerStats, Receiver, Sequencer, Stream
-from ._data_codec import DataCodec, open_frame, seal
+from ._data_codec import ORIGIN_BYTES, DataCodec, open_frame, origin_of, seal
 from ._keys import derive_key, derive_keys, load_secret
 from .errors import BrokerFrameError, ClusterError, UnencodableMessage
 from .presence import cluster_settings
@@ -140,6 +142,8 @@ class RedisAdapter:
         self.stats = BrokerStats()
         self.codec = DataCodec((*WIRE_RECORDS, *config.records))
         self._key = derive_key(keys, f"redis:{config.prefix}")
+        self._origin = secrets.token_bytes(ORIGIN_BYTES)
+        """This incarnation's tag in every frame it publishes: its echo is dropped unread."""
         base = f"{config.prefix}:{pubsub.name}"
         self.channel = base
         """The Redis channel of what is for every node."""
@@ -170,6 +174,11 @@ class RedisAdapter:
     def connected(self) -> bool:
         """True while this node both publishes to Redis and is subscribed."""
         return self._publishing and self._subscribed
+
+    @property
+    def waiting(self) -> int:
+        """Messages queued for Redis now (at most `RedisPubSub.max_queue`)."""
+        return len(self._queue)
 
     def _direct_channel(self, node_name: str) -> str:
         return f"{self.channel}:{node_name}"
@@ -220,7 +229,7 @@ class RedisAdapter:
                 self._overflowing = True
                 log.warning("redis: %d messages already wait for Redis; dropping (slow Redis?)", len(self._queue))
             return
-        self._queue.append((channel, seal(self._key, channel, body)))
+        self._queue.append((channel, seal(self._key, channel, self._origin, body)))
         self._wake.set()
         if kind == _PUBSUB:
             self.stats.forwarded += 1
@@ -277,23 +286,43 @@ class RedisAdapter:
             await asyncio.sleep(_backoff(failures))
 
     async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
-        """Hand every message to `_receive`; PING when idle, and give up (raise
-        TimeoutError) when nothing at all comes back for three intervals."""
-        interval = self.config.ping_interval
-        heard = pinged = time.monotonic()
-        while True:
-            message = await pubsub.get_message(timeout=interval)
-            now = time.monotonic()
-            if message is not None:
-                heard = now
-                if message.get("type") == "message":
+        """Hand every message to `_receive`, reading with no timer per message (a third
+        of redis-py's cost per read); `_watch` PINGs when the line is idle and raises
+        TimeoutError here when nothing at all came back for three intervals."""
+        self._heard = time.monotonic()
+        self._stalled = False
+        reader = asyncio.current_task()
+        assert reader is not None
+        watchdog = asyncio.get_running_loop().create_task(self._watch(pubsub, reader))
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                self._heard = time.monotonic()
+                if message is not None and message.get("type") == "message":
                     self._receive(message["channel"], message["data"])
-                continue
-            if now - heard > 3 * interval:
-                raise TimeoutError(f"no answer from Redis for {now - heard:.1f} s")
-            if now - pinged >= interval:
-                pinged = now
-                await pubsub.ping()
+        except asyncio.CancelledError:
+            if self._stalled and reader.uncancel() == 0:
+                raise TimeoutError(f"no answer from Redis for {time.monotonic() - self._heard:.1f} s") from None
+            raise
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _watch(self, pubsub: aioredis.client.PubSub, reader: asyncio.Task[Any]) -> None:
+        interval = self.config.ping_interval
+        while True:
+            await asyncio.sleep(interval)
+            silent = time.monotonic() - self._heard
+            if silent > 3 * interval:
+                self._stalled = True
+                reader.cancel()
+                return
+            if silent >= interval:
+                try:
+                    await pubsub.ping()
+                except (RedisError, OSError) as error:
+                    log.debug("redis: a PING failed (%s); the reader will see the connection go", error)
 
     async def _publish(self, client: aioredis.Redis) -> None:
         """Reach Redis, then pipeline what is queued, one batch at a time. On a failure
@@ -310,6 +339,11 @@ class RedisAdapter:
                 batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
                 try:
                     await self._send(client, batch)
+                except asyncio.CancelledError:
+                    # Stopping: `_flush` sends it again with the rest (a frame that did
+                    # reach Redis arrives twice and is dropped as a replay).
+                    queue.extendleft(reversed(batch))
+                    raise
                 except (RedisError, OSError, TimeoutError) as error:
                     dropped = len(batch) + len(queue)
                     queue.clear()
@@ -368,6 +402,8 @@ class RedisAdapter:
     # -- what arrives ----------------------------------------------------------------
 
     def _receive(self, channel: bytes, frame: Any) -> None:
+        if type(frame) is bytes and origin_of(frame) == self._origin:
+            return  # our own broadcast, echoed by Redis
         stats = self.stats
         try:
             body = open_frame(self._key, channel, frame, self.config.max_frame_size)

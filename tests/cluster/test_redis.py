@@ -114,8 +114,8 @@ def test_frames_that_are_not_ours_are_rejected_and_replays_dropped(
     before = _stats(b)
     for frame in (
         b"not ours at all",
-        b"\xa1al1" + bytes(32) + b"\x90",  # our magic, no valid signature
-        seal(b"k" * 32, CHANNEL.encode(), b"\x96"),  # sealed with another key
+        b"\xa1al1" + bytes(40) + b"\x90",  # our magic, no valid signature
+        seal(b"k" * 32, CHANNEL.encode(), bytes(8), b"\x96"),  # sealed with another key
         genuine[:-1] + bytes([genuine[-1] ^ 1]),  # altered in one bit
         b"\x00" * 17_000_000,  # over the size bound
     ):

@@ -21,7 +21,7 @@ from alight.actors import Pid, Ref
 from alight.channels.message import Broadcast, Encoded
 from alight.channels.presence._state import Delta, State
 from alight.channels.presence.lowlevel import GracefulPermdown, Heartbeat, Replica, TransferAck, TransferReq
-from alight.cluster._data_codec import MAGIC, DataCodec, open_frame, seal
+from alight.cluster._data_codec import MAGIC, DataCodec, open_frame, origin_of, seal
 from alight.cluster.errors import BrokerFrameError, UnencodableMessage
 
 from .test_presence_state_properties import content, histories, play
@@ -172,13 +172,15 @@ def test_deep_nesting_is_refused_not_a_crash() -> None:
 
 KEY = b"k" * 32
 CHANNEL = b"alight:app.pubsub"
+ORIGIN = b"\x01" * 8
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=100), st.integers(0, 10_000), st.integers(0, 7))
 def test_a_sealed_frame_opens_only_unaltered_with_its_key_and_channel(body: bytes, where: int, bit: int) -> None:
-    frame = seal(KEY, CHANNEL, body)
+    frame = seal(KEY, CHANNEL, ORIGIN, body)
     assert open_frame(KEY, CHANNEL, frame, 1 << 20) == body
+    assert origin_of(frame) == ORIGIN
     altered = bytearray(frame)
     altered[where % len(frame)] ^= 1 << bit
     for key, channel, candidate in (
@@ -192,10 +194,10 @@ def test_a_sealed_frame_opens_only_unaltered_with_its_key_and_channel(body: byte
 
 def test_frames_over_the_bound_or_not_ours_are_refused_before_checking() -> None:
     with pytest.raises(BrokerFrameError, match="over the bound"):
-        open_frame(KEY, CHANNEL, seal(KEY, CHANNEL, b"x" * 100), 50)
+        open_frame(KEY, CHANNEL, seal(KEY, CHANNEL, ORIGIN, b"x" * 100), 50)
     with pytest.raises(BrokerFrameError, match="bad magic"):
         open_frame(KEY, CHANNEL, b"GET / HTTP/1.1\r\n" * 4, 1 << 20)
     with pytest.raises(BrokerFrameError, match="bad signature"):
-        open_frame(KEY, CHANNEL, MAGIC + bytes(32) + b"\x90", 1 << 20)
+        open_frame(KEY, CHANNEL, MAGIC + ORIGIN + bytes(32) + b"\x90", 1 << 20)
     with pytest.raises(BrokerFrameError, match="bytes, not str"):
         open_frame(KEY, CHANNEL, "text", 1 << 20)  # type: ignore[arg-type]
