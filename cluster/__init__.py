@@ -16,6 +16,10 @@ distribution extends it with a `ClusterExtension`): PubSub forwards each broadca
 (`ClusterAdapter`), presence replicates (`ClusterReplicator`, with the cluster timing
 `CLUSTER_TRACKER_SETTINGS`: a dead node's presences leave within 5 s) and long-poll
 sessions are served by any node.
+
+Nodes that cannot reach each other can share a Redis or Valkey server instead:
+`alight.cluster.redis.RedisPubSub`, an endpoint extension (the ``redis`` extra; not
+imported here, so the mesh needs no Redis client).
 """
 
 from ._keys import ENV_VAR, ClusterKeys, derive_keys, load_keys, load_secret
