@@ -49,6 +49,7 @@ import base64
 import contextlib
 import logging
 import random
+import re
 import secrets
 import time
 from collections import deque
@@ -141,6 +142,8 @@ class RedisAdapter:
         self.node: Node = pubsub.node
         self.stats = BrokerStats()
         self.codec = DataCodec((*WIRE_RECORDS, *config.records))
+        self._where = _redact(config.url)
+        """The URL without its password, for the log."""
         self._key = derive_key(keys, f"redis:{config.prefix}")
         self._origin = secrets.token_bytes(ORIGIN_BYTES)
         """This incarnation's tag in every frame it publishes: its echo is dropped unread."""
@@ -264,7 +267,9 @@ class RedisAdapter:
                 async with asyncio.timeout(self.config.connect_timeout + self.config.command_timeout):
                     await pubsub.subscribe(self._all, self._own)
                 if since is not None:
-                    log.warning("redis: subscribed again to %s after %.1f s", self.config.url, time.monotonic() - since)
+                    log.warning("redis: subscribed again to %s after %.1f s", self._where, time.monotonic() - since)
+                elif not self.stats.disconnects:
+                    log.info("redis: PubSub %s over %s as node %s", self.channel, self._where, self.node.name)
                 failures, since = 0, None
                 self._subscribed = True
                 await self._listen(pubsub)
@@ -276,7 +281,7 @@ class RedisAdapter:
                     log.warning(
                         "redis: no subscription to %s (%s); broadcasts stay on this node until it is back, "
                         "retrying every %.0f s at most",
-                        self.config.url,
+                        self._where,
                         _describe(error),
                         _MAX_BACKOFF,
                     )
@@ -353,7 +358,7 @@ class RedisAdapter:
                     log.warning(
                         "redis: publishing to %s failed (%s): %d messages dropped; broadcasts stay on this node "
                         "until it answers again",
-                        self.config.url,
+                        self._where,
                         _describe(error),
                         dropped,
                     )
@@ -371,13 +376,13 @@ class RedisAdapter:
                 if failures == 0 and self.stats.disconnects == 0:
                     log.warning(
                         "redis: cannot reach %s (%s); broadcasts stay on this node until it answers, retrying",
-                        self.config.url,
+                        self._where,
                         _describe(error),
                     )
                 failures += 1
                 await asyncio.sleep(_backoff(failures))
         if failures or self.stats.disconnects:
-            log.warning("redis: publishing to %s again after %.1f s", self.config.url, time.monotonic() - since)
+            log.warning("redis: publishing to %s again after %.1f s", self._where, time.monotonic() - since)
         self._publishing = True
 
     async def _send(self, client: aioredis.Redis, batch: list[tuple[bytes, bytes]]) -> None:
@@ -447,6 +452,11 @@ def _envelope(value: Any) -> tuple[str, int, int, int, str, Any]:
     if kind not in (_PUBSUB, _PRESENCE):
         raise BrokerFrameError(f"unknown message kind {kind!r}")
     return sender, creation, seq, kind, target, message
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (the log must not leak it)."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _backoff(failures: int) -> float:

@@ -66,3 +66,11 @@ def test_every_message_is_delivered_once_or_counted(plan: list[tuple[int, str]])
         # Between the first and the last delivered, every number is delivered or lost.
         assert stats.lost == (last - first + 1) - len(delivered)
     assert len(delivered) + stats.replayed == len(wire)
+
+
+def test_the_log_never_shows_a_redis_password() -> None:
+    from alight.cluster.redis import _redact
+
+    assert _redact("redis://user:pa:ss@h:6379/0") == "redis://user:***@h:6379/0"
+    assert _redact("rediss://:secret@h") == "rediss://:***@h"
+    assert _redact("redis://h:6379/0") == "redis://h:6379/0"
