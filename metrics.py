@@ -325,6 +325,7 @@ _HTTP_COUNTERS = (
     ("refused_per_address", "HTTP connections closed on accept: too many from one address"),
     ("partial_frame_closes", "WebSockets closed (1013) holding the most of the unfinished-frame budget"),
     ("frame_timeouts", "WebSockets closed (1008) for a frame not finished in time"),
+    ("abnormal_closes", "WebSockets that ended without a close frame (1006): client gone, or a proxy closed it"),
     ("frames_in", "WebSocket frames received"),
     ("frames_out", "WebSocket frames sent"),
     ("bytes_in", "WebSocket bytes received"),

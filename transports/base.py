@@ -207,6 +207,9 @@ class TransportStats:
     frames_too_big: int = 0
     partial_frame_closes: int = 0
     frame_timeouts: int = 0
+    abnormal_closes: int = 0
+    """WebSockets that ended without a close frame (1006): the client vanished, or a
+    proxy closed the connection (nginx's ``proxy_read_timeout`` on an idle one)."""
     frames_in: int = 0
     frames_out: int = 0
     bytes_in: int = 0

@@ -79,6 +79,7 @@ bound, the idle timeout, the inbound credits — is the `ConnectionPolicy`'s
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,8 @@ from .base import (
 from .errors import WebSocketProtocolError
 from .idle import IdleWheel, idle_resolution
 from .policy import CLOSED, CLOSING, OPEN, PENDING, SLOW_CONSUMER, ConnectionPolicy
+
+log = logging.getLogger("alight.transports.websocket")
 
 if TYPE_CHECKING:
     from ..actors import Node, Pid
@@ -624,6 +627,8 @@ class WebSocketConn(asyncio.Protocol, Conn):
         self._paused = False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._policy.state == _OPEN:
+            self._lost_without_close()
         self._notify("connection lost", CLOSE_ABNORMAL)
         self._policy.lost()
         self._release()
@@ -637,6 +642,19 @@ class WebSocketConn(asyncio.Protocol, Conn):
             on_lost(self)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _lost_without_close(self) -> None:
+        """Count a 1006 and say so at the 1st, 10th, 100th, ... (a bounded log: at scale
+        clients vanish all the time; the counter is ``abnormal_closes``)."""
+        stats = self._stats
+        stats.abnormal_closes += 1
+        n = stats.abnormal_closes
+        if n == 10 ** (len(str(n)) - 1):
+            log.info(
+                "a WebSocket ended without a close frame (1006; %d so far): the client went away, or a proxy "
+                "closed it (behind nginx, proxy_read_timeout must exceed the client's heartbeat, 30 s)",
+                n,
+            )
 
     def _fail(self, code: int, reason: str) -> None:
         # Nothing after a bad frame can be trusted: send our close, then close TCP

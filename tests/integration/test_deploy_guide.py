@@ -11,10 +11,12 @@ client address the app replies with can only have come from ``X-Forwarded-For``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +27,9 @@ from typing import Any
 import pytest
 from testkit import UNIT
 from testkit.processes import REPO, free_port, kill_group, run_node, running_app
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from alight.channels import Drainer
 
@@ -68,9 +73,9 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[tuple[int, Any]]:
+def nginx(request: pytest.FixtureRequest, tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[tuple[int, Any]]:
     """The guide's app, and nginx in front of it with the guide's server block: (the TLS
-    port, the app)."""
+    port, the app). Parametrized indirectly, the value replaces ``proxy_read_timeout``."""
     binary = shutil.which("nginx")
     if binary is None:
         if os.environ.get("ALIGHT_REQUIRE_BROWSER"):
@@ -89,6 +94,10 @@ def nginx(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[tuple[int,
             .replace("/etc/ssl/alight/key.pem", str(key))
             .replace("proxy_pass http://alight;", "proxy_pass http://alight;\n        proxy_bind 127.0.0.2;")
         )
+        read_timeout = getattr(request, "param", None)
+        if read_timeout is not None:
+            assert "proxy_read_timeout 75s;" in block
+            block = block.replace("proxy_read_timeout 75s;", f"proxy_read_timeout {read_timeout};")
         for placed in (f"127.0.0.1:{app.port}", f"127.0.0.1:{port}", str(cert), str(key), "proxy_bind"):
             assert placed in block  # the guide still says what is replaced
         temp = tmp_path / "nginx"
@@ -134,6 +143,31 @@ def test_phoenix_client_through_nginx_with_tls(
     assert run.by_check["websocket"]["reply"] == {"client": "127.0.0.1", "transport": "websocket"}
     assert run.by_check["longpoll"]["reply"] == {"client": "127.0.0.1", "transport": "longpoll"}
     assert "done" in run.by_check
+
+
+@pytest.mark.parametrize("nginx", ["1s"], indirect=True)
+def test_nginx_closing_an_idle_websocket_is_counted_and_explained(
+    nginx: tuple[int, Any], certificate: tuple[Path, Path]
+) -> None:
+    """Why the guide's proxy_read_timeout is above the heartbeat: with 1 s, nginx cuts a
+    joined, quiet WebSocket; the app logs a 1006 with the likely cause, the client sees its
+    connection end."""
+    port, app = nginx
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    url = f"wss://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    with ws_connect(url, ssl=context, origin=Origin("https://alight.example.com"), open_timeout=10 * UNIT) as ws:
+        ws.send(json.dumps(["1", "1", "info:idle", "phx_join", {}]))
+        reply = json.loads(ws.recv(timeout=10 * UNIT))
+        assert reply[3:] == [
+            "phx_reply",
+            {"status": "ok", "response": {"client": "127.0.0.1", "transport": "websocket"}},
+        ]
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10 * UNIT)  # nothing is sent: nginx's timeout ends it
+        assert time.monotonic() - started < 5 * UNIT
+    line = app.wait_for_log("without a close frame (1006")
+    assert "proxy_read_timeout" in line
 
 
 def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
