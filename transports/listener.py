@@ -124,6 +124,10 @@ class HttpListener(GenServer):
             return Reply(self.state.stats)
         if request == "stop_accepting":
             self.server.close()  # new connections go elsewhere (the other nodes on the port)
+            # A connection accepted before but upgraded after this (mid-handshake now) is
+            # closed as it upgrades (1012), as on the listener's own stop: the drain's
+            # batches would not know it.
+            self.state.closing = True
             return Reply(None)
         if request == "socket_pids":
             return Reply(list(self.state.sockets))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +69,19 @@ def pair() -> Iterator[tuple[AppNode, AppNode]]:
             node.kill()
 
 
+def _read_until_close_frame(sock: socket.socket) -> bytes:
+    """What the server sent, up to its first close frame after the 101 (bounded by the
+    socket's timeout: the server then waits for our close, which never comes)."""
+    data = b""
+    with sock:
+        while not (b"\r\n\r\n" in data and b"\x88" in data.partition(b"\r\n\r\n")[2][:1]):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def _longpoll_session(node: AppNode) -> str:
     created: dict[str, Any] = node.request("GET", "/socket/longpoll?vsn=2.0.0&user_id=lp")
     token: str = created["token"]
@@ -86,6 +100,12 @@ def test_sigterm_drains_presence_first_then_connections_in_batches(pair: tuple[A
     token = _longpoll_session(b)
     everyone = sorted([*(f"u{i}" for i in range(CLIENTS)), "lp"])
     wait_for("every presence on a", lambda: a.presence(TOPIC) == everyone)
+    # A connection accepted before the drain, upgrading after it began: not in any batch.
+    late = socket.create_connection((b.ip, b.http_port), timeout=WAIT)
+    late.sendall(
+        f"GET /socket/websocket?vsn=2.0.0&user_id=late HTTP/1.1\r\nHost: {b.host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n".encode()
+    )
 
     b.signal(signal.SIGTERM)
     sent = time.monotonic()
@@ -97,6 +117,15 @@ def test_sigterm_drains_presence_first_then_connections_in_batches(pair: tuple[A
     # No new connection while b drains.
     with pytest.raises(ConnectionRefusedError), connect(f"ws://{b.host}/socket/websocket?vsn=2.0.0", open_timeout=WAIT):
         pass
+    # The late upgrade completes, and is closed at once with "service restart".
+    late.sendall(b"\r\n")
+    upgraded = time.monotonic()
+    answer = _read_until_close_frame(late)
+    assert time.monotonic() - upgraded < 0.5 * INTERVAL  # at once, not with the node's stop
+    assert answer.startswith(b"HTTP/1.1 101"), answer[:80]
+    _, _, frames = answer.partition(b"\r\n\r\n")
+    assert frames[:1] == b"\x88", frames[:20]  # a close frame,
+    assert frames[2:4] == (1012).to_bytes(2, "big"), frames[:20]  # "service restart"
 
     for client in clients:
         client.join(WAIT)
