@@ -103,9 +103,3 @@ _drainer = (
 )
 app = Endpoint(check_origin=False, name="scale", presence=True, drainer=_drainer)
 app.socket("/socket", ScaleSocket, websocket=True, longpoll=False)
-
-if _diff := os.environ.get("ALIGHT_BENCH_DIFF_PERIOD"):  # experiment
-    import dataclasses as _dc
-
-    assert app.presence is not None
-    app.presence.tracker.settings = _dc.replace(app.presence.tracker.settings, diff_period=float(_diff)).validated()
