@@ -94,7 +94,7 @@ def supervision(script: bool) -> None:
 def run_command(
     app: str, host: str, port: int, reuse_port: bool, node_name: str | None, pubsub_url: str | None
 ) -> None:
-    """Serve APP (MODULE:ENDPOINT, e.g. examples.reference:app) until Ctrl-C or SIGTERM."""
+    """Serve APP (MODULE:ENDPOINT, e.g. alight.examples.reference:app) until Ctrl-C or SIGTERM."""
     from .runner import AppNotFound, load_app, run_app
 
     try:
@@ -135,7 +135,7 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
     envvar="ALIGHT_NODE_NAME",
     help="Node name, NAME@HOST or NAME (then @ the advertised host); unique in the cluster.",
 )
-@click.option("--app", "app", required=True, help="MODULE:APP, e.g. examples.reference:app.")
+@click.option("--app", "app", required=True, help="MODULE:APP, e.g. alight.examples.reference:app.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
 @click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
 @click.option("--reuse-port", is_flag=True, help="Share the HTTP port with other nodes (SO_REUSEPORT).")
@@ -313,7 +313,7 @@ def cluster() -> None:
 
 @cluster.command("start")
 @click.option("--nodes", "count", required=True, type=click.IntRange(min=1), help="How many nodes.")
-@click.option("--app", "app", required=True, help="MODULE:APP, e.g. examples.reference:app.")
+@click.option("--app", "app", required=True, help="MODULE:APP, e.g. alight.examples.reference:app.")
 @click.option("--port", default=4000, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
 @click.option("--port-per-node", is_flag=True, help="Node i listens on PORT+i instead of sharing PORT.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address and node host name.")

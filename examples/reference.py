@@ -1,6 +1,7 @@
 """The reference app: how alight is checked against real Phoenix clients.
 
-Run it with ``alight run examples.reference:app --port 4000`` (binds 127.0.0.1).
+Run it with ``alight run alight.examples.reference:app --port 4000`` (binds 127.0.0.1;
+from a checkout, ``examples.reference:app`` serves the same app).
 Its behaviour is specified in issue 3 and must not drift: the conformance tests
 drive it with the official phoenix client over WebSocket and long-poll.
 

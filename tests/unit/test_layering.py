@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "launcher": 8,
     "demo": 8,
     "cli": 9,
+    "examples": 10,  # alight.examples: apps built on everything, as users write them
     "": 10,  # alight/__init__.py: the top-level convenience names
 }
 GROUPS = {"_launcher_output": "launcher"}
