@@ -75,7 +75,9 @@ def supervision(script: bool) -> None:
 @main.command("run")
 @click.argument("app")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
+@click.option(
+    "--port", default=4000, show_default=True, type=click.IntRange(0, 65535), help="HTTP port (0 picks a free one)."
+)
 @click.option("--reuse-port", is_flag=True, help="Share the port with other nodes (SO_REUSEPORT).")
 @click.option(
     "--name",
@@ -101,11 +103,24 @@ def run_command(
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="APP") from None
+    _check_port(host, port, reuse_port)
     if pubsub_url:
         _extend_with_redis(endpoint, pubsub_url)
         if node_name is None:
             node_name = f"alight-{os.getpid()}@{socket.gethostname()}"
     run_app(endpoint, host=host, port=port, reuse_port=reuse_port, node_name=node_name or "alight@127.0.0.1")
+
+
+def _check_port(host: str, port: int, reuse_port: bool) -> None:
+    """`alight.runner.check_port`; a `PortUnavailable` is one line on stderr and the
+    exit status `EXIT_UNAVAILABLE` (3)."""
+    from .runner import EXIT_UNAVAILABLE, PortUnavailable, check_port
+
+    try:
+        check_port(host, port, reuse_port)
+    except PortUnavailable as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 def _extend_with_redis(endpoint: Any, url: str) -> None:
@@ -137,7 +152,9 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
 )
 @click.option("--app", "app", required=True, help="MODULE:APP, e.g. alight.examples.reference:app.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
-@click.option("--port", default=4000, show_default=True, type=int, help="HTTP port (0 picks a free one).")
+@click.option(
+    "--port", default=4000, show_default=True, type=click.IntRange(0, 65535), help="HTTP port (0 picks a free one)."
+)
 @click.option("--reuse-port", is_flag=True, help="Share the HTTP port with other nodes (SO_REUSEPORT).")
 @click.option(
     "--cluster-bind",
@@ -148,7 +165,13 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
     envvar="ALIGHT_CLUSTER_BIND",
     help="Cluster bind address (0.0.0.0: every interface, then --cluster-advertise is needed).",
 )
-@click.option("--cluster-port", default=0, show_default=True, type=int, help="Cluster port (0 picks a free one).")
+@click.option(
+    "--cluster-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Cluster port (0 picks a free one).",
+)
 @click.option(
     "--cluster-advertise",
     envvar="ALIGHT_CLUSTER_ADVERTISE",
@@ -232,6 +255,7 @@ def node_command(
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="--app") from None
+    _check_port(host, port, reuse_port)
     try:
         run_node(
             endpoint,

@@ -15,10 +15,12 @@ distribution last (so presence can say goodbye to the other nodes).
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import logging
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,6 +40,48 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 class AppNotFound(AlightError):  # noqa: N818 - reads as what happened
     """``MODULE:APP`` could not be imported or is not an Endpoint."""
+
+
+class PortUnavailable(AlightError):  # noqa: N818 - reads as what happened
+    """The HTTP port cannot be bound; the message says why and what to do."""
+
+
+EXIT_UNAVAILABLE = 3
+"""``alight run``/``alight node`` exit status when the node cannot start because
+something it needs is taken or missing (the port, a cluster secret): not a crash
+(1) and not a usage error (2)."""
+
+
+def check_port(host: str, port: int, reuse_port: bool) -> None:
+    """Raise `PortUnavailable` if ``host:port`` cannot be bound now, with the fix in
+    the message: a clear line before the node starts instead of a supervisor's crash
+    report (the bind itself may still lose a race, then the crash report says it)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                share = "" if reuse_port else ", or --reuse-port to share it with other alight nodes"
+                raise PortUnavailable(
+                    f"cannot listen on {host}:{port}: the address is in use (another server there? "
+                    f"pick another --port{share})"
+                ) from None
+            if error.errno == errno.EACCES:
+                raise PortUnavailable(
+                    f"cannot listen on {host}:{port}: permission denied (ports below 1024 need root "
+                    "or CAP_NET_BIND_SERVICE; pick --port 1024 or above)"
+                ) from None
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise PortUnavailable(
+                    f"cannot listen on {host}:{port}: no interface has the address {host} (--host)"
+                ) from None
+            raise PortUnavailable(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def load_app(spec: str) -> Endpoint:

@@ -1,0 +1,63 @@
+"""What ``alight run`` and ``alight node`` say when they cannot start: one line with the fix,
+and an exit status that means something (2: a usage error; 3: something the node needs is
+taken or missing), never a crash report and a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from testkit import UNIT
+from testkit.processes import REPO, free_port
+
+pytestmark = pytest.mark.slow  # OS processes
+
+APP = "alight.examples.reference:app"
+
+
+def _alight(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alight.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        env=env,
+    )
+
+
+def _one_line_error(run: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "crash" not in run.stderr.lower(), run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["run", APP], ["node", "--app", APP, "--name", "n"]])
+def test_a_port_in_use_is_one_line_and_exit_3(command: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"ALIGHT_CLUSTER_SECRET": "0123456789abcdef0123456789abcdef", "PATH": "/usr/bin:/bin"}
+        run = _alight(*command, "--port", str(port), env=env)
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    line = _one_line_error(run)
+    assert f"127.0.0.1:{port}" in line
+    assert "in use" in line
+    assert "--port" in line
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    run = _alight("run", APP, "--port", "70000")
+    assert run.returncode == 2
+    assert "70000 is not in the range 0<=x<=65535" in run.stderr
+
+
+def test_an_address_no_interface_has_is_named() -> None:
+    run = _alight("run", APP, "--host", "192.0.2.1", "--port", str(free_port()))  # TEST-NET-1
+    assert run.returncode == 3, run.stderr
+    assert "no interface has the address 192.0.2.1" in _one_line_error(run)
