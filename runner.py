@@ -251,9 +251,28 @@ async def _watch_stdin(node: Node) -> None:
 
 
 async def _announce(app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]) -> None:
-    """The last child's start: once the distribution has joined its seeds (bounded),
-    report the node ready and start nothing (`Ignored`)."""
-    await dist.joined()
+    """The last child's start: once the distribution has joined its seeds, report the
+    node ready and start nothing (`Ignored`). A seed that is unreachable is retried in
+    the background (the node is ready after `Distribution.joined`'s bound). One whose
+    handshakes fail (another cluster secret) leaves the node not ready: the start goes
+    on in a process of its own (so that a SIGTERM still stops the node), which logs what
+    it waits for every few seconds, naming ALIGHT_CLUSTER_SECRET, and announces the node
+    ready if the seed ever takes it."""
+    if not await dist.joined() and dist.refused_seeds():
+        spawn_link(_announce_when_joined, app, dist, port, announce)
+        return
+    await _ready(app, dist, port, announce)
+
+
+async def _announce_when_joined(
+    app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]
+) -> None:
+    while not await dist.joined() and dist.refused_seeds():
+        pass  # joined() has logged what it waits for, and why
+    await _ready(app, dist, port, announce)
+
+
+async def _ready(app: Endpoint, dist: Distribution, port: int, announce: Callable[[NodeReady], None]) -> None:
     if port == 0:
         from .transports.listener import listener_port
 

@@ -87,7 +87,12 @@ CONNECT_TIMEOUT = 1.0
 
 RECONNECT_INTERVAL = 0.1
 """Seconds between ZeroMQ's reconnect attempts (its default)."""
-MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+"""A connection was made and its CurveZMQ handshake failed: with alight's keys, the
+peer holds another cluster secret (or is not an alight node)."""
+MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED
 """The socket-monitor events of a DEALER that `Mesh` reads."""
 
 _NOOP = Heartbeat(-1)
@@ -137,6 +142,10 @@ class LinkStatistics:
     it reconnects): dropped, as Erlang drops what arrives from a node it disconnected."""
     queued: int = 0
     """Messages waiting in our per-peer queues (at the time of the snapshot)."""
+    handshakes_refused: int = 0
+    """Connections to our cluster port whose handshake failed: a node with another
+    cluster secret, or something that is not an alight node (logged at the 1st, 10th,
+    100th, ...; nothing of theirs is read)."""
 
 
 class Outlink:
@@ -145,6 +154,7 @@ class Outlink:
     __slots__ = (
         "acked",
         "address",
+        "auth_refused",
         "closed",
         "connected",
         "monitor",
@@ -168,6 +178,9 @@ class Outlink:
         self.monitor_fd = -1
         self.connected = False
         """A connection completed its handshake and was not lost since."""
+        self.auth_refused = 0
+        """Handshakes that failed since the last one that succeeded: the peer holds
+        another cluster secret (or is not an alight node)."""
         self.written = 0
         """Messages written to ZeroMQ on this link."""
         self.acked = 0
@@ -207,6 +220,8 @@ class Mesh:
         self._context: zmq.Context[Any] = zmq.Context()
         self._zap: ZapHandler | None = None
         self._router: zmq.Socket[Any] | None = None
+        self._router_monitor: zmq.Socket[Any] | None = None
+        self._router_monitor_fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._links: set[Outlink] = set()
         self._dirty: list[Outlink] = []
@@ -233,7 +248,30 @@ class Mesh:
         self._fd = cast(int, self._router.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._on_readable)
         self._schedule_read()  # edge-triggered: catch anything already queued
+        self._router_monitor = self._router.get_monitor_socket(HANDSHAKE_FAILED)
+        self._router_monitor.linger = 0
+        self._router_monitor_fd = cast(int, self._router_monitor.getsockopt(zmq.FD))
+        loop.add_reader(self._router_monitor_fd, self._on_router_monitor)
+        loop.call_soon(self._on_router_monitor)
         return self.address
+
+    def _on_router_monitor(self) -> None:
+        monitor = self._router_monitor
+        while monitor is not None:
+            try:
+                recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            stats = self._stats
+            stats.handshakes_refused += 1
+            n = stats.handshakes_refused
+            if n == 10 ** (len(str(n)) - 1):  # the 1st, 10th, 100th, ...: bounded
+                log.warning(
+                    "cluster: refused a handshake on %s (%d so far): a node with another cluster secret, or not "
+                    "an alight node (check that ALIGHT_CLUSTER_SECRET is the same on every node)",
+                    self.bound,
+                    n,
+                )
 
     def connect(self, address: str) -> Outlink:
         """A new outgoing link (new session) to the ROUTER at ``address``."""
@@ -269,6 +307,9 @@ class Mesh:
                 return
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 link.connected = True
+                link.auth_refused = 0
+            elif event & HANDSHAKE_FAILED:
+                link.auth_refused += 1
             elif event == zmq.EVENT_DISCONNECTED and link.connected:
                 link.connected = False
                 if self._on_disconnect is not None:
@@ -455,6 +496,12 @@ class Mesh:
         if self._router is not None:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._fd)
+                if self._router_monitor is not None:
+                    self._loop.remove_reader(self._router_monitor_fd)
+            if self._router_monitor is not None:
+                self._router.disable_monitor()
+                self._router_monitor.close(linger=0)
+                self._router_monitor = None
             self._router.close(linger=0)
             self._router = None
         if self._zap is not None:

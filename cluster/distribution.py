@@ -305,6 +305,16 @@ class Distribution:
             return False
         return True
 
+    def refused_seeds(self) -> list[str]:
+        """The seed addresses whose handshakes fail (the seed holds another cluster
+        secret, or is not an alight node): a misconfiguration that retrying does not heal."""
+        links = self._links
+        return sorted(
+            address
+            for address, link_id in self._membership.seed_links().items()
+            if (link := links.get(link_id)) is not None and link.auth_refused
+        )
+
     def _waiting_for(self) -> str:
         """What `joined` still waits for, and for each, what is known of why."""
         parts = []
@@ -315,7 +325,12 @@ class Distribution:
                 peer = self._membership.peer(address)
                 link_id = peer.out if peer is not None else None
             link = self._links.get(link_id) if link_id is not None else None
-            if link is not None and link.connected:
+            if link is not None and link.auth_refused:
+                why = (
+                    "its handshake failed: it holds another cluster secret, or is not an alight node; "
+                    "check that ALIGHT_CLUSTER_SECRET is the same on every node"
+                )
+            elif link is not None and link.connected:
                 why = f"connected, but no answer: it may not reach this node at {self.address} (--cluster-advertise)"
             else:
                 why = "not connected: nothing listening there, unreachable, or another cluster secret"
