@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
@@ -58,6 +59,15 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
     sys.exit(asyncio.run(_run_cluster(config, secret=secrets.token_urlsafe(32), up_message=up)))
 
 
+def _keys_can_be_read(stream: IO[str]) -> bool:
+    """A terminal, a pipe or a socket: what the event loop can watch for key presses."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stream.isatty() or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 @demo.command("supervision")
 @click.option("--script", is_flag=True, help="Run a fixed scenario unattended and print what was observed.")
 def supervision(script: bool) -> None:
@@ -69,6 +79,11 @@ def supervision(script: bool) -> None:
     """
     from .demo.supervision import run
 
+    if not script and not _keys_can_be_read(sys.stdin):
+        raise click.UsageError(
+            "the interactive demo reads keys from a terminal or a pipe, and stdin is neither "
+            "(/dev/null, a file); run it in a terminal, or unattended: alight demo supervision --script"
+        )
     sys.exit(run(script=script))
 
 

@@ -65,3 +65,13 @@ def test_interactive_starts_and_quits_on_q() -> None:
     assert "alight supervision demo" in done.stdout
     assert "started demo" in done.stdout
     assert done.stderr == "", done.stderr
+
+
+def test_without_a_terminal_or_pipe_it_says_to_use_script() -> None:
+    with open("/dev/null") as devnull:  # as under nohup, cron or systemd
+        done = subprocess.run(
+            [*_alight(), "demo", "supervision"], stdin=devnull, capture_output=True, text=True, timeout=20 * UNIT
+        )
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert "alight demo supervision --script" in done.stderr
