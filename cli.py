@@ -108,8 +108,31 @@ def supervision(script: bool) -> None:
     help="Share PubSub and presence with the other nodes on this Redis/Valkey (redis://HOST:PORT/DB, "
     "rediss:// for TLS); needs ALIGHT_CLUSTER_SECRET. [env: ALIGHT_PUBSUB]",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="ALIGHT_LOG_LEVEL",
+    help="What to log [env: ALIGHT_LOG_LEVEL].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="ALIGHT_LOG_FORMAT",
+    help="Text lines, or one JSON object per line [env: ALIGHT_LOG_FORMAT].",
+)
 def run_command(
-    app: str, host: str, port: int, reuse_port: bool, node_name: str | None, pubsub_url: str | None
+    app: str,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    node_name: str | None,
+    pubsub_url: str | None,
+    log_level: str,
+    log_format: Literal["text", "json"],
 ) -> None:
     """Serve APP (MODULE:ENDPOINT, e.g. alight.examples.reference:app) until Ctrl-C or SIGTERM."""
     from .runner import AppNotFound, load_app, run_app
@@ -123,7 +146,15 @@ def run_command(
         _extend_with_redis(endpoint, pubsub_url)
         if node_name is None:
             node_name = f"alight-{os.getpid()}@{socket.gethostname()}"
-    run_app(endpoint, host=host, port=port, reuse_port=reuse_port, node_name=node_name or "alight@127.0.0.1")
+    run_app(
+        endpoint,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        node_name=node_name or "alight@127.0.0.1",
+        log_level=log_level,
+        log_format=log_format,
+    )
 
 
 def _check_port(host: str, port: int, reuse_port: bool) -> None:
@@ -218,6 +249,22 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
     help="File holding the cluster secret (chmod 600); default: $ALIGHT_CLUSTER_SECRET.",
 )
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Stop when stdin closes (used by the launcher).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="ALIGHT_LOG_LEVEL",
+    help="What to log [env: ALIGHT_LOG_LEVEL].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="ALIGHT_LOG_FORMAT",
+    help="Text lines, or one JSON object per line [env: ALIGHT_LOG_FORMAT].",
+)
 def node_command(
     name: str,
     app: str,
@@ -232,6 +279,8 @@ def node_command(
     discover_interval: float,
     secret_file: str | None,
     exit_with_parent: bool,
+    log_level: str,
+    log_format: Literal["text", "json"],
 ) -> None:
     """Run APP on one cluster node, joining the cluster through --seeds or --discover.
 
@@ -285,6 +334,8 @@ def node_command(
             cluster_advertise=cluster_advertise,
             discovery=discovery,
             exit_with_parent=exit_with_parent,
+            log_level=log_level,
+            log_format=log_format,
         )
     except AddressError as error:
         raise click.BadParameter(str(error), param_hint="--name") from None

@@ -24,18 +24,21 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .actors import ChildSpec, Exit, Node, Pid, receive, spawn_link, trap_exit
 from .channels.endpoint import Endpoint
 from .errors import AlightError
+from .logs import TEXT_FORMAT
+from .logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from .cluster import ClusterKeys, Discovery, Distribution
 
 log = logging.getLogger("alight.runner")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = TEXT_FORMAT
+LogFormat = Literal["text", "json"]
 
 
 class AppNotFound(AlightError):  # noqa: N818 - reads as what happened
@@ -113,9 +116,12 @@ def run_app(
     port: int = 4000,
     reuse_port: bool = False,
     node_name: str = "alight@127.0.0.1",
+    log_level: str = "info",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT, logging as
+    `alight.logs.configure` says."""
+    configure_logging(log_level, log_format)
     Node(node_name).serve([app.child_spec(port=port, host=host, reuse_port=reuse_port)])
 
 
@@ -171,8 +177,11 @@ def run_node(
     discovery: Discovery | None = None,
     on_ready: Callable[[NodeReady], None] | None = None,
     exit_with_parent: bool = False,
+    log_level: str = "info",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Serve ``app`` on a cluster node named ``name`` until SIGTERM/SIGINT.
+    """Serve ``app`` on a cluster node named ``name`` until SIGTERM/SIGINT, logging as
+    `alight.logs.configure` says.
 
     The root supervisor starts, in order: the `Distribution` (bound to
     ``cluster_host:cluster_port``, telling its peers to connect to
@@ -189,7 +198,7 @@ def run_node(
     from .cluster import Distribution
     from .cluster.address import advertised, host_of, node_name
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging(log_level, log_format)
     node = Node(node_name(name, host_of(advertised(cluster_host, cluster_port or 1, cluster_advertise))))
     dist = Distribution(
         node,

@@ -115,7 +115,8 @@ class HttpListener(GenServer):
             lambda: HttpProtocol(state), host, port, reuse_port=reuse_port or None, backlog=backlog
         )
         self.port: int = self.server.sockets[0].getsockname()[1]
-        log.info("listening on %s:%d", host, self.port)
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening on http://%s:%d", shown, self.port)
 
     async def handle_call(self, request: Any, from_: Any) -> Reply:
         if request == "port":

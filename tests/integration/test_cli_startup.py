@@ -4,9 +4,15 @@ taken or missing), never a crash report and a traceback."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from testkit import UNIT
@@ -61,3 +67,67 @@ def test_an_address_no_interface_has_is_named() -> None:
     run = _alight("run", APP, "--host", "192.0.2.1", "--port", str(free_port()))  # TEST-NET-1
     assert run.returncode == 3, run.stderr
     assert "no interface has the address 192.0.2.1" in _one_line_error(run)
+
+
+def test_log_level_and_json_lines(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "alight.cli", "run", APP, "--port", str(port), "--log-format", "json"],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        lines = _lines_when(log, lambda text: "listening on" in text)
+    finally:
+        server.terminate()
+        server.wait(timeout=30 * UNIT)
+    first = json.loads(lines[0])
+    assert first["message"] == f"listening on http://127.0.0.1:{port}"
+    assert first["level"] == "info"
+    # ALIGHT_LOG_LEVEL=warning: serving (its /health answers), and nothing said at info.
+    port = free_port()
+    quiet_log = tmp_path / "quiet.log"
+    with quiet_log.open("wb") as out:
+        quiet = subprocess.Popen(
+            [sys.executable, "-m", "alight.cli", "run", APP, "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, "ALIGHT_LOG_LEVEL": "warning"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(port)
+    finally:
+        quiet.terminate()
+        quiet.wait(timeout=30 * UNIT)
+    assert "listening on" not in quiet_log.read_text()
+
+
+def _wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 15 * UNIT
+    while time.monotonic() < deadline:  # bounded
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=UNIT)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    raise AssertionError(f"nothing healthy on {port}")
+
+
+def _lines_when(path: Path, ready: Any) -> list[str]:
+    deadline = time.monotonic() + 15 * UNIT
+    while time.monotonic() < deadline:  # bounded
+        text = path.read_text(errors="replace")
+        if ready(text):
+            return [line for line in text.splitlines() if line.startswith("{")]
+        time.sleep(0.05)
+    raise AssertionError(path.read_text(errors="replace")[-2000:])

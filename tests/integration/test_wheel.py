@@ -94,7 +94,7 @@ def test_installed_from_the_wheel_the_example_serves_and_a_client_joins(wheel: P
     finally:
         server.terminate()
         output = server.communicate(timeout=30 * UNIT)[0].decode(errors="replace")
-    assert "listening on 127.0.0.1" in output, output[-2000:]
+    assert f"listening on http://127.0.0.1:{port}" in output, output[-2000:]
     typed = "import alight, pathlib; print((pathlib.Path(alight.__file__).parent / 'py.typed').exists())"
     checked = subprocess.run(
         [str(python), "-c", typed],

@@ -32,6 +32,7 @@ ROOT = Path(alight.__file__).resolve().parent
 
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "logs": 0,  # alight.logs: how the commands log (stdlib and orjson only)
     "telemetry": 1,
     "actors": 2,
     "client": 2,
