@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ._backoff import RECONNECT_STEPS, REJOIN_STEPS, backoff
 from .channel import Channel, ChannelState
-from .errors import ChannelClosed, ClientEncodeError, ClientError, JoinError, PushTimeout
+from .errors import ChannelClosed, ClientEncodeError, ClientError, ConnectFailed, JoinError, PushTimeout
 from .message import Message, Reply
 from .presence import Presence, list_presences, sync_diff, sync_state
 from .socket import LongPoll, Socket, Transport, WebSocket
@@ -33,6 +33,7 @@ __all__ = [
     "ChannelState",
     "ClientError",
     "ClientEncodeError",
+    "ConnectFailed",
     "JoinError",
     "LongPoll",
     "Message",

@@ -8,8 +8,16 @@ Output, one line per event on stdout (flushed at once)::
 
 Input, one ``EVENT JSON`` line per push (``JSON`` optional, ``{}`` by default). On end of
 input the client waits up to ``linger`` seconds for outstanding replies (messages keep
-being printed meanwhile), leaves and exits 0; a failed join exits 1. Problems with a
-line (bad JSON, a push timeout) go to stderr and the client goes on.
+being printed meanwhile), leaves and exits 0; a push still unanswered then is not an
+error (the server may answer some events with nothing). Problems with a line (bad JSON)
+go to stderr and the client goes on.
+
+What the connection does goes to stderr, as it happens: ``connecting to URL``,
+``connected``, each failed attempt for what it was and when the next one comes
+(``nothing is listening at HOST:PORT (connection refused); retrying in 1.0 s``),
+``disconnected``. A server that refuses the connection (403) or has no socket at that
+path (404) ends the client at once with exit status 1, as does a first connection that
+does not open within ``timeout``; a failed join exits 1 too.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any, TextIO
 import orjson
 
 from .channel import Channel
-from .errors import ClientError
+from .errors import ClientError, ConnectFailed, PushTimeout
 from .socket import Socket, Transport
 
 __all__ = ["format_payload", "parse_line", "parse_params", "run_client"]
@@ -63,6 +71,13 @@ def format_payload(payload: Any) -> str:
     return orjson.dumps(payload).decode()
 
 
+def _said(failure: ConnectFailed, err: TextIO) -> None:
+    delay = failure.retry_in
+    when = "" if delay is None else f"{delay * 1000:.0f} ms" if delay < 1 else f"{delay:.1f} s"
+    retry = f"; retrying in {when}" if when else ""
+    print(f"{failure.reason}{retry}", file=err, flush=True)
+
+
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], stream: TextIO) -> None:
     """Thread body: every line of ``stream`` into ``queue``, then None (end of input)."""
     try:
@@ -83,6 +98,9 @@ async def _print_messages(channel: Channel, out: TextIO) -> None:
 async def _push(channel: Channel, event: str, payload: Any, out: TextIO, err: TextIO) -> None:
     try:
         reply = await channel.push(event, payload)
+    except PushTimeout:
+        print(f"no reply to {event}", file=err, flush=True)
+        return
     except ClientError as error:
         print(f"error: {error}", file=err, flush=True)
         return
@@ -109,10 +127,23 @@ async def run_client(
     err = sys.stderr if err is None else err
     loop = asyncio.get_running_loop()
     socket = Socket(url, params=params, vsn=vsn, transport=transport, timeout=timeout)
+    print(f"connecting to {socket.endpoint_url.partition('?')[0]}", file=err, flush=True)
+    socket.on_open(lambda: print("connected", file=err, flush=True))
+    socket.on_error(lambda failure: _said(failure, err))
     await socket.connect()
     tasks: set[asyncio.Task[None]] = set()
     printer: asyncio.Task[None] | None = None
     try:
+        try:
+            await socket.wait_connected(timeout)
+        except ConnectFailed as failure:
+            print(f"error: {failure}", file=err, flush=True)
+            return 1
+        except TimeoutError:
+            why = f": {socket.last_failure.reason}" if socket.last_failure is not None else ""
+            print(f"error: not connected within {timeout:g} s{why}", file=err, flush=True)
+            return 1
+        socket.on_close(lambda: print("disconnected", file=err, flush=True))
         channel = socket.channel(topic, join_payload or {})
         try:
             response = await channel.join()

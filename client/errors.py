@@ -6,6 +6,9 @@
     ├── JoinError        the server refused a join (its reply is in ``response``)
     ├── PushTimeout      no reply to a join or push within its timeout (also a TimeoutError)
     ├── ChannelClosed    the channel closed (phx_close, leave) before the reply came
+    ├── ConnectFailed    a connection attempt failed: refused by the server (403), no
+    │                    socket there (404), nothing listening, no answer (``status``,
+    │                    ``definitive`` when retrying cannot help)
     └── ClientEncodeError      a frame cannot be encoded (a binary field over 255 bytes, ...)
 
 A reply with status ``"error"`` to an ordinary push is *not* an exception: `Channel.push`
@@ -50,6 +53,24 @@ class PushTimeout(ClientError, TimeoutError):  # noqa: N818 (phoenix.js says "ti
 class ChannelClosed(ClientError):  # noqa: N818 (a state, like `NoProc`)
     """The channel was closed (the server sent ``phx_close``, or `Channel.leave` was
     called) while a push was waiting for its reply, or a push was made on a closed channel."""
+
+
+class ConnectFailed(ClientError):  # noqa: N818 - names what happened
+    """A connection attempt failed, said for what it is: the server refused it (HTTP
+    403: its ``Socket.connect`` said no, or the origin or token), there is no socket at
+    that path (404), nothing listens there, the name does not resolve, or no answer came.
+
+    ``status`` is the HTTP status when the server answered; ``definitive`` is True when
+    the server answered with a refusal, which retrying does not change; ``retry_in`` is
+    the seconds until the socket tries again (set when it is handed to ``on_error``)."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.status = status
+        self.definitive = status is not None and 400 <= status < 500 and status != 408
+        self.retry_in: float | None = None
+        super().__init__(f"cannot connect to {url}: {reason}")
 
 
 class ClientEncodeError(ClientError):

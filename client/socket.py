@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -29,12 +30,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import _frames
 from ._backoff import DEFAULT_JITTER, RECONNECT_STEPS, REJOIN_STEPS, backoff
 from ._http import HttpConnection
 from .channel import Channel, Params
+from .errors import ConnectFailed
 from .message import Message
 
 __all__ = ["LongPoll", "Socket", "Transport", "WebSocket"]
@@ -64,6 +66,39 @@ LongPoll: Final = "longpoll"
 
 class _TransportClosedError(Exception):
     """The long-poll server ended the connection (by a status in a response body)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_REFUSALS = {
+    400: "the server refused the request (400: a bad vsn or parameters?)",
+    403: "the server refused the connection (403: its Socket.connect said no, or the origin or token)",
+    404: "there is no socket at this path (404): check the URL, e.g. ws://HOST:PORT/socket",
+}
+
+
+def _failure(url: str, error: BaseException) -> ConnectFailed:
+    """What a failed attempt was, in words (`ConnectFailed`)."""
+    status: int | None = None
+    if isinstance(error, InvalidStatus):
+        status = error.response.status_code
+    elif isinstance(error, _TransportClosedError):
+        status = error.status
+    if status is not None:
+        return ConnectFailed(url, _REFUSALS.get(status, f"the server answered HTTP {status}"), status)
+    host = urlsplit(url).netloc
+    if isinstance(error, ConnectionRefusedError):
+        return ConnectFailed(url, f"nothing is listening at {host} (connection refused)")
+    if isinstance(error, socket.gaierror):
+        return ConnectFailed(url, f"cannot resolve {host.rsplit(':', 1)[0]!r} ({error.strerror or error})")
+    if isinstance(error, TimeoutError):
+        return ConnectFailed(url, "no answer in time")
+    if isinstance(error, ConnectionClosed):
+        code = error.rcvd.code if error.rcvd is not None else 1006
+        return ConnectFailed(url, f"the connection closed (code {code})")
+    return ConnectFailed(url, f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
 def _query(params: dict[str, Any], parent: str | None = None) -> str:
@@ -169,6 +204,11 @@ class Socket:
         self._heartbeat_reply: asyncio.Future[None] | None = None
         self._on_open: list[Callable[[], object]] = []
         self._on_close: list[Callable[[], object]] = []
+        self._on_error: list[Callable[[ConnectFailed], object]] = []
+        self.last_failure: ConnectFailed | None = None
+        """The last failed attempt, said for what it was (None once connected)."""
+        self._refused = asyncio.Event()
+        self._http_status = 0
 
     # -- public API -----------------------------------------------------------------
 
@@ -190,6 +230,10 @@ class Socket:
             query = f"{parts.query}&{query}"
         return urlunsplit((scheme, parts.netloc, path, query, ""))
 
+    def _shown_url(self) -> str:
+        """`endpoint_url` without its query (params may hold a token): for messages."""
+        return self.endpoint_url.partition("?")[0]
+
     @property
     def is_connected(self) -> bool:
         """Whether a connection is open now."""
@@ -205,9 +249,20 @@ class Socket:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"alight.client {self._url}")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until a connection is open; `TimeoutError` after ``timeout`` seconds."""
+        """Wait until a connection is open: `ConnectFailed` at once if the server
+        refuses it (403, 404: retrying cannot help, though the socket keeps trying as
+        phoenix.js does), `TimeoutError` after ``timeout`` seconds (``last_failure``
+        says why)."""
         async with asyncio.timeout(timeout):
-            await self._connected.wait()
+            connected = asyncio.ensure_future(self._connected.wait())
+            refused = asyncio.ensure_future(self._refused.wait())
+            try:
+                await asyncio.wait((connected, refused), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                connected.cancel()
+                refused.cancel()
+        if not self._connected.is_set() and self.last_failure is not None:
+            raise self.last_failure
 
     async def disconnect(self) -> None:
         """Close the connection and stop reconnecting (phoenix.js ``disconnect``).
@@ -242,6 +297,11 @@ class Socket:
         """Call ``callback()`` every time a connection opens. A callback that raises is
         logged with its traceback; the connection carries on."""
         self._on_open.append(callback)
+
+    def on_error(self, callback: Callable[[ConnectFailed], object]) -> None:
+        """Call ``callback(failure)`` after each failed attempt, with the `ConnectFailed`
+        that says why and ``retry_in`` (phoenix.js ``onError``)."""
+        self._on_error.append(callback)
 
     def on_close(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` every time a connection closes or fails to open. A
@@ -299,8 +359,11 @@ class Socket:
                         await self._serve(ws, fallback)
             except (OSError, TimeoutError, WebSocketException, _TransportClosedError) as exc:
                 logger.debug("connection to %s failed or closed: %r", self._url, exc)
+                failure = _failure(self._shown_url(), exc)
                 if fallback is not None and not self._connected.is_set() and not self._websocket_opened:
                     self._fall_back = True  # failed before any WebSocket opened (phoenix.js: not established)
+            else:
+                failure = ConnectFailed(self._shown_url(), "the server closed the connection")
             finally:
                 self._closed()
             if self._closing:
@@ -310,10 +373,22 @@ class Socket:
                 self.transport = "longpoll"
                 continue
             self._tries += 1
-            await asyncio.sleep(backoff(self._tries, self.reconnect_steps, self.jitter))
+            delay = backoff(self._tries, self.reconnect_steps, self.jitter)
+            failure.retry_in = delay
+            self.last_failure = failure
+            if failure.definitive:
+                self._refused.set()
+            for callback in list(self._on_error):
+                try:
+                    callback(failure)
+                except Exception:  # a boundary, as for on_open
+                    logger.exception("on_error callback %r raised", callback)
+            await asyncio.sleep(delay)
 
     def _opened(self, outbox: asyncio.Queue[str | bytes]) -> None:
         self._tries = 0
+        self.last_failure = None
+        self._refused.clear()
         self._outbox = outbox
         self._connected.set()
         self.connections += 1
@@ -348,7 +423,7 @@ class Socket:
         try:
             status, token, _ = await self._poll(poller, parts.path, parts.query, None)
             if status != 410 or token is None:
-                raise _TransportClosedError(f"long-poll connect answered status {status}")
+                raise _TransportClosedError(f"long-poll connect answered status {status}", status or self._http_status)
             outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
             self._opened(outbox)
             loop = asyncio.get_running_loop()
@@ -379,7 +454,7 @@ class Socket:
         """One GET: ``(status, token, messages)`` from the body; status 0 if unparseable."""
         headers = {"Accept": "application/json"}
         async with asyncio.timeout(self.longpoll_timeout):
-            _, body = await http.request("GET", self._target(path, query, token), headers)
+            self._http_status, body = await http.request("GET", self._target(path, query, token), headers)
         try:
             answer = orjson.loads(body)
         except ValueError:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from testkit import UNIT
-from testkit.processes import REPO, RunningApp
+from testkit.processes import REPO, RunningApp, free_port
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -63,3 +64,48 @@ def test_client_join_refused_exits_1(reference_app: RunningApp) -> None:
     )
     assert done.returncode == 1, done.stdout
     assert "join failed" in done.stderr
+
+
+def _client(*args: str, stdin: str = "") -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "alight.cli", "client", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30 * UNIT,
+        check=False,
+    )
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_a_refused_connection_or_a_wrong_path_is_said_at_once(reference_app: RunningApp, transport: str) -> None:
+    base = f"ws://{reference_app.host}"
+    refused, took = _client(f"{base}/socket", "room:x", "--param", "token=bad", "--transport", transport)
+    assert refused.returncode == 1, refused.stderr
+    assert "refused the connection (403" in refused.stderr
+    assert "token=bad" not in refused.stderr  # params may hold secrets: never echoed
+    assert took < 5 * UNIT  # not a 10 s join timeout
+    missing, took = _client(f"{base}/nope", "room:x", "--transport", transport)
+    assert missing.returncode == 1, missing.stderr
+    assert "no socket at this path (404)" in missing.stderr or "HTTP 404" in missing.stderr, missing.stderr
+    assert took < 5 * UNIT
+
+
+def test_nothing_listening_is_said_with_each_retry() -> None:
+    done, took = _client(f"ws://127.0.0.1:{free_port()}/socket", "room:x", "--timeout", str(2 * UNIT))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    retries = [line for line in lines if line.startswith("nothing is listening at 127.0.0.1:")]
+    assert len(retries) >= 2, done.stderr
+    assert all("retrying in" in line for line in retries)
+    assert f"error: not connected within {2 * UNIT:g} s" in done.stderr
+    assert took < 10 * UNIT
+
+
+def test_a_push_without_reply_at_end_of_input_is_not_an_error(reference_app: RunningApp) -> None:
+    done, _ = _client(f"ws://{reference_app.host}/socket", "room:quiet", "--linger", "0.2", stdin="no_reply_event {}\n")
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr.lower(), done.stderr

@@ -32,6 +32,7 @@ from alight.client import (
     Channel,
     ChannelState,
     ClientEncodeError,
+    ConnectFailed,
     JoinError,
     Message,
     Presence,
@@ -645,3 +646,27 @@ def test_a_cancelled_disconnect_still_ends_the_connection() -> None:
             assert not socket.is_connected
 
     run(main)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_refused_connection_is_raised_at_once_for_what_it_is(
+    reference_app: RunningApp, transport: TransportCase
+) -> None:
+    async def main() -> tuple[ConnectFailed, list[ConnectFailed], float]:
+        seen: list[ConnectFailed] = []
+        socket = Socket(f"ws://{reference_app.host}/socket", params={"token": "bad"}, transport=transport.name)
+        socket.on_error(seen.append)
+        async with socket:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ConnectFailed) as raised:
+                await socket.wait_connected(WAIT)
+            return raised.value, seen, asyncio.get_running_loop().time() - started
+
+    failure, seen, took = run(main)
+    assert failure.status == 403
+    assert failure.definitive
+    assert "refused the connection (403" in str(failure)
+    assert "token=bad" not in str(failure)  # the params (a token) are not echoed
+    assert seen
+    assert seen[0].retry_in is not None
+    assert took < WAIT / 2
