@@ -101,5 +101,5 @@ _drain = os.environ.get("ALIGHT_BENCH_DRAIN")
 _drainer = (
     Drainer(batch_size=int(_drain.split(",")[0]), batch_interval=float(_drain.split(",")[1])) if _drain else Drainer()
 )
-app = Endpoint(check_origin=False, name="scale", presence=True, drainer=_drainer)
+app = Endpoint(check_origin=False, name="scale", presence=True, drainer=_drainer, log=None)  # no line per join
 app.socket("/socket", ScaleSocket, websocket=True, longpoll=False)

@@ -60,6 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alight.channels.socket")
 
+
+def took(seconds: float) -> str:
+    """A duration as Phoenix's logger prints it: ``30µs`` below a millisecond, else ``1.2ms``."""
+    return f"{seconds * 1e6:.0f}µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f}ms"
+
 DUPLICATE_JOIN_GRACE = 5.0
 """Seconds a replaced channel gets to stop before it is killed (Phoenix: 5 000 ms)."""
 
@@ -149,6 +154,18 @@ class _SocketServer:
         finally:
             if telemetry.has_handlers(SOCKET_CONNECTED):
                 self.connected_event(perf_counter() - started, accepted, params, connect_info)
+            level = self.endpoint.log_level
+            if level and log.isEnabledFor(level):
+                what = "CONNECTED TO" if accepted else "REFUSED CONNECTION TO"
+                log.log(
+                    level,
+                    "%s %s in %s (%s, vsn %s)",
+                    what,
+                    type(self.socket).__qualname__,
+                    took(perf_counter() - started),
+                    self.conn.transport,
+                    self.serializer.vsn,
+                )
         return accepted
 
     async def connect(
@@ -262,6 +279,7 @@ class _SocketServer:
             assigns=dict(self.socket.assigns),
         )
         tag = node.make_ref()
+        started = perf_counter()
         spec = ChildSpec(
             id="channel",
             start=lambda: spawn_link(run_channel, channel_cls, context, message, tag),
@@ -274,10 +292,14 @@ class _SocketServer:
         outcome = await me.receive(
             lambda m: (type(m) is JoinOutcome and m.tag == tag) or (type(m) is Down and m.ref == monitor)
         )
+        level = self.endpoint.log_level
         if type(outcome) is Down:
             log.error("join of %r crashed: %s", message.topic, safe_repr(outcome.reason))
             self.reply(message, message.join_ref, "error", {"reason": "join crashed"})
             return
+        if level and log.isEnabledFor(level):
+            what = "JOINED" if outcome.ok else "REFUSED JOIN"
+            log.log(level, "%s %s in %s", what, message.topic, took(perf_counter() - started))
         if not outcome.ok:
             node.demonitor(me, monitor, flush=True)
             return

@@ -155,6 +155,7 @@ class Endpoint:
         presence: bool = False,
         extensions: Iterable[Extension] = (),
         drainer: Drainer | None = DEFAULT_DRAINER,
+        log: str | int | None = "info",
     ) -> None:
         self.host = host
         self.secret_key_base = secret_key_base or secrets.token_urlsafe(48)
@@ -162,6 +163,10 @@ class Endpoint:
         """True when ``secret_key_base`` was generated here (on a cluster it is then
         derived from the cluster secret at start, so that every node agrees)."""
         self.check_origin = check_origin
+        self.log_level: int | None = _log_level(log)
+        """The level of the connect and join lines (``CONNECTED TO UserSocket in 120µs``,
+        ``JOINED room:lobby in 30µs``), as Phoenix's socket ``log:`` option: ``"info"``
+        by default, ``None`` (or ``False``) for none, e.g. under load tests."""
         self.connection_limits = ConnLimits(max_frame_size, idle_timeout, max_buffer)
         """What every transport enforces: ``max_frame_size``, ``idle_timeout`` and
         ``max_buffer`` (bytes a connection may have queued before it is closed as a
@@ -444,3 +449,15 @@ class Endpoint:
 
 
 __all__ = ["LONGPOLL", "WEBSOCKET", "Endpoint", "EndpointStats", "SocketMount"]
+
+
+def _log_level(level: str | int | None) -> int | None:
+    """``"info"``, ``logging.INFO`` or None/False as the numeric level (or None)."""
+    if level is None or level is False:
+        return None
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"log must be a logging level such as 'info' or 'debug', or None, not {level!r}")
+    return number

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -81,13 +82,20 @@ def test_log_level_and_json_lines(tmp_path: Path) -> None:
             start_new_session=True,
         )
     try:
-        lines = _lines_when(log, lambda text: "listening on" in text)
+        _lines_when(log, lambda text: "listening on" in text)
+        joined = _alight("client", f"ws://127.0.0.1:{port}/socket", "room:logged", "--linger", "0.1")
+        assert joined.returncode == 0, joined.stderr
+        lines = _lines_when(log, lambda text: "JOINED room:logged" in text)
     finally:
         server.terminate()
         server.wait(timeout=30 * UNIT)
-    first = json.loads(lines[0])
-    assert first["message"] == f"listening on http://127.0.0.1:{port}"
-    assert first["level"] == "info"
+    messages = [json.loads(line)["message"] for line in lines]
+    assert messages[0] == f"listening on http://127.0.0.1:{port}"
+    assert json.loads(lines[0])["level"] == "info"
+    # Phoenix's lines, with durations: CONNECTED TO UserSocket in 31µs, JOINED room:lobby in 292µs.
+    connected = r"CONNECTED TO UserSocket in [\d.]+(µs|ms) \(websocket, vsn 2\.0\.0\)"
+    assert any(re.fullmatch(connected, m) for m in messages), messages
+    assert any(re.fullmatch(r"JOINED room:logged in [\d.]+(µs|ms)", m) for m in messages), messages
     # ALIGHT_LOG_LEVEL=warning: serving (its /health answers), and nothing said at info.
     port = free_port()
     quiet_log = tmp_path / "quiet.log"
