@@ -20,10 +20,15 @@ if TYPE_CHECKING:
     from .launcher import LaunchConfig, NodeStatus
 
 
-@click.group()
+@click.group(context_settings={"auto_envvar_prefix": "ALIGHT"})
 @click.version_option(package_name="alight")
 def main() -> None:
-    """alight: Phoenix Channels for Python, on a BEAM-like actor runtime."""
+    """alight: Phoenix Channels for Python, on a BEAM-like actor runtime.
+
+    Every option can also come from the environment, as ALIGHT_<COMMAND>_<OPTION>
+    (e.g. ALIGHT_RUN_PORT=4001, ALIGHT_NODE_SEEDS=10.0.0.5:4370); the ones marked
+    [env: ...] have a shorter name too. Exit status: 0 done, 1 failed, 2 usage error,
+    3 something the node needs is taken or missing (the port, the cluster secret)."""
 
 
 @main.group(invoke_without_command=True)
@@ -184,7 +189,10 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
     try:
         secret = load_secret()
     except BadSecret as error:
-        raise click.UsageError(f"--pubsub: {error}") from None
+        from .runner import EXIT_UNAVAILABLE
+
+        click.echo(f"Error: --pubsub needs the cluster secret that signs its frames: {error}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
     endpoint.extend(RedisPubSub(url, secret=secret))
 
 
@@ -311,10 +319,11 @@ def node_command(
     try:
         keys = load_keys(key_file=secret_file)
     except BadSecret as error:
-        raise click.ClickException(
-            f"refusing to start node {name}: {error} (the cluster secret must be the same on every "
-            "node: set ALIGHT_CLUSTER_SECRET or pass --secret-file PATH)"
-        ) from None
+        from .runner import EXIT_UNAVAILABLE
+
+        said = str(error).replace("use a key file", "pass --secret-file PATH")  # the CLI's word for it
+        click.echo(f"Error: refusing to start node {name}: {said}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
     try:
         endpoint = load_app(app)
     except AppNotFound as error:

@@ -65,6 +65,7 @@ def took(seconds: float) -> str:
     """A duration as Phoenix's logger prints it: ``30µs`` below a millisecond, else ``1.2ms``."""
     return f"{seconds * 1e6:.0f}µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f}ms"
 
+
 DUPLICATE_JOIN_GRACE = 5.0
 """Seconds a replaced channel gets to stop before it is killed (Phoenix: 5 000 ms)."""
 

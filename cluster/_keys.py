@@ -106,7 +106,10 @@ def load_secret(
     else:
         value = (os.environ if environ is None else environ).get(ENV_VAR)
         if not value:
-            raise BadSecret(f"no cluster secret: set {ENV_VAR} or pass a key file")
+            raise BadSecret(
+                f"no cluster secret: set {ENV_VAR} to the same secret on every node (at least "
+                f"{MIN_SECRET_BYTES} random bytes, e.g. from secrets.token_urlsafe(32)), or use a key file"
+            )
         raw = value.encode()
     if len(raw) < MIN_SECRET_BYTES:
         raise BadSecret(f"the cluster secret is {len(raw)} bytes; at least {MIN_SECRET_BYTES} are required")

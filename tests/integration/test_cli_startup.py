@@ -139,3 +139,21 @@ def _lines_when(path: Path, ready: Any) -> list[str]:
             return [line for line in text.splitlines() if line.startswith("{")]
         time.sleep(0.05)
     raise AssertionError(path.read_text(errors="replace")[-2000:])
+
+
+def test_a_node_without_a_usable_secret_says_so_once_and_exits_3() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ALIGHT_CLUSTER_SECRET"}
+    missing = _alight("node", "--app", APP, "--name", "n", "--port", "0", env=env)
+    assert missing.returncode == 3
+    line = _one_line_error(missing)
+    assert "set ALIGHT_CLUSTER_SECRET to the same secret on every node (at least 16 random bytes" in line
+    assert line.count("ALIGHT_CLUSTER_SECRET") == 1  # said once
+    short = _alight("node", "--app", APP, "--name", "n", "--port", "0", env={**env, "ALIGHT_CLUSTER_SECRET": "short"})
+    assert short.returncode == 3
+    assert "is 5 bytes; at least 16 are required" in _one_line_error(short)
+
+
+def test_every_option_comes_from_the_environment_too() -> None:
+    run = _alight("run", APP, env={**os.environ, "ALIGHT_RUN_PORT": "70001"})
+    assert run.returncode == 2
+    assert "70001 is not in the range" in run.stderr  # ALIGHT_RUN_PORT was read as --port
