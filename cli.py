@@ -162,13 +162,13 @@ def run_command(
     )
 
 
-def _check_port(host: str, port: int, reuse_port: bool) -> None:
+def _check_port(host: str, port: int, reuse_port: bool, cluster: str | None = None) -> None:
     """`alight.runner.check_port`; a `PortUnavailable` is one line on stderr and the
     exit status `EXIT_UNAVAILABLE` (3)."""
     from .runner import EXIT_UNAVAILABLE, PortUnavailable, check_port
 
     try:
-        check_port(host, port, reuse_port)
+        check_port(host, port, reuse_port, cluster)
     except PortUnavailable as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_UNAVAILABLE)
@@ -328,7 +328,9 @@ def node_command(
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="--app") from None
-    _check_port(host, port, reuse_port)
+    from .cluster._keys import fingerprint
+
+    _check_port(host, port, reuse_port, fingerprint(keys))
     try:
         run_node(
             endpoint,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib
+import json
 import logging
 import os
 import re
@@ -45,6 +46,31 @@ class AppNotFound(AlightError):  # noqa: N818 - reads as what happened
     """``MODULE:APP`` could not be imported or is not an Endpoint."""
 
 
+def _cluster_on(host: str, port: int) -> str | None:
+    """The cluster fingerprint of whoever serves ``host:port`` now: ``""`` if what
+    answers is not an alight cluster node, None if nothing listens or nothing answered
+    in time (a loaded node of the same cluster, in a rolling restart, must not keep its
+    peer from starting: only an answer refuses)."""
+    import http.client
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    conn = http.client.HTTPConnection(target, port, timeout=2.0)
+    try:
+        conn.request("GET", "/_alight/cluster")
+        response = conn.getresponse()
+        body = response.read(1024)
+    except (OSError, http.client.HTTPException):  # refused, reset or timed out: unknown
+        return None
+    finally:
+        conn.close()
+    try:
+        answer = json.loads(body) if response.status == 200 else None
+    except ValueError:
+        answer = None
+    cluster = answer.get("cluster") if isinstance(answer, dict) else None
+    return cluster if isinstance(cluster, str) else ""
+
+
 class PortUnavailable(AlightError):  # noqa: N818 - reads as what happened
     """The HTTP port cannot be bound; the message says why and what to do."""
 
@@ -55,12 +81,26 @@ something it needs is taken or missing (the port, a cluster secret): not a crash
 (1) and not a usage error (2)."""
 
 
-def check_port(host: str, port: int, reuse_port: bool) -> None:
+def check_port(host: str, port: int, reuse_port: bool, cluster: str | None = None) -> None:
     """Raise `PortUnavailable` if ``host:port`` cannot be bound now, with the fix in
     the message: a clear line before the node starts instead of a supervisor's crash
-    report (the bind itself may still lose a race, then the crash report says it)."""
+    report (the bind itself may still lose a race, then the crash report says it).
+
+    With ``reuse_port`` and ``cluster`` (this node's cluster fingerprint), a port that
+    something already serves must be served by nodes of the same cluster (``GET
+    /_alight/cluster``): two clusters on one port would split the clients between them
+    without a word."""
     if port == 0:
         return
+    if reuse_port and cluster is not None:
+        holder = _cluster_on(host, port)
+        if holder is not None and holder != cluster:
+            raise PortUnavailable(
+                f"{host}:{port} is already served by "
+                + ("another cluster's nodes" if holder else "something that is not an alight cluster node")
+                + ": sharing it would split the clients between them; pick another --port, or give this "
+                "node that cluster's secret to join it"
+            )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -184,6 +184,8 @@ class Endpoint:
         self.extensions: list[Extension] = []
         """In the order they were added (`extend`)."""
         self._node: Node | None = None
+        self._attached: Extension | None = None
+        """The extension the node's remote added as the tree started (the cluster's)."""
         self._pubsub: PubSub | None = None
         self._channel_sup: Pid | None = None
         self._listener: Pid | None = None
@@ -300,6 +302,7 @@ class Endpoint:
         remote = me.node.remote
         if isinstance(remote, EndpointAttachment):
             attached = remote.endpoint_extension(self)
+            self._attached = attached
             if attached is not None:
                 extensions.append(attached)
                 attached.installed(self)
@@ -379,9 +382,13 @@ class Endpoint:
 
     async def handle_http(self, request: HttpRequest) -> HttpResponse:
         """Every HTTP request that is not a WebSocket upgrade: the extensions first (in
-        order), then the routes, then the browser client's script."""
+        order, the node's attachment last), then the routes, then the browser client's script."""
         for extension in self.extensions:
             response = await extension.handle_http(self, request)
+            if response is not None:
+                return response
+        if self._attached is not None:
+            response = await self._attached.handle_http(self, request)
             if response is not None:
                 return response
         handler = self.routes.get((request.method, request.path))

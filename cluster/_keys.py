@@ -64,6 +64,13 @@ class ClusterKeys:
         return z85.decode(self.public)
 
 
+def fingerprint(keys: ClusterKeys) -> str:
+    """A short public name of the cluster (16 hex digits of SHA-256 over its public key,
+    which is public anyway): what ``GET /_alight/cluster`` answers on every node, so that
+    a node can tell whether a port it would share is held by its own cluster."""
+    return hashlib.sha256(keys.public).hexdigest()[:16]
+
+
 def derive_key(keys: ClusterKeys, purpose: str) -> bytes:
     """A 32-byte key for ``purpose`` (HMAC-SHA256 under the cluster's secret key), the
     same on every node with the secret: an endpoint's token key, a broker's seal."""

@@ -109,7 +109,7 @@ from ._codec import (
     dump_function,
     load_function,
 )
-from ._keys import ClusterKeys, derive_key, load_keys
+from ._keys import ClusterKeys, derive_key, fingerprint, load_keys
 from ._link import MAX_PENDING, Identity, LinkStatistics, Mesh, Outlink
 from ._membership import (
     CONNECTION_LOST,
@@ -402,6 +402,11 @@ class Distribution:
         """What makes ``endpoint`` cluster-wide as it starts on this node
         (`alight.channels.extension.EndpointAttachment`; `alight.cluster.endpoint`)."""
         return ClusterExtension(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """The cluster's public name (`alight.cluster._keys.fingerprint`)."""
+        return fingerprint(self._keys)
 
     def derive_secret(self, purpose: str) -> str:
         """A secret derived from the cluster secret for ``purpose`` (HMAC-SHA256), the

@@ -14,7 +14,10 @@ node:
 - long-poll sessions are found through PubSub from any node, which needs every node to
   sign and verify the same session tokens: an endpoint without a configured
   ``secret_key_base`` gets one derived from the cluster secret
-  (`Distribution.derive_secret`), so the nodes of a cluster agree on it.
+  (`Distribution.derive_secret`), so the nodes of a cluster agree on it;
+- ``GET /_alight/cluster`` answers ``{"cluster": FINGERPRINT}`` (16 hex digits of the
+  cluster's public key): a node about to share a port (``--reuse-port``) asks it first,
+  and refuses to start beside another cluster's nodes, whose clients it would split.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import orjson
+
 from ..actors import ChildSpec
 from ..channels.extension import Extension, Phase
+from ..transports.http import HttpRequest, HttpResponse
 from .presence import ClusterReplicator, cluster_settings
 from .pubsub import ClusterAdapter
 
@@ -31,7 +37,9 @@ if TYPE_CHECKING:
     from ..channels.endpoint import Endpoint
     from .distribution import Distribution
 
-__all__ = ["ClusterExtension"]
+__all__ = ["CLUSTER_PATH", "ClusterExtension"]
+
+CLUSTER_PATH = "/_alight/cluster"
 
 
 class ClusterExtension(Extension):
@@ -45,6 +53,12 @@ class ClusterExtension(Extension):
 
     def __init__(self, distribution: Distribution) -> None:
         self.distribution = distribution
+
+    async def handle_http(self, endpoint: Endpoint, request: HttpRequest) -> HttpResponse | None:
+        if request.path != CLUSTER_PATH or request.method != "GET":
+            return None
+        body = orjson.dumps({"cluster": self.distribution.fingerprint, "node": self.distribution.node.name})
+        return HttpResponse(200, (("content-type", "application/json"),), body)
 
     def child_specs(self, endpoint: Endpoint) -> Sequence[ChildSpec]:
         distribution = self.distribution

@@ -1,6 +1,8 @@
-"""A node started with another cluster secret than its seed's: the seed logs the refused
-handshake (bounded, and nothing of the stranger's is read), the joiner says to check
-ALIGHT_CLUSTER_SECRET and never announces itself ready, and still stops on SIGTERM."""
+"""Nodes of two clusters that meet. A node started with another cluster secret than its
+seed's: the seed logs the refused handshake (bounded, and nothing of the stranger's is
+read), the joiner says to check ALIGHT_CLUSTER_SECRET and never announces itself ready,
+and still stops on SIGTERM. A node that would share a port (--reuse-port) with another
+cluster's nodes refuses to start (exit 3, one line); one of the same cluster shares it."""
 
 from __future__ import annotations
 
@@ -67,3 +69,48 @@ def test_another_secret_is_named_and_the_joiner_is_not_ready(tmp_path: Path) -> 
     # Bounded: the seed logs the 1st, 10th, 100th ... refusal, not every retry.
     refusals = [line for line in seed_log.read_text().splitlines() if "refused a handshake" in line]
     assert 1 <= len(refusals) <= 3, refusals
+
+
+def test_a_port_held_by_another_cluster_is_refused(tmp_path: Path) -> None:
+    http_port = free_port()
+    share = ("--port", str(http_port), "--reuse-port")
+    first_log, stranger_log, sibling_log = tmp_path / "first.log", tmp_path / "stranger.log", tmp_path / "sibling.log"
+    procs = []
+    try:
+        procs.append(_node_on("first", "a" * 32, first_log, *share))
+        _wait_for(first_log, "alight-node-ready", 15 * UNIT)
+        stranger = _node_on("stranger", "b" * 32, stranger_log, *share)
+        procs.append(stranger)
+        assert stranger.wait(timeout=15 * UNIT) == 3
+        said = stranger_log.read_text()
+        assert f"127.0.0.1:{http_port} is already served by another cluster's nodes" in said, said
+        assert "Traceback" not in said
+        # A node of the same cluster shares the port, as --reuse-port is for.
+        seed = _cluster_address(first_log)
+        procs.append(_node_on("sibling", "a" * 32, sibling_log, *share, "--seeds", seed))
+        _wait_for(sibling_log, "alight-node-ready", 15 * UNIT)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15 * UNIT)
+
+
+def _node_on(name: str, secret: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "alight.cli", "node", "--app", APP, "--name", name, *options],
+            cwd=REPO,
+            env={**os.environ, "ALIGHT_CLUSTER_SECRET": secret},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _cluster_address(log: Path) -> str:
+    for line in log.read_text().splitlines():
+        if line.startswith("alight-node-ready"):
+            return line.split("cluster_address=")[1].split()[0].removeprefix("tcp://")
+    raise AssertionError(log.read_text())
