@@ -328,7 +328,7 @@ def node_command(
         endpoint = load_app(app)
     except AppNotFound as error:
         raise click.BadParameter(str(error), param_hint="--app") from None
-    from .cluster._keys import fingerprint
+    from .cluster import fingerprint
 
     _check_port(host, port, reuse_port, fingerprint(keys))
     try:

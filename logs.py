@@ -8,11 +8,14 @@ does, with:
   (one object per line: ``ts``, ``level``, ``logger``, ``message``, and ``exc`` with the
   traceback when there is one), for log collectors (``--log-format``,
   ``ALIGHT_LOG_FORMAT``);
-- `RepeatFilter`: a line logged again and again (a client reconnecting in a loop with a
-  bad ``vsn`` made 3,200 warnings in 40 s) passes ``burst`` times per ``window``, then is
-  held back; the next one that passes after the window says how many were held back.
-  Lines are alike when they come from the same logger, level and format string (their
-  arguments may differ), as a person reading the log would group them.
+- `RepeatFilter`: a warning logged again and again (a client reconnecting in a loop with
+  a bad ``vsn`` made 3,200 warnings in 40 s) passes ``burst`` times per ``window``, then
+  is held back; the next one that passes after the window says how many were held back.
+  Warnings are alike when they come from the same logger at the same level and read the
+  same once their numbers are masked (``socket <0.27.0>: refusing join of 'room:flood119'``
+  and ``... 'room:flood120'`` are alike; ``... 'room:limit100'`` is not), as a person
+  reading the log would group them. Lines below WARNING pass: their volume is what the
+  level says (``--log-level warning`` quiets them).
 
 A library never configures logging by itself: applications that embed alight keep their
 own configuration and may add `RepeatFilter` to their handlers.
@@ -21,6 +24,7 @@ own configuration and may add `RepeatFilter` to their handlers.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +35,7 @@ import orjson
 __all__ = ["LEVELS", "TEXT_FORMAT", "JsonFormatter", "RepeatFilter", "configure"]
 
 LEVELS = ("debug", "info", "warning", "error")
+_DIGITS = re.compile(r"\d+")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -40,7 +45,7 @@ class RepeatFilter(logging.Filter):
     (the oldest go first)."""
 
     def __init__(
-        self, burst: int = 5, window: float = 60.0, max_keys: int = 1024, clock: Callable[[], float] = time.monotonic
+        self, burst: int = 20, window: float = 60.0, max_keys: int = 1024, clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__()
         self.burst = burst
@@ -48,10 +53,12 @@ class RepeatFilter(logging.Filter):
         self.max_keys = max_keys
         self.clock = clock
         # key -> [window start, passed in this window, held back in this window]
-        self._seen: dict[tuple[str, int, object], list[float]] = {}
+        self._seen: dict[tuple[str, int, str], list[float]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.msg)
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, _DIGITS.sub("N", record.getMessage()))
         now = self.clock()
         entry = self._seen.get(key)
         if entry is None:

@@ -22,7 +22,7 @@ Nodes that cannot reach each other can share a Redis or Valkey server instead:
 imported here, so the mesh needs no Redis client).
 """
 
-from ._keys import ENV_VAR, ClusterKeys, derive_keys, load_keys, load_secret
+from ._keys import ENV_VAR, ClusterKeys, derive_keys, fingerprint, load_keys, load_secret
 from .discovery import Discovery, DnsPoll, Seeds, parse_discovery
 from .distribution import (
     Distribution,
@@ -77,6 +77,7 @@ __all__ = [
     "derive_keys",
     "distribution",
     "distribution_of",
+    "fingerprint",
     "load_keys",
     "load_secret",
     "monitor_node",
