@@ -9,15 +9,39 @@ import secrets
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from .launcher import LaunchConfig, NodeStatus
+
+
+def _log_options(command: F) -> F:
+    """``--log-level`` and ``--log-format`` (`alight.logs.configure`), as ``alight run``
+    and ``alight node`` take them."""
+    command = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="ALIGHT_LOG_FORMAT",
+        help="Text lines, or one JSON object per line [env: ALIGHT_LOG_FORMAT].",
+    )(command)
+    return click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        default="info",
+        show_default=True,
+        envvar="ALIGHT_LOG_LEVEL",
+        help="What to log [env: ALIGHT_LOG_LEVEL].",
+    )(command)
 
 
 @click.group(context_settings={"auto_envvar_prefix": "ALIGHT"})
@@ -113,22 +137,7 @@ def supervision(script: bool) -> None:
     help="Share PubSub and presence with the other nodes on this Redis/Valkey (redis://HOST:PORT/DB, "
     "rediss:// for TLS); needs ALIGHT_CLUSTER_SECRET. [env: ALIGHT_PUBSUB]",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info",
-    show_default=True,
-    envvar="ALIGHT_LOG_LEVEL",
-    help="What to log [env: ALIGHT_LOG_LEVEL].",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    envvar="ALIGHT_LOG_FORMAT",
-    help="Text lines, or one JSON object per line [env: ALIGHT_LOG_FORMAT].",
-)
+@_log_options
 def run_command(
     app: str,
     host: str,
@@ -257,22 +266,7 @@ def _extend_with_redis(endpoint: Any, url: str) -> None:
     help="File holding the cluster secret (chmod 600); default: $ALIGHT_CLUSTER_SECRET.",
 )
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Stop when stdin closes (used by the launcher).")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info",
-    show_default=True,
-    envvar="ALIGHT_LOG_LEVEL",
-    help="What to log [env: ALIGHT_LOG_LEVEL].",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    envvar="ALIGHT_LOG_FORMAT",
-    help="Text lines, or one JSON object per line [env: ALIGHT_LOG_FORMAT].",
-)
+@_log_options
 def node_command(
     name: str,
     app: str,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
-from testkit.cluster import check_cluster_js, wait_for
+from testkit.cluster import LEAVE_BOUND, check_cluster_js, wait_for
 from testkit.hosts import CLUSTER_PORT, HTTP_PORT, HostNode, hosts
 
 from alight.benchmarks._netns import Hosts
@@ -154,7 +154,7 @@ def test_a_host_killed_and_restarted(three: tuple[Hosts, list[HostNode]]) -> Non
     b.kill()  # SIGKILL
     for node in (a, c):
         left = wait_for(f"on_b leaving {node.name}", _lists(node, TOPIC, ["on_a"]))
-        assert left < 5.0
+        assert left < LEAVE_BOUND
         wait_for(f"b down on {node.name}", _sees_the_others([a, c], node))
     # The same node on the same host again: a new incarnation, rejoining through its seed.
     again = HostNode(net, 1, "b", b.log_path.parent, seeds=b.seeds).start()

@@ -23,9 +23,10 @@ APP = "alight.examples.reference:app"
 
 
 def _node(name: str, secret: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    """``alight node`` of the reference app, its output into ``log``."""
     with log.open("wb") as out:  # the child holds its own copy
         return subprocess.Popen(
-            [sys.executable, "-m", "alight.cli", "node", "--app", APP, "--name", name, "--port", "0", *options],
+            [sys.executable, "-m", "alight.cli", "node", "--app", APP, "--name", name, *options],
             cwd=REPO,
             env={**os.environ, "ALIGHT_CLUSTER_SECRET": secret},
             stdin=subprocess.DEVNULL,
@@ -48,11 +49,11 @@ def _wait_for(path: Path, text: str, timeout: float) -> str:
 def test_another_secret_is_named_and_the_joiner_is_not_ready(tmp_path: Path) -> None:
     port = free_port()
     seed_log, joiner_log = tmp_path / "seed.log", tmp_path / "joiner.log"
-    seed = _node("seed", "a" * 32, seed_log, "--cluster-port", str(port))
+    seed = _node("seed", "a" * 32, seed_log, "--port", "0", "--cluster-port", str(port))
     joiner = None
     try:
         _wait_for(seed_log, "alight-node-ready", 15 * UNIT)
-        joiner = _node("joiner", "b" * 32, joiner_log, "--seeds", f"127.0.0.1:{port}")
+        joiner = _node("joiner", "b" * 32, joiner_log, "--port", "0", "--seeds", f"127.0.0.1:{port}")
         said = _wait_for(joiner_log, "check that ALIGHT_CLUSTER_SECRET is the same on every node", 15 * UNIT)
         assert "its handshake failed" in said
         assert "alight-node-ready" not in said
@@ -77,9 +78,9 @@ def test_a_port_held_by_another_cluster_is_refused(tmp_path: Path) -> None:
     first_log, stranger_log, sibling_log = tmp_path / "first.log", tmp_path / "stranger.log", tmp_path / "sibling.log"
     procs = []
     try:
-        procs.append(_node_on("first", "a" * 32, first_log, *share))
+        procs.append(_node("first", "a" * 32, first_log, *share))
         _wait_for(first_log, "alight-node-ready", 15 * UNIT)
-        stranger = _node_on("stranger", "b" * 32, stranger_log, *share)
+        stranger = _node("stranger", "b" * 32, stranger_log, *share)
         procs.append(stranger)
         assert stranger.wait(timeout=15 * UNIT) == 3
         said = stranger_log.read_text()
@@ -87,26 +88,13 @@ def test_a_port_held_by_another_cluster_is_refused(tmp_path: Path) -> None:
         assert "Traceback" not in said
         # A node of the same cluster shares the port, as --reuse-port is for.
         seed = _cluster_address(first_log)
-        procs.append(_node_on("sibling", "a" * 32, sibling_log, *share, "--seeds", seed))
+        procs.append(_node("sibling", "a" * 32, sibling_log, *share, "--seeds", seed))
         _wait_for(sibling_log, "alight-node-ready", 15 * UNIT)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=15 * UNIT)
-
-
-def _node_on(name: str, secret: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "alight.cli", "node", "--app", APP, "--name", name, *options],
-            cwd=REPO,
-            env={**os.environ, "ALIGHT_CLUSTER_SECRET": secret},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def _cluster_address(log: Path) -> str:

@@ -21,6 +21,11 @@ SECRET = "test-cluster-secret-0123456789abcdef"
 
 
 WAIT = 10 * UNIT
+LEAVE_BOUND = 5.0 + 0.5 * UNIT
+"""A dead or paused node's presences leave within 5 s of its last heartbeat (the cluster
+timing, `CLUSTER_TRACKER_SETTINGS`); a test sees them go from when it sent the signal,
+through HTTP polls, on a loaded 2-core machine: half a unit of slack for the timers'
+lateness and the polls (5.002 s and 5.02 s were seen under load)."""
 
 
 class ChildNode:
