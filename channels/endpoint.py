@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -75,7 +77,7 @@ from .extension import EndpointAttachment, Extension, Phase
 from .longpoll import LongPoll
 from .message import Broadcast, Payload
 from .presence.presence import Presence
-from .pubsub import PubSub
+from .pubsub import LocalAdapter, PubSub
 from .serializer import negotiate
 from .token import DEFAULT_MAX_AGE, sign, verify
 
@@ -313,6 +315,14 @@ class Endpoint:
         after = [extension for extension in extensions if extension.phase >= Phase.SESSIONS]
         children = [ChildSpec(id="pubsub", start=lambda: spawn_link(pubsub.run))]
         children += [child for extension in before for child in extension.child_specs(self)]
+        if type(pubsub.adapter) is LocalAdapter and (worker := _one_of_several_workers()):
+            log.warning(
+                "endpoint %r runs in %s with no cluster and no broker: broadcasts, presence and long-poll "
+                "sessions stay in this process, and clients of the other workers miss them; run each worker "
+                "as a cluster node (alight node --reuse-port) or share a broker (RedisPubSub)",
+                self.name,
+                worker,
+            )
         children.append(ChildSpec(id="channels", start=start_channels, type="supervisor"))
         children += [child for extension in after for child in extension.child_specs(self)]
         if port is not None:
@@ -456,6 +466,18 @@ class Endpoint:
 
 
 __all__ = ["LONGPOLL", "WEBSOCKET", "Endpoint", "EndpointStats", "SocketMount"]
+
+
+def _one_of_several_workers() -> str | None:
+    """What makes this process look like one worker of a multi-process server (uvicorn
+    ``--workers`` starts them with multiprocessing; gunicorn says so in
+    ``SERVER_SOFTWARE``), or None."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        return f"a worker process (of pid {parent.pid})"
+    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        return "a gunicorn worker"
+    return None
 
 
 def _log_level(level: str | int | None) -> int | None:
