@@ -19,6 +19,14 @@ does, with:
 
 A library never configures logging by itself: applications that embed alight keep their
 own configuration and may add `RepeatFilter` to their handlers.
+
+`RedactTokens` is for the access logs of other servers: uvicorn logs every request line,
+and a long-poll request's carries its session token (``token=...``), which lets whoever
+reads the log drive that session. Add it to uvicorn's access logger::
+
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+
+(or run uvicorn with ``--no-access-log``).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import IO, Literal
 
 import orjson
 
-__all__ = ["LEVELS", "TEXT_FORMAT", "JsonFormatter", "RepeatFilter", "configure"]
+__all__ = ["LEVELS", "TEXT_FORMAT", "JsonFormatter", "RedactTokens", "RepeatFilter", "configure"]
 
 LEVELS = ("debug", "info", "warning", "error")
 _DIGITS = re.compile(r"\d+")
@@ -77,6 +85,20 @@ class RepeatFilter(logging.Filter):
             return True
         entry[2] += 1
         return False
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the value of every ``token=`` in a record's message and arguments with
+    ``[redacted]`` (module docstring); lets every record through."""
+
+    _TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 class JsonFormatter(logging.Formatter):

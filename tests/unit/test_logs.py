@@ -84,3 +84,25 @@ def test_configure_replaces_its_handler_and_refuses_nonsense() -> None:
         configure("loud")
     with pytest.raises(ValueError, match="log format"):
         configure("info", "xml")  # type: ignore[arg-type]
+
+
+def test_tokens_are_redacted_from_access_log_lines() -> None:
+    from alight.logs import RedactTokens
+
+    # uvicorn's access logger: '%s - "%s %s HTTP/%s" %d' with the path and query as one argument.
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/socket/longpoll?vsn=2.0.0&token=SFMyNTY.g2gDdA.abc&user_id=u", "1.1", 200),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "SFMyNTY" not in line
+    assert "/socket/longpoll?vsn=2.0.0&token=[redacted]&user_id=u" in line
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "GET /?token=abc", (), None)
+    RedactTokens().filter(plain)
+    assert plain.getMessage() == "GET /?token=[redacted]"
