@@ -99,7 +99,7 @@ class Drainer:
         if listener is not None:
             await stop_accepting(listener)
         sessions: list[Pid] = []
-        for extension in endpoint.extensions:
+        for extension in endpoint.active_extensions:
             try:
                 sessions += await extension.draining(endpoint)
             except Exception:  # boundary: one extension must not stop the drain

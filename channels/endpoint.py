@@ -186,8 +186,9 @@ class Endpoint:
         self.extensions: list[Extension] = []
         """In the order they were added (`extend`)."""
         self._node: Node | None = None
-        self._attached: Extension | None = None
-        """The extension the node's remote added as the tree started (the cluster's)."""
+        self._active: list[Extension] = self.extensions
+        """The extensions of the running tree, in installation order: the added ones
+        and, on a clustered node, the one its remote attached (`active_extensions`)."""
         self._pubsub: PubSub | None = None
         self._channel_sup: Pid | None = None
         self._listener: Pid | None = None
@@ -247,6 +248,13 @@ class Endpoint:
         """Serve ``method path`` with ``handler(request) -> HttpResponse``."""
         self.routes[(method.upper(), path)] = handler
 
+    @property
+    def active_extensions(self) -> list[Extension]:
+        """The extensions whose hooks run for the running tree (`extensions`, then the
+        one the node's remote attached as the tree started, if any); `extensions`
+        before it starts."""
+        return self._active
+
     def extension(self, kind: type[E]) -> E | None:
         """The first extension added that is a ``kind`` (e.g. ``endpoint.extension(Dashboard)``), or None."""
         for extension in self.extensions:
@@ -304,10 +312,10 @@ class Endpoint:
         remote = me.node.remote
         if isinstance(remote, EndpointAttachment):
             attached = remote.endpoint_extension(self)
-            self._attached = attached
             if attached is not None:
                 extensions.append(attached)
                 attached.installed(self)
+        self._active = list(extensions)  # before the phase sort: hooks run in installation order
         # Stable: installation order within a phase. Each extension's child_specs is
         # called in this order, so an earlier phase may configure a later one.
         extensions.sort(key=lambda extension: extension.phase)
@@ -393,12 +401,8 @@ class Endpoint:
     async def handle_http(self, request: HttpRequest) -> HttpResponse:
         """Every HTTP request that is not a WebSocket upgrade: the extensions first (in
         order, the node's attachment last), then the routes, then the browser client's script."""
-        for extension in self.extensions:
+        for extension in self._active:
             response = await extension.handle_http(self, request)
-            if response is not None:
-                return response
-        if self._attached is not None:
-            response = await self._attached.handle_http(self, request)
             if response is not None:
                 return response
         handler = self.routes.get((request.method, request.path))

@@ -23,6 +23,7 @@ Errors are `BadSecret`, with a message that says what to do.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -75,6 +76,12 @@ def derive_key(keys: ClusterKeys, purpose: str) -> bytes:
     """A 32-byte key for ``purpose`` (HMAC-SHA256 under the cluster's secret key), the
     same on every node with the secret: an endpoint's token key, a broker's seal."""
     return hmac.new(keys.secret, b"alight:" + purpose.encode(), hashlib.sha256).digest()
+
+
+def derive_secret(keys: ClusterKeys, purpose: str) -> str:
+    """`derive_key` as URL-safe text: e.g. an endpoint's token key when none was
+    configured, the same on every node of the cluster (mesh or broker)."""
+    return base64.urlsafe_b64encode(derive_key(keys, purpose)).decode().rstrip("=")
 
 
 def derive_keys(secret: bytes | str) -> ClusterKeys:

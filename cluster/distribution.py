@@ -79,7 +79,6 @@ telemetry).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
@@ -109,7 +108,7 @@ from ._codec import (
     dump_function,
     load_function,
 )
-from ._keys import ClusterKeys, derive_key, fingerprint, load_keys
+from ._keys import ClusterKeys, derive_secret, fingerprint, load_keys
 from ._link import MAX_PENDING, Identity, LinkStatistics, Mesh, Outlink
 from ._membership import (
     CONNECTION_LOST,
@@ -411,7 +410,7 @@ class Distribution:
     def derive_secret(self, purpose: str) -> str:
         """A secret derived from the cluster secret for ``purpose`` (HMAC-SHA256), the
         same on every node: e.g. an endpoint's token key when none was configured."""
-        return base64.urlsafe_b64encode(derive_key(self._keys, purpose)).decode().rstrip("=")
+        return derive_secret(self._keys, purpose)
 
     # -- cluster messages to peers (PubSub, presence) ---------------------------------
 

@@ -30,7 +30,7 @@ import orjson
 from ..actors import ChildSpec
 from ..channels.extension import Extension, Phase
 from ..transports.http import HttpRequest, HttpResponse
-from .presence import ClusterReplicator, cluster_settings
+from .presence import ClusterReplicator, replicate_through
 from .pubsub import ClusterAdapter
 
 if TYPE_CHECKING:
@@ -68,8 +68,6 @@ class ClusterExtension(Extension):
         presence = endpoint.presence
         if presence is None:
             return []
-        tracker = presence.tracker
-        replicator = ClusterReplicator(distribution, tracker)
-        tracker.replicator = replicator  # before the settings: permdown_on_shutdown needs it
-        tracker.settings = cluster_settings(tracker.settings)
+        replicator = ClusterReplicator(distribution, presence.tracker)
+        replicate_through(presence.tracker, replicator)
         return [replicator.child_spec()]

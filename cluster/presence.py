@@ -48,13 +48,20 @@ from ..channels.presence.lowlevel import (
     TransferAck,
     TransferReq,
 )
-from ..channels.presence.tracker import Tracker, TrackerSettings
+from ..channels.presence.tracker import PermdownReplicator, Tracker, TrackerSettings
 from ._codec import Forward
 
 if TYPE_CHECKING:
     from .distribution import Distribution
 
-__all__ = ["CLUSTER_TRACKER_SETTINGS", "ClusterReplicator", "ReplicatorStats", "cluster_settings", "service_name"]
+__all__ = [
+    "CLUSTER_TRACKER_SETTINGS",
+    "ClusterReplicator",
+    "ReplicatorStats",
+    "cluster_settings",
+    "replicate_through",
+    "service_name",
+]
 
 log = logging.getLogger("alight.cluster.presence")
 
@@ -81,6 +88,14 @@ _TIMING = (
 def service_name(shard: str) -> str:
     """The registered name of the relay of tracker shard ``shard`` on every node."""
     return f"alight.tracker:{shard}"
+
+
+def replicate_through(tracker: Tracker, replicator: PermdownReplicator) -> None:
+    """Make ``tracker`` replicate through ``replicator`` with the cluster timing
+    (`cluster_settings`): what the mesh and a broker both do to an endpoint's presence.
+    The replicator first: ``permdown_on_shutdown`` needs one that can announce it."""
+    tracker.replicator = replicator
+    tracker.settings = cluster_settings(tracker.settings)
 
 
 def cluster_settings(settings: TrackerSettings) -> TrackerSettings:

@@ -45,7 +45,6 @@ Phoenix), nothing is replayed after an outage.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
@@ -74,9 +73,9 @@ from ..channels.presence.lowlevel import (
 from ..channels.pubsub import LocalAdapter
 from ._broker import BrokerStats, Receiver, Sequencer, Stream
 from ._data_codec import ORIGIN_BYTES, DataCodec, open_frame, origin_of, seal
-from ._keys import derive_key, derive_keys, load_secret
+from ._keys import derive_key, derive_keys, derive_secret, load_secret
 from .errors import BrokerFrameError, ClusterError, UnencodableMessage
-from .presence import cluster_settings
+from .presence import replicate_through
 
 if TYPE_CHECKING:
     from ..actors import Node
@@ -165,13 +164,11 @@ class RedisAdapter:
         self.tracker: Tracker | None = None
         pubsub.adapter = self
         if endpoint.secret_key_generated:
-            # Every node must sign and verify the same long-poll tokens.
-            endpoint.secret_key_base = base64.urlsafe_b64encode(derive_key(keys, f"endpoint:{endpoint.name}")).decode()
-        presence = endpoint.presence
-        if presence is not None:
-            self.tracker = presence.tracker
-            self.tracker.replicator = self  # before the settings: permdown_on_shutdown needs it
-            self.tracker.settings = cluster_settings(self.tracker.settings)
+            # Every node must sign and verify the same long-poll tokens (as on the mesh).
+            endpoint.secret_key_base = derive_secret(keys, f"endpoint:{endpoint.name}")
+        if endpoint.presence is not None:
+            self.tracker = endpoint.presence.tracker
+            replicate_through(self.tracker, self)
 
     @property
     def connected(self) -> bool:

@@ -6,7 +6,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
-from testkit.cluster import AppNode, ChildNode, wait_for
+from testkit.cluster import AppNode, ChildNode, app_pair
 
 
 @pytest.fixture
@@ -29,17 +29,6 @@ def start() -> Iterator[Callable[..., ChildNode]]:
 def app_cluster(request: pytest.FixtureRequest) -> Iterator[tuple[AppNode, AppNode]]:
     """Two `AppNode` processes ``a`` and ``b``, connected: by the mesh (b joins through
     a) or, the second time, through a Redis server started for the test and nothing else."""
-    env = {}
-    if request.param == "redis":
-        env["ALIGHT_TEST_PUBSUB"] = request.getfixturevalue("redis_server").url
-    nodes: list[AppNode] = []
-    try:
-        a = AppNode("a", [], env=env)
-        nodes.append(a)
-        b = AppNode("b", [a.address] if not env else [], env=env)
-        nodes.append(b)
-        wait_for("a and b connected", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
-        yield a, b
-    finally:
-        for node in nodes:
-            node.kill()
+    env = {"ALIGHT_TEST_PUBSUB": request.getfixturevalue("redis_server").url} if request.param == "redis" else {}
+    with app_pair(env) as pair:
+        yield pair

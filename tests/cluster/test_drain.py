@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from testkit import UNIT
-from testkit.cluster import WAIT, AppNode, wait_for
+from testkit.cluster import WAIT, AppNode, app_pair, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -56,17 +56,8 @@ class Client(threading.Thread):
 
 @pytest.fixture
 def pair() -> Iterator[tuple[AppNode, AppNode]]:
-    nodes: list[AppNode] = []
-    try:
-        a = AppNode("a", [])
-        nodes.append(a)
-        b = AppNode("b", [a.address], env={"ALIGHT_TEST_DRAIN": f"{BATCH},{INTERVAL}"})
-        nodes.append(b)
-        wait_for("a and b connected", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
-        yield a, b
-    finally:
-        for node in nodes:
-            node.kill()
+    with app_pair(env_b={"ALIGHT_TEST_DRAIN": f"{BATCH},{INTERVAL}"}) as nodes:
+        yield nodes
 
 
 def _read_until_close_frame(sock: socket.socket) -> bytes:

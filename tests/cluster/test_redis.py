@@ -9,6 +9,7 @@ over Redis are `test_cluster_app` (its ``redis`` runs).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,12 +60,12 @@ def test_redis_down_at_start_then_up(redis_server: RedisServer, nodes: list[AppN
     b.request("POST", "/test/subscribe?topic=late")
     _broadcast(a, "late", 5)  # Redis is down: dropped at once, and counted
     assert _stats(a)["dropped"] >= 5
-    assert _ticks(a, "late") == []  # a has no subscriber; b got nothing
     redis_server.start()
     wait_for("a and b hear each other", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
     _broadcast(a, "late", 3)
     wait_for("broadcasts after Redis came up", lambda: len(_ticks(b, "late")) >= 3)
-    assert _ticks(b, "late") == [0, 1, 2]
+    assert _ticks(b, "late") == [0, 1, 2]  # the 5 made while Redis was down never arrive
+    assert _stats(b)["lost"] == 0  # b never heard a before: nothing to call lost
 
 
 def test_redis_restart_counts_the_loss_and_presence_converges(redis_server: RedisServer, nodes: list[AppNode]) -> None:
@@ -94,9 +95,16 @@ def test_redis_restart_counts_the_loss_and_presence_converges(redis_server: Redi
 
 
 def _publishes(node: AppNode) -> bool:
+    """One broadcast through ``node``: did Redis take it (within half a second)? False
+    while the node still takes Redis for down, so that `wait_for` asks again."""
     before = _stats(node)["published"]
     node.request("POST", "/test/broadcast?topic=probe&n=1")
-    return bool(wait_for("a publish", lambda: _stats(node)["published"] > before, timeout=2.0) >= 0)
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # bounded: a poll of the node's counters
+        if _stats(node)["published"] > before:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_frames_that_are_not_ours_are_rejected_and_replays_dropped(

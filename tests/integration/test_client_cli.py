@@ -19,31 +19,12 @@ INPUT = 'ping {"a":1}\nshout {"x":2}\n'
 
 @pytest.mark.parametrize(("transport", "vsn"), [("websocket", "2.0.0"), ("longpoll", "1.0.0")])
 def test_client_pushes_typed_lines_and_prints_what_arrives(reference_app: RunningApp, transport: str, vsn: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alight.cli",
-            "client",
-            f"ws://{reference_app.host}/socket",
-            "room:lobby",
-            "--param",
-            "user_id=cli",
-            "--join-payload",
-            '{"device":"term"}',
-            "--transport",
-            transport,
-            "--vsn",
-            vsn,
-            "--timeout",
-            str(5 * UNIT),
-        ],
-        input=INPUT,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=20 * UNIT,
-        check=False,
+    done, _ = _client(
+        f"ws://{reference_app.host}/socket",
+        "room:lobby",
+        *("--param", "user_id=cli", "--join-payload", '{"device":"term"}', "--transport", transport, "--vsn", vsn),
+        *("--timeout", str(5 * UNIT)),
+        stdin=INPUT,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -53,15 +34,7 @@ def test_client_pushes_typed_lines_and_prints_what_arrives(reference_app: Runnin
 
 
 def test_client_join_refused_exits_1(reference_app: RunningApp) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "alight.cli", "client", f"ws://{reference_app.host}/socket", "room:forbidden"],
-        input="",
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=20 * UNIT,
-        check=False,
-    )
+    done, _ = _client(f"ws://{reference_app.host}/socket", "room:forbidden")
     assert done.returncode == 1, done.stdout
     assert "join failed" in done.stderr
 

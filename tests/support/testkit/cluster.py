@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from alight.actors import Node, Pid, receive, self_pid, send
@@ -161,6 +162,27 @@ class AppNode(HttpNode):
                 self.http_port = int(line.split()[1])
             elif line.startswith("address "):
                 self.address = line.split()[1]
+
+
+@contextlib.contextmanager
+def app_pair(
+    env: dict[str, str] | None = None, env_b: dict[str, str] | None = None
+) -> Iterator[tuple[AppNode, AppNode]]:
+    """`AppNode` processes ``a`` and ``b``, connected, killed on the way out: by the mesh
+    (b seeds a) or, with ``ALIGHT_TEST_PUBSUB`` in ``env``, through that Redis alone.
+    ``env_b`` is added to b's environment (e.g. its drainer)."""
+    nodes: list[AppNode] = []
+    try:
+        a = AppNode("a", [], env=env)
+        nodes.append(a)
+        seeds = [] if env and "ALIGHT_TEST_PUBSUB" in env else [a.address]
+        b = AppNode("b", seeds, env={**(env or {}), **(env_b or {})})
+        nodes.append(b)
+        wait_for("a and b connected", lambda: a.nodes() == ["b"] and b.nodes() == ["a"])
+        yield a, b
+    finally:
+        for node in nodes:
+            node.kill()
 
 
 def check_cluster_js(first: HttpNode, second: HttpNode) -> None:
