@@ -1,6 +1,6 @@
 """The socket's decisions, as a pure function of its state and one message.
 
-PROTOCOL.md §3.1 in code: given the channels a socket has joined and an inbound
+docs/protocol.md §3.1 in code: given the channels a socket has joined and an inbound
 message, `Multiplexer.decide` says what to do; the socket process does it. No I/O,
 no processes: tested with plain values.
 """
@@ -106,7 +106,7 @@ class Multiplexer:
         self.by_monitor.pop(joined.monitor, None)
 
     def decide(self, message: Message) -> Decision:
-        """What to do with ``message`` (PROTOCOL.md §3.1, Phoenix 1.8.12)."""
+        """What to do with ``message`` (docs/protocol.md §3.1, Phoenix 1.8.12)."""
         topic = message.topic
         event = message.event
         joined = self.by_topic.get(topic)

@@ -82,7 +82,7 @@ class Encoded:
         return f"Encoded({len(self.data)} bytes)"
 
 
-# Control events of the protocol (PROTOCOL.md §3).
+# Control events of the protocol (docs/protocol.md §3).
 PHX_JOIN = "phx_join"
 PHX_LEAVE = "phx_leave"
 PHX_REPLY = "phx_reply"

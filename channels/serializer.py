@@ -2,7 +2,7 @@
 arrays and binary frames), serializer negotiation, and the long-poll body helpers.
 
 The equivalents of ``Phoenix.Socket.V1.JSONSerializer`` and ``V2.JSONSerializer``
-(PROTOCOL.md §2, output shapes §2.3). Bytes in, typed messages out; typed messages
+(docs/protocol.md §2, output shapes §2.3). Bytes in, typed messages out; typed messages
 in, `Frame` out. Nothing here does I/O, so everything is tested with plain values.
 
 Decoding a client frame either returns a `Message` or raises `InvalidMessage` whose
@@ -83,7 +83,7 @@ __all__ = [
     "negotiate",
 ]
 
-# Binary frame kinds (PROTOCOL.md §2.4).
+# Binary frame kinds (docs/protocol.md §2.4).
 _PUSH: Final = 0
 _REPLY: Final = 1
 _BROADCAST: Final = 2
@@ -250,7 +250,7 @@ class Serializer(ABC):
 
 
 class V1Serializer(Serializer):
-    """vsn 1.0.0: one JSON object per text frame, no binary (PROTOCOL.md §2.2).
+    """vsn 1.0.0: one JSON object per text frame, no binary (docs/protocol.md §2.2).
 
     Input: an object with ``topic``, ``event``, ``payload`` and ``ref`` (``join_ref``
     optional, extra keys ignored). Output: exactly ``topic``, ``event``, ``payload``,
@@ -317,7 +317,7 @@ class V1Serializer(Serializer):
 
 class V2Serializer(Serializer):
     """vsn 2.0.0: ``[join_ref, ref, topic, event, payload]`` per text frame, and the
-    binary frames of PROTOCOL.md §2.4 for `bytes` payloads.
+    binary frames of docs/protocol.md §2.4 for `bytes` payloads.
 
     Input arrays need at least 5 elements (extra ones are ignored); the refs and the
     payload may be any JSON value and are kept as they are. A binary client frame is

@@ -1,6 +1,6 @@
 """alight's Python client for Phoenix Channels (asyncio; WebSocket or long-poll; ``vsn`` 2.0.0 or 1.0.0).
 
-Socket, Channel and Presence with the semantics of phoenix.js 1.8 (PROTOCOL.md §3.4,
+Socket, Channel and Presence with the semantics of phoenix.js 1.8 (docs/protocol.md §3.4,
 §6.4)::
 
     from ..client import Socket

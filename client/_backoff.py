@@ -2,7 +2,7 @@
 
 phoenix.js waits 10, 50, 100, 150, 200, 250, 500, 1000, 2000 ms, then 5000 ms forever
 between reconnect attempts, and 1, 2, 5, then 10 s between rejoin attempts
-(PROTOCOL.md §0.1). A fleet of clients that lost the same server would then all come
+(docs/protocol.md §0.1). A fleet of clients that lost the same server would then all come
 back on the same tick, so every step here is randomized: the delay for a step ``s`` is
 drawn uniformly from ``[s * (1 - jitter), s * (1 + jitter)]`` (``jitter`` = 0.5 by
 default), so the mean stays phoenix.js's step.

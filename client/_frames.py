@@ -1,4 +1,4 @@
-"""Client frames, sans-I/O: V2 (``vsn=2.0.0``, PROTOCOL.md §2.3, §2.4) and V1 (``vsn=1.0.0``, §2.2).
+"""Client frames, sans-I/O: V2 (``vsn=2.0.0``, docs/protocol.md §2.3, §2.4) and V1 (``vsn=1.0.0``, §2.2).
 
 The client side of the wire: `encode` turns an outgoing frame into what the WebSocket
 sends (`str` for a JSON array, `bytes` for a binary push), `decode` turns what arrives into

@@ -1,5 +1,5 @@
 """`Channel`: one topic joined over a `Socket`, with phoenix.js 1.8's state machine
-(PROTOCOL.md §3.4).
+(docs/protocol.md §3.4).
 
 States: ``closed`` → ``joining`` → ``joined``; ``errored`` (waiting to rejoin);
 ``leaving``. A channel that was joined once keeps rejoining after a ``phx_error``, a

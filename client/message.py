@@ -10,7 +10,7 @@ __all__ = ["Message", "Reply"]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One frame from the server: ``[join_ref, ref, topic, event, payload]`` (PROTOCOL.md
+    """One frame from the server: ``[join_ref, ref, topic, event, payload]`` (docs/protocol.md
     §2.1). ``payload`` is the decoded JSON value, or `bytes` for a binary frame; for a
     ``phx_reply`` it is ``{"status": ..., "response": ...}``. A broadcast has
     ``join_ref`` and ``ref`` both ``None``; a server push has ``ref`` ``None``."""

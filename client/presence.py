@@ -1,4 +1,4 @@
-"""Client-side Presence, following phoenix.js (PROTOCOL.md §6.4).
+"""Client-side Presence, following phoenix.js (docs/protocol.md §6.4).
 
 `sync_state` and `sync_diff` are pure: they take a state and return a new one, never
 mutating their arguments, and report joins and leaves through optional callbacks with

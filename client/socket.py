@@ -1,6 +1,6 @@
 """`Socket`: one connection to a Phoenix (or alight) endpoint, kept alive.
 
-The equivalent of phoenix.js 1.8's ``Socket`` (PROTOCOL.md §1, §3.4), over WebSocket or
+The equivalent of phoenix.js 1.8's ``Socket`` (docs/protocol.md §1, §3.4), over WebSocket or
 long-poll (§5), with ``vsn=2.0.0`` or ``1.0.0``. Over WebSocket: a heartbeat every 30 s
 whose reply must arrive within the next 30 s (else the connection is closed with 1000
 "heartbeat timeout"). Over long-poll: one GET outstanding at a time with the session
@@ -61,7 +61,7 @@ Transport = Literal["websocket", "longpoll"]
 WebSocket: Final = "websocket"
 """``Socket(url, transport=WebSocket)``: the default."""
 LongPoll: Final = "longpoll"
-"""``Socket(url, transport=LongPoll)``: HTTP long-poll (PROTOCOL.md §5)."""
+"""``Socket(url, transport=LongPoll)``: HTTP long-poll (docs/protocol.md §5)."""
 
 
 class _TransportClosedError(Exception):
@@ -414,7 +414,7 @@ class Socket:
             if isinstance(result, Exception):
                 raise result
 
-    # -- long-poll (PROTOCOL.md §5) -------------------------------------------------
+    # -- long-poll (docs/protocol.md §5) -------------------------------------------------
 
     async def _longpoll(self) -> None:
         url = self.endpoint_url

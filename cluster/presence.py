@@ -1,6 +1,6 @@
 """Presence replication over the distribution: the tracker's `Replicator` for a cluster.
 
-Phoenix.Tracker's shards talk to the same-named shard on every other node (PROTOCOL.md
+Phoenix.Tracker's shards talk to the same-named shard on every other node (docs/protocol.md
 §7.4-7.5). Here each message travels as a cluster `Forward` to a registered *service*
 per shard, ``alight.tracker:<shard name>``: a small relay process on the receiving node
 (`ClusterReplicator.child_spec` starts one per shard) hands it to `Tracker.deliver`.

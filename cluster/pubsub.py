@@ -1,6 +1,6 @@
 """The cluster adapter of PubSub: a broadcast crosses to every other node once.
 
-phoenix_pubsub's PG2 adapter (PROTOCOL.md §7.8) in alight: `PubSub.broadcast` calls
+phoenix_pubsub's PG2 adapter (docs/protocol.md §7.8) in alight: `PubSub.broadcast` calls
 `ClusterAdapter.forward`, which queues ONE `PubSubForward` per other node up now, however
 many subscribers the topic has there (the link then batches the messages of a loop turn
 into one frame per peer). On arrival the receiving node dispatches it with

@@ -7,20 +7,16 @@ path); processes the tests start find it through ``PYTHONPATH``, set here.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from testkit import UNIT, Runner
 from testkit.redis_server import RedisServer, server_binary
 
 from alight.actors import Node
-
-T = TypeVar("T")
+from alight.channels.pytest_plugin import NODE_NAME, runner
 
 SUPPORT = Path(__file__).resolve().parent / "support"
 RUN_TIMEOUT = 60 * UNIT
@@ -37,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def node() -> Node:
     """A fresh, not yet started node (``node.run(main)`` starts it)."""
-    return Node("test@127.0.0.1", watchdog_threshold=None)
+    return Node(NODE_NAME, watchdog_threshold=None)
 
 
 @pytest.fixture
@@ -45,17 +41,9 @@ def run(node: Node) -> Runner:
     """``run(main, *args)``: run ``main`` as a process on a fresh node, in debug mode,
     and return its value (its exception propagates to the test). ``main`` is bounded by
     `RUN_TIMEOUT`: a test that waits for something that never comes fails with
-    `TimeoutError` and its stack, rather than hanging."""
-
-    def runner(main: Callable[..., Awaitable[T]], *args: Any) -> T:
-        @functools.wraps(main)  # the process's entry is still ``main`` (process_info)
-        async def bounded(*args: Any) -> T:
-            async with asyncio.timeout(RUN_TIMEOUT):
-                return await main(*args)
-
-        return node.run(bounded, *args, debug=True)
-
-    return runner
+    `TimeoutError` and its stack, rather than hanging. The same as the ``alight_run``
+    fixture that alight's pytest plugin gives its users, with the test unit's bound."""
+    return runner(node, RUN_TIMEOUT)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Shared by the native server (which validates the request and writes the 101) and
 the endpoint (which reads the phoenix 1.8 client's auth token from the offered
-subprotocols, PROTOCOL.md §1.7, whatever server runs it).
+subprotocols, docs/protocol.md §1.7, whatever server runs it).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def websocket_key(request: HttpRequest) -> str | None:
 
 def auth_token(subprotocols: list[str]) -> str | None:
     """The token the 1.8 client hides in ``base64url.bearer.phx.<btoa(token)>``
-    (padding stripped, PROTOCOL.md §1.7), or None."""
+    (padding stripped, docs/protocol.md §1.7), or None."""
     for offer in subprotocols:
         if offer.startswith(AUTH_TOKEN_PREFIX):
             text = offer[len(AUTH_TOKEN_PREFIX) :].replace("-", "+").replace("_", "/")

@@ -1,6 +1,6 @@
 """The long-poll transport's wire, exactly as the phoenix 1.8.16 client speaks it.
 
-Every answer is HTTP 200 with the real status in the JSON body (PROTOCOL.md §5):
+Every answer is HTTP 200 with the real status in the JSON body (docs/protocol.md §5):
 a GET without a usable session token creates a session and answers ``410`` with
 its token; a GET with a token returns what the session has buffered (``200``) or
 waits up to the window (``204``); a POST hands each ndjson line to the session and
@@ -145,7 +145,7 @@ class LongPollConn(Conn):
         if self.policy.closed:
             return
         if frame.binary:
-            # The JS client cannot decode binary frames over long-poll (PROTOCOL.md §2.4).
+            # The JS client cannot decode binary frames over long-poll (docs/protocol.md §2.4).
             self.dropped_binary += 1
             log.warning("dropping a binary frame: long-poll clients cannot receive binary payloads")
             return

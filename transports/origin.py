@@ -1,4 +1,4 @@
-"""The ``Origin`` check of WebSocket and long-poll requests (PROTOCOL.md §1.5).
+"""The ``Origin`` check of WebSocket and long-poll requests (docs/protocol.md §1.5).
 
 A port of ``Phoenix.Socket.Transport.check_origin/5``. The policy is one of:
 

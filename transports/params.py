@@ -1,4 +1,4 @@
-"""Query-string parameters, parsed the way Plug parses them (PROTOCOL.md §1.2).
+"""Query-string parameters, parsed the way Plug parses them (docs/protocol.md §1.2).
 
 A port of ``Plug.Conn.Query.decode/1`` (Plug >= 1.16, the ``decode_each`` decoder
 that Phoenix 1.8 runs), so ``connect`` sees the same ``params`` a Phoenix socket

@@ -1,6 +1,6 @@
 """Phoenix Presence for alight: who is in a topic, on every node, replicated by a delta-CRDT tracker.
 
-PROTOCOL.md §6 and §7. ``_state`` is the pure tracker state (Phoenix.Tracker.State); the tracker
+docs/protocol.md §6 and §7. ``_state`` is the pure tracker state (Phoenix.Tracker.State); the tracker
 processes and the Presence API are built around it.
 """
 

@@ -1,5 +1,5 @@
 """Delta generations: accumulated deltas that answer a transfer request without the
-full state (PROTOCOL.md §7.6). Pure, like the state they summarise."""
+full state (docs/protocol.md §7.6). Pure, like the state they summarise."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ._state import DEFAULT_MAX_DELTA_SIZES, Delta, Replica, dominates, dominate
 
 
 class DeltaGenerations:
-    """Accumulated deltas that answer a transfer request without the full state (PROTOCOL.md §7.6).
+    """Accumulated deltas that answer a transfer request without the full state (docs/protocol.md §7.6).
 
     Generation ``i`` merges every pushed delta while the result stays contiguous and within
     ``max_sizes[i]`` (Phoenix's ``max_delta_sizes``, default 100 / 1,000 / 10,000); when it

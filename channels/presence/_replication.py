@@ -1,6 +1,6 @@
 """What tracker shards tell each other, and the replica up/down state machine.
 
-PROTOCOL.md §7.4-7.5 in code, pure like ``_state``: no asyncio, no clock (every call that
+docs/protocol.md §7.4-7.5 in code, pure like ``_state``: no asyncio, no clock (every call that
 needs the time takes ``now``). The shard's core (`_shard.ShardCore`) feeds it heartbeats
 and ticks and applies what comes back to its `State`.
 
@@ -105,7 +105,7 @@ class Replicator(Protocol):
     The cluster package implements it; what arrives on the other side goes to that
     node's `Tracker.deliver`, which sends it to the shard's mailbox. Messages may be
     lost, duplicated, delayed or reordered: heartbeats carry clocks, and the shards
-    repair any gap with a transfer (PROTOCOL.md §7.4). Called in the shard process;
+    repair any gap with a transfer (docs/protocol.md §7.4). Called in the shard process;
     must not block. ``shard`` and ``ref`` repeat the message's fields, so a router
     need not look inside it.
     """
@@ -201,7 +201,7 @@ class ReplicaTable:
         return [k.replica for k in self._known.values() if status is None or k.status == status]
 
     def heartbeat(self, replica: Replica, now: float) -> list[Transition]:
-        """A heartbeat from ``replica`` at ``now`` (PROTOCOL.md §7.5 transitions).
+        """A heartbeat from ``replica`` at ``now`` (docs/protocol.md §7.5 transitions).
 
         Unknown name: up. Same vsn: refresh, and up again if it was down. New vsn (the node
         restarted): the old incarnation goes down (if up) and permdown, the new one up.

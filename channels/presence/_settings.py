@@ -1,4 +1,4 @@
-"""The tracker's settings and errors (Phoenix.Tracker's options, PROTOCOL.md §7.1)."""
+"""The tracker's settings and errors (Phoenix.Tracker's options, docs/protocol.md §7.1)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class NoPresence(TrackerError):  # noqa: N818 - Phoenix's {:error, :nopresence}
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
-    """Phoenix.Tracker's options (PROTOCOL.md §7.1), in seconds.
+    """Phoenix.Tracker's options (docs/protocol.md §7.1), in seconds.
 
     ``down_period`` defaults to ``broadcast_period * max_silent_periods * 2`` (30 s).
     ``diff_period`` is alight's: how long local joins/leaves are batched before

@@ -252,7 +252,7 @@ class ShardCore:
         for topic, key, meta, _pid in leaves:
             self._leave(topic, key, meta, effects)
 
-    # -- the heartbeat tick (PROTOCOL.md §7.4) -------------------------------------------------
+    # -- the heartbeat tick (docs/protocol.md §7.4) -------------------------------------------------
 
     def tick(self, now: float) -> list[Effect]:
         """One tick: broadcast, sample clocks, detect downs. The caller ticks again
@@ -327,7 +327,7 @@ class ShardCore:
                 self.generations.remove_replica(replica)
                 self.sampler.forget(replica)
 
-    # -- messages from other replicas (PROTOCOL.md §7.5) -----------------------------------------
+    # -- messages from other replicas (docs/protocol.md §7.5) -----------------------------------------
 
     def receive(self, message: ReplicaMessage, now: float) -> list[Effect]:
         """A message from another replica's same-named shard."""
@@ -358,7 +358,7 @@ class ShardCore:
 
     def _transfer_req(self, request: TransferReq, effects: list[Effect]) -> None:
         """Answer with the smallest delta generation that brings the requester up to date,
-        else the full state; either extracted for it (PROTOCOL.md §7.5)."""
+        else the full state; either extracted for it (docs/protocol.md §7.5)."""
         generation = self.generations.find(request.clocks)
         answer = (
             self.state.extract(request.replica, request.clocks)

@@ -1,6 +1,6 @@
 """The tracker's CRDT: an observed-remove set with causal context (Phoenix.Tracker.State).
 
-PROTOCOL.md §7.3 and §7.6 in code. Pure: no I/O, no processes, no clock; the tracker shard
+docs/protocol.md §7.3 and §7.6 in code. Pure: no I/O, no processes, no clock; the tracker shard
 owns a `State`, feeds it local changes and remote heartbeats, and publishes the joins and
 leaves that every call returns.
 
@@ -56,7 +56,7 @@ class Replica:
     """One incarnation of a tracker shard: Phoenix's ``{name, vsn}`` replica ref.
 
     ``vsn`` is chosen at start (unique per incarnation), so a restarted node is a new replica
-    and the old one goes down and permdown (PROTOCOL.md §7.5).
+    and the old one goes down and permdown (docs/protocol.md §7.5).
     """
 
     name: str

@@ -16,7 +16,7 @@ channel::
 
 Every change (track, update, untrack, a tracked process exiting) reaches every
 subscriber of the topic as a ``presence_diff`` broadcast on this node (fastlane:
-encoded once per serializer), with the payload shapes of PROTOCOL.md §6.2 that
+encoded once per serializer), with the payload shapes of docs/protocol.md §6.2 that
 phoenix.js's ``Presence`` expects. Diffs are batched: the tracker hands over the
 changes of ``diff_period`` (50 ms) at once, and each batch makes one broadcast per
 topic, so 10,000 joins are a handful of broadcasts, not 10,000 (Phoenix sends one

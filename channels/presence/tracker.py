@@ -16,14 +16,14 @@ so every node agrees on it. Each shard owns one `State` (the pure CRDT in
   ``phx_ref`` (`._diffs`: a diff never holds a ref on both sides, and it brings any
   client's view, however it was taken, to the current state). Phoenix calls
   ``handle_diff`` after every single change; batching makes 10,000 joins cost a few
-  broadcasts per topic instead of 10,000 (PROTOCOL.md §6.3);
+  broadcasts per topic instead of 10,000 (docs/protocol.md §6.3);
 - every ``broadcast_period`` (first tick at a random 0-25 % of it) publishes a
   `Heartbeat` with the delta since the last one through the `Replicator`, or an
   empty one after ``max_silent_periods`` silent ticks; every ``clock_sample_periods``
   ticks asks the replicas that have seen more than it for a transfer; and marks
-  silent replicas down and permdown (PROTOCOL.md §7.4);
+  silent replicas down and permdown (docs/protocol.md §7.4);
 - answers what other replicas send (`Heartbeat`, `TransferReq`, `TransferAck`,
-  `GracefulPermdown`, PROTOCOL.md §7.5) and publishes the joins and leaves they bring
+  `GracefulPermdown`, docs/protocol.md §7.5) and publishes the joins and leaves they bring
   as diffs.
 
 Every decision of a shard is the pure `._shard.ShardCore` (events in, effects out);
@@ -269,7 +269,7 @@ class _Shard(GenServer):
         self.settings: TrackerSettings = tracker.settings
         shard_name = tracker.shard_name(index)
         shard_hash = zlib.crc32(shard_name.encode())
-        # vsn: a restarted shard (or node) is a new replica (PROTOCOL.md §7.2).
+        # vsn: a restarted shard (or node) is a new replica (docs/protocol.md §7.2).
         self.replica = Replica(tracker.replica_name or current_node().name, _vsn())
         self.core = ShardCore(
             self.settings, shard_name, self.replica, monotonic(), lambda: make_phx_ref(shard_hash), _versions.__next__

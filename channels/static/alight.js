@@ -18,7 +18,7 @@
  *   const presence = new alight.Presence(channel)
  *   presence.onSync(() => render(presence.list()))
  *
- * Written from the protocol notes (PROTOCOL.md §1-§3, §5, §6.4). Reconnects back off with
+ * Written from the protocol notes (docs/protocol.md §1-§3, §5, §6.4). Reconnects back off with
  * jitter (`reconnectJitter`, default 0.5: each delay loses up to half of itself at random).
  */
 (function (root, factory) {
@@ -496,7 +496,7 @@ function (root) {
   // The long-poll transport, with a WebSocket's interface (readyState, send, close,
   // onopen/onerror/onmessage/onclose) so that the Socket drives both alike:
   // `new alight.Socket("/socket", {transport: alight.LongPoll})`, or picked by the
-  // fallback (`longPollFallbackMs`). Wire behaviour of phoenix.js 1.8 (PROTOCOL.md §5):
+  // fallback (`longPollFallbackMs`). Wire behaviour of phoenix.js 1.8 (docs/protocol.md §5):
   // one GET in flight (`/longpoll?...&token=T`); a `410` without a session token yet
   // opens the transport, one with a token means the session is gone (close 3410 and
   // reconnect); `200` delivers each message in its own macrotask; `403` closes with 1008

@@ -470,7 +470,7 @@ const alight = (function (root) {
   // The long-poll transport, with a WebSocket's interface (readyState, send, close,
   // onopen/onerror/onmessage/onclose) so that the Socket drives both alike:
   // `new alight.Socket("/socket", {transport: alight.LongPoll})`, or picked by the
-  // fallback (`longPollFallbackMs`). Wire behaviour of phoenix.js 1.8 (PROTOCOL.md §5):
+  // fallback (`longPollFallbackMs`). Wire behaviour of phoenix.js 1.8 (docs/protocol.md §5):
   // one GET in flight (`/longpoll?...&token=T`); a `410` without a session token yet
   // opens the transport, one with a token means the session is gone (close 3410 and
   // reconnect); `200` delivers each message in its own macrotask; `403` closes with 1008

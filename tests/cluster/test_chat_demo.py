@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from testkit import UNIT
 from testkit.launcher import Child, alive, free_ports, read_status
 from testkit.processes import run_node
+from testkit.readme import readme_block
 
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
@@ -131,10 +133,12 @@ def screenshot(tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(200 * UNIT)  # the browser script's own bound is 170 units
-def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screenshot: Path) -> None:
+def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screenshot: Path, tmp_path: Path) -> None:
     _wait_up(demo)
     before = {node["name"]: node["pid"] for node in demo.nodes()}
-    run = run_node("chat.js", demo.url, str(screenshot), str(CHROMIUM), timeout=170 * UNIT)
+    console_block = tmp_path / "console.js"
+    console_block.write_text(readme_block('room.join().receive("ok", reply').text)
+    run = run_node("chat.js", demo.url, str(screenshot), str(console_block), str(CHROMIUM), timeout=170 * UNIT)
     assert run.returncode == 0, run.transcript()
     check = run.__getitem__  # an observation, or a failure with the whole transcript
 
@@ -186,8 +190,9 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
 
     assert check("screenshot")["path"] == str(screenshot)
     assert screenshot.read_bytes().startswith(PNG_SIGNATURE)
-    console = check("console")
-    assert (console["room"], console["node"] in NODES) == ("lobby", True)
+    logged = check("console")["logged"]  # the README block's own console.log
+    assert logged.startswith("joined on ")
+    assert logged.removeprefix("joined on ") in NODES
     pages = check("pages")
     assert pages["page_errors"] == []
     assert pages["console_api"] == [True, True]
@@ -201,6 +206,16 @@ def test_two_browsers_chat_crash_and_recover_on_the_cluster(demo: Demo, screensh
     assert up[1].isdigit()
     assert not alive(int(old_pid))
     assert demo.nodes()[NODES.index(killed)]["pid"] == int(up[1])
+
+    # The README's metrics block, against this demo: each run reaches one of the three
+    # nodes (a shared port), and the restarted one has counted no join yet.
+    curl = readme_block("/metrics | grep").text.replace("127.0.0.1:4000", f"127.0.0.1:{demo.port}")
+    outputs = [subprocess.run(["sh", "-c", curl], capture_output=True, text=True, timeout=10 * UNIT) for _ in range(12)]
+    samples = [
+        line for out in outputs for line in out.stdout.splitlines() if line.startswith("alight_channel_joins_total{")
+    ]
+    assert samples, [out.stdout for out in outputs]
+    assert all('node="node' in line for line in samples)
 
     demo.launcher.proc.send_signal(signal.SIGTERM)
     assert demo.launcher.proc.wait(timeout=15 * UNIT) == 0

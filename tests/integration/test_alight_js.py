@@ -258,7 +258,7 @@ def test_es_module_build(alight_browser_run: NodeRun) -> None:
 
 @pytest.mark.parametrize("vsn", ["2.0.0", "1.0.0"])
 def test_longpoll_requests_on_the_wire(alight_browser_run: NodeRun, reference_app: RunningApp, vsn: str) -> None:
-    """What alice's long-poll transport sent (PROTOCOL.md §5.1): the first GET has no
+    """What alice's long-poll transport sent (docs/protocol.md §5.1): the first GET has no
     token yet (a bare ``&``), later ones carry it; GETs accept JSON; with vsn 2.0.0 a
     POST is ndjson and pushes made in one tick share one; a vsn 1.0.0 frame (a JSON
     object) goes alone, as ``application/json``."""

@@ -1,6 +1,6 @@
 """Bad input from raw clients against the reference app (an OS process): each gets
 Phoenix's documented answer (a reply, a close code, an HTTP status) and a log line,
-other clients are unaffected and the server stays up (PROTOCOL.md §1.3, §2, §3.1, §5.2).
+other clients are unaffected and the server stays up (docs/protocol.md §1.3, §2, §3.1, §5.2).
 
 The tests of this module share one app, in order; the last one checks that a
 well-behaved client still works after all of it.

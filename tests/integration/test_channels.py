@@ -1,6 +1,6 @@
 """The channel layer end to end through `alight.channels.testing` (no network).
 
-Every event of the reference app (issue 3), and the lifecycle rules of PROTOCOL.md
+Every event of the reference app (issue 3), and the lifecycle rules of docs/protocol.md
 §3 and §4: joins, leaves, duplicate joins, crashes, stops, the channel limit, the
 socket id ``disconnect``, intercepts and replies from other processes.
 
@@ -360,7 +360,7 @@ def test_connect_returning_a_non_bool_is_refused(run: Runner, caplog: pytest.Log
     assert "expected True or False" in caplog.text
 
 
-# -- the socket's own answers (PROTOCOL.md §3.1) --------------------------------------------
+# -- the socket's own answers (docs/protocol.md §3.1) --------------------------------------------
 
 
 def test_heartbeat_is_answered_by_the_socket(run: Runner) -> None:

@@ -116,7 +116,7 @@ def test_user_comes_from_the_connect_params(client: NodeRun) -> None:
 
 def test_binary_payload_is_echoed_as_an_arraybuffer(client: NodeRun) -> None:
     if client.by_check["_run"] != {"transport": "websocket", "vsn": "2.0.0"}:
-        pytest.skip("binary frames exist on WebSocket with vsn 2.0.0 only (PROTOCOL.md §2.4)")
+        pytest.skip("binary frames exist on WebSocket with vsn 2.0.0 only (docs/protocol.md §2.4)")
     seen = client["binary"]
     assert seen == {**seen, "status": "ok", "arraybuffer": True, "bytes": [0, 1, 2, 127, 128, 255]}
 
@@ -155,7 +155,7 @@ def test_crash_errors_the_channel_and_the_client_rejoins(client: NodeRun) -> Non
     seen = client["crash"]
     assert seen["errors"] == 1
     assert seen["joins"] == [ok({"joined": "crashy"}), ok({"joined": "crashy"})]
-    # The client's rejoin backoff starts at 1 s after phx_error (PROTOCOL.md §3.4).
+    # The client's rejoin backoff starts at 1 s after phx_error (docs/protocol.md §3.4).
     assert seen["rejoin_ms"] >= 900
     assert seen["ping_after"] == ok({"again": True})
 

@@ -1,4 +1,4 @@
-"""Presence through `alight.channels.testing` (no network): PROTOCOL.md §6.
+"""Presence through `alight.channels.testing` (no network): docs/protocol.md §6.
 
 The reference app's room channel tracks every joiner (key = user_id, meta
 ``{"device": ...}``) and pushes ``presence_state``; every change reaches the room as

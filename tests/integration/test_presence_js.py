@@ -64,6 +64,6 @@ def test_a_crashed_channel_leaves_and_comes_back_on_rejoin(seen: NodeRun) -> Non
 def test_a_disconnect_leaves(seen: NodeRun) -> None:
     gone = seen["disconnect"]
     if "skipped" in gone:
-        pytest.skip(f"long-poll: {gone['skipped']} (PROTOCOL.md §5), too slow for this test")
+        pytest.skip(f"long-poll: {gone['skipped']} (docs/protocol.md §5), too slow for this test")
     assert gone["alice"] == {"alice": ["a1"]}
     assert gone["leaves"] == [["bob", 0]]

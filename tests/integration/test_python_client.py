@@ -44,9 +44,9 @@ from alight.client import (
 pytestmark = pytest.mark.slow  # OS processes (apps, nodes, browsers): not in the fast lane
 
 # The server ends a long-poll session at the next GET: at most the pending GET's window
-# (PROTOCOL.md §5.4), then 410, then a new session (§5.5).
+# (docs/protocol.md §5.4), then 410, then a new session (§5.5).
 TRANSPORTS = [pytest.param(transport, id=transport.name) for transport in (WEBSOCKET, LONGPOLL)]
-# Every transport with every vsn (PROTOCOL.md §2.2, §2.3).
+# Every transport with every vsn (docs/protocol.md §2.2, §2.3).
 VARIANTS = [
     pytest.param(transport, vsn, id=f"{transport.name}-{vsn}")
     for transport in (WEBSOCKET, LONGPOLL)
@@ -180,7 +180,7 @@ def test_push_me_then_reply_and_async_reply(reference_app: RunningApp, transport
             assert await channel.push("push_me", {"x": 1}) == Reply("ok", {})
             pushed = await next_event(channel, "pushed")
             assert pushed.payload == {"x": 1}
-            # A V1 frame carries no join_ref (PROTOCOL.md §2.2).
+            # A V1 frame carries no join_ref (docs/protocol.md §2.2).
             assert pushed.join_ref == (channel.join_ref if vsn == "2.0.0" else None)
             assert await channel.push("async", {"later": 2}) == Reply("ok", {"later": 2})
             assert socket.invalid_frames == 0

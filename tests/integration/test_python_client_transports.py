@@ -2,7 +2,7 @@
 its own OS process (the scenarios all transports share, over each transport and vsn,
 are in `test_python_client`).
 
-Long-poll (PROTOCOL.md §5): the endpoint URL, a batch of pushes in flight at once, and a
+Long-poll (docs/protocol.md §5): the endpoint URL, a batch of pushes in flight at once, and a
 leave just before a disconnect. The WebSocket -> long-poll fallback: when it happens and
 when it must not.
 """

@@ -93,7 +93,7 @@ async def relay(app: RunningApp, recordings: list[Recording], finished: asyncio.
 
 
 def decode(frame: str | bytes) -> list[Any]:
-    """A V2 frame as a list: JSON arrays as they are, a client binary push (PROTOCOL.md
+    """A V2 frame as a list: JSON arrays as they are, a client binary push (docs/protocol.md
     §2.4) as ``[join_ref, ref, topic, event, {"binary": [bytes...]}]``, a server binary
     reply as ``[join_ref, ref, topic, "phx_reply", {"status", "response": {"binary"}}]``."""
     if isinstance(frame, str):

@@ -1,4 +1,4 @@
-"""Tracker shards replicating through the `Replicator` interface: PROTOCOL.md §7.4-7.6.
+"""Tracker shards replicating through the `Replicator` interface: docs/protocol.md §7.4-7.6.
 
 Two or three trackers run on one node, each with its own replica name, wired by a `Hub`
 that routes their messages (heartbeats to every other tracker, transfers to one) with

@@ -273,7 +273,7 @@ async function fallbackScenario({proxy}){
     passed: direct.primaryPassedHealthCheck}
   direct.disconnect()
 
-  // An auth token over long-poll goes in a header of each GET (PROTOCOL.md §1.7).
+  // An auth token over long-poll goes in a header of each GET (docs/protocol.md §1.7).
   const authed = new Socket(`ws://${window.kit.appHost}/socket`, {
     params: {user_id: "authed"}, timeout: stepMs, transport: LongPoll, authToken: "secret-token",
   })

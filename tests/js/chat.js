@@ -2,11 +2,11 @@
 // driven through its UI on a real cluster started by `alight demo`. The assertions
 // are in tests/cluster/test_chat_demo.py.
 //
-//   node chat.js URL SCREENSHOT [CHROMIUM]
+//   node chat.js URL SCREENSHOT CONSOLE_BLOCK_FILE [CHROMIUM]
 //
 // Two browser contexts (alice, bob) pick names and chat in room:lobby; a third one
-// (alice on a second device) comes and goes; bob's console drives alight.js by hand, as
-// the README shows; alice crashes her channel, bob his socket; alice joins a second
+// (alice on a second device) comes and goes; bob's console runs the README's console block
+// (CONSOLE_BLOCK_FILE); alice crashes her channel, bob his socket; alice joins a second
 // room, then kills the node she is connected to; a screenshot of alice's page
 // (1280x800) goes to SCREENSHOT. One JSON line per step: {"check": STEP, ...what the pages
 // showed} (or {"check": STEP, "error": ...}; the steps after a failed one are skipped),
@@ -15,11 +15,12 @@
 
 const {UNIT, emit, startDeadline, launchChromium} = require("./_harness")
 
-const [url, screenshot, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
-if(!url || !screenshot){
-  console.error("usage: node chat.js URL SCREENSHOT [CHROMIUM]")
+const [url, screenshot, consoleFile, executablePath = "/usr/bin/chromium"] = process.argv.slice(2)
+if(!url || !screenshot || !consoleFile){
+  console.error("usage: node chat.js URL SCREENSHOT CONSOLE_BLOCK_FILE [CHROMIUM]")
   process.exit(2)
 }
+const consoleBlock = require("fs").readFileSync(consoleFile, "utf8")
 const STEP_MS = 20000 * UNIT
 const DEADLINE_MS = 150000 * UNIT
 const TOPIC = "room:lobby"
@@ -128,23 +129,21 @@ async function scenario(browser){
       return {alice: (await view(a)).messages, bob: (await view(b)).messages}
     }],
     ["console", async () => {
-      // What the README shows: driving alight.js by hand from the browser's console.
-      const reply = await b.evaluate(() => new Promise((resolve, reject) => {
-        const s = new alight.Socket("/socket", {params: {name: "console", device: "devtools"}})
-        window.consoleSocket = s
-        s.connect()
-        const room = s.channel("room:lobby")
-        room.join().receive("ok", joined => {
-          room.push("new_msg", {body: "hello from the console"})
-            .receive("ok", () => resolve(joined))
-            .receive("error", reject)
-        }).receive("error", reject)
-      }))
+      // The README's console block, as pasted into bob's devtools: a classic script, so its
+      // `const s` is a global binding as it is in the console.
+      const joined = new Promise(resolve => {
+        b.on("console", message => { if(message.text().startsWith("joined on ")){ resolve(message.text()) } })
+      })
+      await b.addScriptTag({content: consoleBlock})
+      let timer
+      const line = await Promise.race([joined, new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the console block never logged its join")), STEP_MS)
+      })]).finally(() => clearTimeout(timer))
       await until(a, v => v.messages.some(m => m.name === "console" && m.body === "hello from the console")
         && v.presence.some(p => p.name === "console"), "alice to see the console user and message")
-      await b.evaluate(() => window.consoleSocket.disconnect())
+      await b.evaluate(() => s.disconnect())  // eslint-disable-line no-undef: the block's socket
       await until(a, v => !v.presence.some(p => p.name === "console"), "the console user to leave")
-      return {node: reply.node, room: reply.room}
+      return {logged: line}
     }],
     ["crash_channel", async () => {
       await a.click("#crash-channel")

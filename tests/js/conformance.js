@@ -47,7 +47,7 @@ function makeSocket(params, label){
   const opts = {params, vsn, timeout: STEP_MS}
   opts.transport = transport === "websocket" ? WebSocket : LongPoll
   if(vsn.startsWith("1.")){
-    // PROTOCOL.md §2.2: the client speaks V1 only with JSON encode/decode of its own.
+    // docs/protocol.md §2.2: the client speaks V1 only with JSON encode/decode of its own.
     opts.encode = (msg, callback) => callback(JSON.stringify(msg))
     opts.decode = (raw, callback) => {
       const message = JSON.parse(raw)
@@ -262,7 +262,7 @@ async function main(){
   emit("stop_no_rejoin", {joins: stopper.rec.joins.length, state: stopper.state})
 
   // A user param named `token`: long-poll requests then carry two `token` keys, the
-  // session's last, and the last one wins (PROTOCOL.md §5.1).
+  // session's last, and the last one wins (docs/protocol.md §5.1).
   await step("param_token", async () => {
     const d = makeSocket({user_id: "u4", token: "fine"}, "d")
     try {

@@ -133,7 +133,7 @@ async function main(){
   await step("disconnect", async () => {
     if(transport === "longpoll"){
       // The server only notices a long-poll client that went away when its session
-      // times out (PROTOCOL.md §5, ~10-20 s): checked over WebSocket only.
+      // times out (docs/protocol.md §5, ~10-20 s): checked over WebSocket only.
       emit("disconnect", {skipped: "long-poll sessions end by inactivity"})
       return
     }

@@ -21,7 +21,7 @@ from alight.client import Socket
 
 
 async def _serve_longpoll(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """PROTOCOL.md §5, as little as the client needs: the first GET (no token) opens a
+    """docs/protocol.md §5, as little as the client needs: the first GET (no token) opens a
     session (410 + token); every later GET is answered at once with no messages (204);
     a POST is acknowledged (200)."""
     try:

@@ -1,5 +1,5 @@
 """The pure parts of `alight.client`: backoff with jitter, the V2 client frame codec,
-and presence `sync_state` / `sync_diff` with phoenix.js's semantics (PROTOCOL.md §6.4)."""
+and presence `sync_state` / `sync_diff` with phoenix.js's semantics (docs/protocol.md §6.4)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_encode_json_frame() -> None:
 
 
 def test_encode_binary_push_matches_the_protocol_example() -> None:
-    # PROTOCOL.md §2.4 worked example.
+    # docs/protocol.md §2.4 worked example.
     frame = encode("17", "18", "room:b", "binary", b"\x01\x02\x03")
     assert frame == b"\x00\x02\x02\x06\x06" + b"17" + b"18" + b"room:b" + b"binary" + b"\x01\x02\x03"
 
@@ -92,7 +92,7 @@ def test_decode_rejects_malformed_frames(bad: str | bytes) -> None:
 def test_v1_frames_are_json_objects() -> None:
     frame = encode_v1("1", "2", "room:a", "ping", {"n": 1})
     assert json.loads(frame) == {"topic": "room:a", "event": "ping", "payload": {"n": 1}, "ref": "2", "join_ref": "1"}
-    # The server never sends join_ref in V1 (PROTOCOL.md §2.2).
+    # The server never sends join_ref in V1 (docs/protocol.md §2.2).
     message = decode_v1('{"topic":"room:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}')
     assert message == Message("room:a", "phx_reply", {"status": "ok", "response": {}}, "2", None)
     with pytest.raises(ClientEncodeError, match="binary"):

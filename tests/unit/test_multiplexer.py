@@ -1,4 +1,4 @@
-"""The socket's decisions (PROTOCOL.md §3.1, Phoenix 1.8.12), as plain values."""
+"""The socket's decisions (docs/protocol.md §3.1, Phoenix 1.8.12), as plain values."""
 
 from __future__ import annotations
 

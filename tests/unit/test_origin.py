@@ -1,4 +1,4 @@
-"""Phoenix's check_origin (PROTOCOL.md §1.5), as a pure function."""
+"""Phoenix's check_origin (docs/protocol.md §1.5), as a pure function."""
 
 from __future__ import annotations
 

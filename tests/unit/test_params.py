@@ -1,4 +1,4 @@
-"""Query strings parsed with Plug's rules (PROTOCOL.md §1.2)."""
+"""Query strings parsed with Plug's rules (docs/protocol.md §1.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tracker CRDT (PROTOCOL.md §7.3, §7.6) with plain values: no loop, no processes."""
+"""The tracker CRDT (docs/protocol.md §7.3, §7.6) with plain values: no loop, no processes."""
 
 from __future__ import annotations
 

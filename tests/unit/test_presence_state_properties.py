@@ -1,4 +1,4 @@
-"""CRDT laws of the tracker state (PROTOCOL.md §7.3), checked with Hypothesis.
+"""CRDT laws of the tracker state (docs/protocol.md §7.3), checked with Hypothesis.
 
 Histories are random: three replicas track and untrack presences of their own pids, publish
 heartbeat deltas that are delivered in any order, duplicated or dropped, and sometimes ask a
@@ -174,7 +174,7 @@ def test_old_deltas_in_any_order_bring_no_ghosts(history: list[tuple[Any, ...]],
 
 
 class ShardCluster(Cluster):
-    """The shard's replication (PROTOCOL.md §7.4-7.6) on top of `Cluster`: every replica keeps
+    """The shard's replication (docs/protocol.md §7.4-7.6) on top of `Cluster`: every replica keeps
     small delta generations; heartbeat deltas go into the sender's and each receiver's
     generations; a transfer is answered from a generation when one fulfils the requester's
     clock (its ack then extends the requester's generations), else with the full state

@@ -1,4 +1,4 @@
-"""PubSub: subscriptions, broadcasts and the fastlane (PROTOCOL.md §4.5)."""
+"""PubSub: subscriptions, broadcasts and the fastlane (docs/protocol.md §4.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The V1/V2 serializers against the exact frames of PROTOCOL.md §2 and §3."""
+"""The V1/V2 serializers against the exact frames of docs/protocol.md §2 and §3."""
 
 from __future__ import annotations
 
