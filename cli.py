@@ -60,8 +60,11 @@ def main() -> None:
 @click.option("--nodes", "count", default=3, show_default=True, type=click.IntRange(1, 16), help="How many nodes.")
 @click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path), help="Keep a JSON node list here.")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Node output to DIR/NAME.log.")
+@click.option("--verbose", is_flag=True, help="Print every node's log here (default: only their warnings and errors).")
 @click.pass_context
-def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, log_dir: Path | None) -> None:
+def demo(
+    ctx: click.Context, port: int, count: int, status_file: Path | None, log_dir: Path | None, verbose: bool
+) -> None:
     """The chat demo: a cluster of nodes on this machine serving a chat at
     http://127.0.0.1:PORT (they share the port), until Ctrl-C.
 
@@ -69,6 +72,10 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
     node you are connected to, and watch the page recover while the launcher
     restarts the node. Each run makes a fresh cluster secret, given to the nodes
     in their environment. Other demos are subcommands: alight demo supervision.
+
+    It prints a line per node as it comes up, then where to go and the node table;
+    the nodes' own logs are in --log-dir, or here with --verbose (without either,
+    only their warnings and errors: crashes, nodes down).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -76,7 +83,15 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
     from .launcher import LaunchConfig
 
     try:
-        config = LaunchConfig(app=APP, nodes=count, port=port, restart=True, status_file=status_file, log_dir=log_dir)
+        config = LaunchConfig(
+            app=APP,
+            nodes=count,
+            port=port,
+            restart=True,
+            status_file=status_file,
+            log_dir=log_dir,
+            node_log_level=None if verbose or log_dir is not None else "warning",
+        )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     url = f"http://127.0.0.1:{port}"
@@ -85,7 +100,7 @@ def demo(ctx: click.Context, port: int, count: int, status_file: Path | None, lo
         f" the live dashboard is at [link={url}/dashboard]{url}/dashboard[/link], metrics at {url}/metrics."
         " Ctrl-C stops it"
     )
-    sys.exit(asyncio.run(_run_cluster(config, secret=secrets.token_urlsafe(32), up_message=up)))
+    sys.exit(asyncio.run(_run_cluster(config, secret=secrets.token_urlsafe(32), up_message=up, compact=not verbose)))
 
 
 def _keys_can_be_read(stream: IO[str]) -> bool:
@@ -455,30 +470,44 @@ def cluster_start(
     sys.exit(asyncio.run(_run_cluster(config)))
 
 
-async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_message: str | None = None) -> int:
+async def _run_cluster(
+    config: LaunchConfig, *, secret: str | None = None, up_message: str | None = None, compact: bool = False
+) -> int:
     """`ClusterLauncher` until SIGTERM/SIGINT: 0 after a clean stop, 1 if the cluster
     could not start or every node is down for good. ``secret`` (default:
     $ALIGHT_CLUSTER_SECRET, else a random one) goes to the nodes in their environment;
-    ``up_message`` (rich markup) is printed once every node is up."""
+    ``up_message`` (rich markup) is printed once every node is up. ``compact``: the
+    launcher says only warnings of its own, a line per node as it comes up, then
+    ``up_message`` and the table."""
     import logging
     import os
     import signal
+    import time
 
     from rich.console import Console
 
     from .cluster import ENV_VAR, BadSecret
-    from .launcher import ClusterLauncher, LaunchError, LineWriter
+    from .launcher import STARTING, UP, ClusterLauncher, LaunchError, LineWriter
 
     # Everything the launcher prints goes through writers its loop never waits on: a
     # reader that stops reading loses lines, the nodes keep being restarted.
     errors, out = LineWriter(sys.stderr), LineWriter(sys.stdout)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=errors)
+    level = logging.WARNING if compact else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=errors)
     console = Console(file=cast(IO[str], out))  # what rich uses: write, flush, encoding, isatty
     started = False
+    launched: dict[str, float] = {}  # name -> when its start was first seen, until it is up
 
     def show(nodes: list[NodeStatus]) -> None:
         if started:
             console.print(_node_table(nodes))
+        elif compact:
+            for node in nodes:
+                if node.state == STARTING and node.name not in launched:
+                    launched[node.name] = time.monotonic()
+                elif node.state == UP and node.name in launched:
+                    took = time.monotonic() - launched.pop(node.name)
+                    console.print(f"  {node.name} up in {took:.1f} s (pid {node.pid})")
 
     # A cluster of its own: a fresh secret unless the caller shares one through the
     # environment (the launcher gives it to the nodes the same way, never in argv).
@@ -513,10 +542,14 @@ async def _run_cluster(config: LaunchConfig, *, secret: str | None = None, up_me
             console.print(f"[red]the cluster did not start:[/red] {error}")
             return 1
         started = True
-        show(launcher.nodes)
-        console.print(f"cluster of {config.nodes} nodes up; Ctrl-C or SIGTERM stops it")
-        if up_message is not None:
+        if compact and up_message is not None:
             console.print(up_message)
+            show(launcher.nodes)
+        else:
+            show(launcher.nodes)
+            console.print(f"cluster of {config.nodes} nodes up; Ctrl-C or SIGTERM stops it")
+            if up_message is not None:
+                console.print(up_message)
         await launcher.monitor(stopping)
         return 0 if stopping.is_set() else 1
     finally:

@@ -23,7 +23,8 @@ more than ``max_restarts`` restarts in ``restart_period`` seconds; then it stays
 ``failed``. A restarted node joins through the nodes that are up.
 
 Output: with ``log_dir`` each node's output is appended to its own file; else it goes
-to the launcher's stderr, each line prefixed with the node's name, through a
+to the launcher's stderr (but for its ready line, which is the launcher's), each line
+prefixed with the node's name, at ``node_log_level``, through a
 `LineWriter`: the event loop never waits on a reader, a reader that stops reading
 loses lines (counted in `ClusterLauncher.output_dropped`, and noted in the output once
 it reads again) rather than stopping the launcher and its restarts.
@@ -85,6 +86,9 @@ class LaunchConfig:
     log_dir: Path | None = None
     """Each node's output goes to ``LOG_DIR/NAME.log`` (appended); else to the
     launcher's ``output`` (stderr), each line prefixed with ``[NAME]``."""
+    node_log_level: str | None = None
+    """What the nodes log (``alight node --log-level``: debug, info, warning, error);
+    None: the node's default (info)."""
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
     max_restarts: int = 5
@@ -100,6 +104,8 @@ class LaunchConfig:
             raise ValueError(f"app must be MODULE:APP, got {self.app!r}")
         if self.ready_timeout <= 0 or self.stop_timeout <= 0:
             raise ValueError("ready_timeout and stop_timeout must be > 0")
+        if self.node_log_level not in (None, "debug", "info", "warning", "error"):
+            raise ValueError(f"node_log_level must be debug, info, warning or error, got {self.node_log_level!r}")
 
     def name(self, index: int) -> str:
         return f"node{index}@{self.host}"
@@ -141,6 +147,8 @@ def node_command(config: LaunchConfig, index: int, seeds: list[str], python: str
         command.append("--reuse-port")
     if seeds:
         command += ["--seeds", ",".join(seeds)]
+    if config.node_log_level is not None:
+        command += ["--log-level", config.node_log_level]
     return command
 
 
@@ -392,9 +400,10 @@ class ClusterLauncher:
                     break
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 life.tail.append(line)
-                sink.write(f"{prefix}{line}\n")
-                sink.flush()
                 ready = NodeReady.parse(line)
+                if ready is None or log_file is not None:  # the ready line is for the launcher, not a reader
+                    sink.write(f"{prefix}{line}\n")
+                    sink.flush()
                 if ready is not None and not life.ready.done():
                     life.ready.set_result(ready)
         finally:

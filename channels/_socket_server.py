@@ -325,10 +325,19 @@ class _SocketServer:
         if joined is None:
             return
         self.channels.remove(joined)
-        if is_normal(down.reason):
+        normal = is_normal(down.reason)
+        if normal:
             self.control(joined, PHX_CLOSE, {})
         else:
             self.control(joined, PHX_ERROR, {"reason": "channel_crash"})
+        level = self.endpoint.log_level
+        if level and log.isEnabledFor(level):
+            # The crash report (ERROR, with the stack) is the channel's own; this is the
+            # connection's line, as JOINED was.
+            if normal:
+                log.log(level, "LEFT %s (%s)", joined.topic, safe_repr(down.reason))
+            else:
+                log.log(level, "CRASHED %s: %s", joined.topic, safe_repr(down.reason))
 
     def control(self, joined: Joined, event: str, payload: Any) -> None:
         # phx_close / phx_error carry the join_ref as both join_ref and ref.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import urllib.request
@@ -239,3 +240,33 @@ def _index(lines: list[str], prefix: str) -> int:
         if lines[index].startswith(prefix):
             return index
     return -1
+
+
+def test_the_demo_starts_in_a_few_lines_and_says_what_goes_wrong(tmp_path: Path) -> None:
+    """Without --verbose or --log-dir: a line per node as it comes up, the banner, the
+    table; the nodes' INFO lines stay out, their warnings and the launcher's do not."""
+    port = free_ports()
+    launcher = Child(["demo", "--port", str(port), "--status-file", str(tmp_path / "s.json")], secret=None)
+    try:
+        launcher.wait_line(lambda line: "chat demo up: open" in line)
+        launcher.wait_line(lambda line: _cells(line, 0, -1) == ("node2@127.0.0.1", "up"))
+        first = launcher.lines[:3]
+        progress = [re.fullmatch(r"  (node\d@127\.0\.0\.1) up in \d+\.\d s \(pid \d+\)", line) for line in first]
+        assert [match[1] if match else line for match, line in zip(progress, first, strict=True)] == NODES
+        assert launcher.lines[3].startswith("chat demo up: open http://127.0.0.1:")
+        assert not [line for line in launcher.lines if line.startswith("[node") or "alight-node-ready" in line]
+        # A node killed: the launcher's warning, and the table's down and up.
+        victim = read_status(tmp_path / "s.json")[1]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        warning = launcher.wait_line(lambda line: "exited with status" in line)
+        assert f"WARNING alight.launcher: node node1@127.0.0.1 (pid {victim}) exited with status -9" in warning
+        launcher.wait_line(lambda line: _cells(line, 0, -1) == ("node1@127.0.0.1", "up") and str(victim) not in line)
+        assert not [line for line in launcher.lines if " INFO " in line]
+    finally:
+        launcher.kill()
+    verbose = Child(["demo", "--port", str(free_ports()), "--nodes", "1", "--verbose"], secret=None)
+    try:
+        verbose.wait_line(lambda line: "chat demo up: open" in line)
+        assert any(line.startswith("[node0@127.0.0.1] ") and " INFO " in line for line in verbose.lines)
+    finally:
+        verbose.kill()

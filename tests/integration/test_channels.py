@@ -799,3 +799,26 @@ def test_a_stop_with_a_bad_reply_is_an_invalid_return(run: Runner, caplog: pytes
     with caplog.at_level(logging.ERROR, "alight.actors.crash"):
         run(main)
     assert "InvalidChannelReturn" in caplog.text
+
+
+def test_leaves_and_crashes_are_logged_as_joins_are(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    """Phoenix-style lines at the endpoint's level (INFO): JOINED, LEFT, CRASHED."""
+
+    async def main() -> None:
+        _, client = await started()
+        await client.join("room:logged")
+        await client.leave("room:logged")
+        await client.join("room:crashy")
+        client.push("room:crashy", "crash", {})
+        await client.assert_push("room:crashy", "phx_error")
+
+    with caplog.at_level(logging.INFO, "alight.channels"):
+        run(main)
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("alight.channels")]
+    assert any(line.startswith("JOINED room:logged in ") for line in lines), lines
+    assert any(line.startswith("LEFT room:logged (") for line in lines), lines
+    assert any(line.startswith("CRASHED room:crashy: ") and "crash requested by the client" in line for line in lines)
+    assert [record.levelno for record in caplog.records if record.getMessage().startswith(("LEFT", "CRASHED"))] == [
+        logging.INFO,
+        logging.INFO,
+    ]
