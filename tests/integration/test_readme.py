@@ -35,7 +35,7 @@ from testkit.cluster import SECRET
 from testkit.hosts import hosts
 from testkit.launcher import read_status
 from testkit.processes import REPO, free_port, kill_group, run_node
-from testkit.readme import DOCS, Block, blocks, project_blocks, readme_block
+from testkit.readme import DOCS, Block, project_blocks, readme_block
 from testkit.redis_server import RedisServer
 
 from alight.benchmarks._netns import Hosts
@@ -103,9 +103,7 @@ def adapted(block: Block, *changes: tuple[str, str]) -> str:
 
 
 def guide_block(containing: str) -> Block:
-    matching = [block for block in blocks(DOCS / "deploy.md") if containing in block.text]
-    assert len(matching) == 1, matching
-    return matching[0]
+    return readme_block(containing, DOCS / "deploy.md")
 
 
 # -- the reader's project directory, and commands in it -------------------------------------
@@ -276,7 +274,10 @@ def test_telemetry(project: Path) -> None:
 
 def test_drainer(tmp_path: Path) -> None:
     block = readme_block("Drainer(batch_size=1_000")
-    python(block.text + "print(app.drainer.batch_size, app.drainer.batch_interval, app.drainer.shutdown)\n", tmp_path)
+    out = python(
+        block.text + "print(app.drainer.batch_size, app.drainer.batch_interval, app.drainer.shutdown)\n", tmp_path
+    )
+    assert out == "1000 0.5 30.0\n"  # what the block's Drainer(...) says
 
 
 def test_an_extension(tmp_path: Path) -> None:

@@ -66,9 +66,9 @@ def project_blocks() -> list[Block]:
     return found
 
 
-def readme_block(containing: str) -> Block:
-    """The one README block whose text contains ``containing``."""
-    matching = [block for block in blocks(README) if containing in block.text]
+def readme_block(containing: str, path: Path = README) -> Block:
+    """The one block of ``path`` (the README by default) whose text contains ``containing``."""
+    matching = [block for block in blocks(path) if containing in block.text]
     if len(matching) != 1:
-        raise AssertionError(f"{len(matching)} README blocks contain {containing!r} (expected one)")
+        raise AssertionError(f"{len(matching)} blocks of {path.name} contain {containing!r} (expected one)")
     return matching[0]
